@@ -1,0 +1,39 @@
+// weft/runtime/config.hpp — everything a Runtime can be told at construction.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include <weft/runtime/fiber/stack_pool.hpp>
+
+namespace weft {
+
+struct Config {
+  /// Name used in thread names ("<name>-w0") and logs.
+  std::string name = "weft";
+  /// Evented worker threads, each with its own io_uring. (The bridges issue makes
+  /// N > 1 schedule; today worker 0 runs every fiber.)
+  unsigned workers = 1;
+  /// Usable bytes per fiber stack (rounded up to pages); memory is committed lazily.
+  std::size_t stack_size = 64 * 1024;
+  /// Guard pages under every stack. They cost address space only (never a mapping
+  /// in madvise mode), so more than one catches frames bigger than a page.
+  unsigned guard_pages = 1;
+  GuardMode guard_mode = GuardMode::automatic;
+  /// mprotect fallback only: live guarded stacks allowed (2 mappings each).
+  std::size_t mprotect_guard_budget = 16384;
+  /// Free stacks per worker kept committed; beyond that their pages are returned.
+  std::size_t stack_cache = 128;
+  /// Submission queue entries per ring (completion queue is 4x).
+  unsigned ring_entries = 256;
+  /// Fiber activations a worker runs before it reaps completions and timers.
+  unsigned tick_budget = 64;
+  /// A fiber running longer than this without yielding is reported by name.
+  /// Zero disables the stall detector.
+  std::chrono::milliseconds stall_threshold{100};
+  /// Ask the kernel for SINGLE_ISSUER|DEFER_TASKRUN (falls back when refused).
+  bool defer_taskrun = true;
+};
+
+}  // namespace weft

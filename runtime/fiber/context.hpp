@@ -1,0 +1,67 @@
+// weft/runtime/fiber/context.hpp — the one context switch, with its sanitizer hooks.
+//
+// Invariants:
+//  - Every switch between fibers (and to/from a worker's scheduler context) goes
+//    through switch_context(); it is always inlined so that TSan's
+//    __tsan_switch_to_fiber runs in the same frame as the jump (a separate frame
+//    underflows TSan's shadow stack: Tencent/flare#197).
+//  - The same code path runs in release and sanitizer builds; the hooks compile to
+//    nothing where the sanitizer is absent.
+//  - A Context is only touched by the thread its fiber runs on.
+//  - After a jump returns, the Context that jumped to us is handed over in
+//    transfer_t::data and its saved stack pointer is stored into it, so any context
+//    can later be resumed by anyone on the same thread.
+#pragma once
+
+#include <cstddef>
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include <weft/runtime/fiber/sanitizer.hpp>
+
+namespace weft::detail {
+
+using boost::context::detail::fcontext_t;
+using boost::context::detail::transfer_t;
+
+struct Context {
+  fcontext_t fc = nullptr;      ///< saved stack pointer while suspended
+  const void* stack_lo = nullptr;  ///< stack bounds, for ASan
+  std::size_t stack_size = 0;
+  void* asan_fake = nullptr;    ///< ASan fake-stack handle while suspended
+  void* tsan_fiber = nullptr;   ///< TSan fiber state
+};
+
+/// Prepares `ctx` to start `entry` on the stack [lo, lo + size).
+inline void make_context(Context* ctx, void* lo, std::size_t size, void (*entry)(transfer_t)) {
+  ctx->fc = boost::context::detail::make_fcontext(static_cast<char*>(lo) + size, size, entry);
+  ctx->stack_lo = lo;
+  ctx->stack_size = size;
+}
+
+/// Suspends `from` and resumes `to`. `from_exits`: `from` will never run again
+/// (its ASan fake stack is released). Returns when someone resumes `from`.
+WEFT_ALWAYS_INLINE void switch_context(Context* from, Context* to, [[maybe_unused]] bool from_exits) {
+#if WEFT_ASAN
+  __sanitizer_start_switch_fiber(from_exits ? nullptr : &from->asan_fake, to->stack_lo, to->stack_size);
+#endif
+#if WEFT_TSAN
+  // flags 0: a happens-before edge between the serialized fibers of this thread.
+  __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+  transfer_t t = boost::context::detail::jump_fcontext(to->fc, from);
+  static_cast<Context*>(t.data)->fc = t.fctx;
+#if WEFT_ASAN
+  __sanitizer_finish_switch_fiber(from->asan_fake, nullptr, nullptr);
+#endif
+}
+
+/// First thing a new fiber's entry function does with the transfer it receives.
+WEFT_ALWAYS_INLINE void on_fiber_entry(transfer_t t) {
+  static_cast<Context*>(t.data)->fc = t.fctx;
+#if WEFT_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+}
+
+}  // namespace weft::detail

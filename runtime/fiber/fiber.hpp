@@ -1,0 +1,226 @@
+// weft/runtime/fiber/fiber.hpp — fibers: the control block, spawn, JoinHandle.
+//
+// Fiber states (the owner of each is named):
+//   created  in a run queue or a worker inbox, no stack yet      (owner: that queue)
+//   ready    in its worker's run queue                            (owner: run queue)
+//   running  executing on its worker's thread                     (owner: itself)
+//   parked   switched out, waiting; exactly one waker will unpark it (owner: the
+//            primitive it waits on; the waker claims it before unparking)
+//   done     finished; its stack is released by whoever runs next (owner: worker)
+// Invariants:
+//  - A fiber never migrates: every transition happens on its worker's thread, except
+//    the inbox push (any thread), which hands a created/parked fiber to that thread.
+//  - The stack is taken from the worker's pool at the first switch into the fiber
+//    and returned after the last switch out of it (lazy: a spawned-but-not-started
+//    fiber costs only this block).
+//  - The control block is shared by the fiber and its JoinHandle (refs == 2 at
+//    spawn); whoever drops the last reference frees it, and logs an exception that
+//    nobody joined.
+//  - join_word: 0 = not done, no joiner; 1 = done; 2 = a plain thread waits in join;
+//    otherwise the address of the joining fiber. The finisher exchanges in 1 with
+//    acq_rel: release publishes the result to the joiner, acquire sees the joiner.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <weft/runtime/fiber/context.hpp>
+#include <weft/runtime/fiber/stack_pool.hpp>
+
+namespace weft {
+
+/// How spawn() starts the new fiber.
+enum class Launch : std::uint8_t {
+  post,      ///< queue it behind the ready fibers; the caller keeps running
+  dispatch,  ///< run it now; the caller resumes as soon as it blocks or finishes
+};
+
+struct SpawnOptions {
+  std::string_view name{};  ///< shown in logs, dumps and overflow reports (max 31 chars kept)
+  Launch launch = Launch::post;
+};
+
+class Runtime;
+
+namespace detail {
+
+class Worker;
+class FiberBase;
+
+/// What the calling thread is running. Written only by the thread itself.
+struct ThreadState {
+  Worker* worker = nullptr;    ///< set on Evented worker threads
+  FiberBase* fiber = nullptr;  ///< the running fiber; null in scheduler context
+};
+inline thread_local ThreadState t_state;
+
+enum class FiberState : std::uint8_t { created, ready, running, parked, done };
+
+/// Called when a parked fiber is cancelled: it must claim the fiber's wait (so no
+/// other waker will unpark it) and unpark it, or arrange that its final
+/// completion does. Runs on the fiber's worker, in scheduler or fiber context.
+using CancelHook = void (*)(FiberBase* f, void* arg);
+
+inline constexpr std::uintptr_t kJoinNone = 0;
+inline constexpr std::uintptr_t kJoinDone = 1;
+inline constexpr std::uintptr_t kJoinThread = 2;
+
+class FiberBase {
+ public:
+  FiberBase() = default;
+  FiberBase(const FiberBase&) = delete;
+  FiberBase& operator=(const FiberBase&) = delete;
+  virtual ~FiberBase() = default;
+
+  /// Runs the body; stores the result or the exception. Never throws.
+  virtual void run() noexcept = 0;
+
+  [[nodiscard]] std::uint64_t id() const { return id_; }
+  /// The name given at spawn, or "fiber#<id>".
+  [[nodiscard]] std::string display_name() const;
+  [[nodiscard]] const char* raw_name() const { return name_; }
+  void set_name(std::string_view n);
+
+  /// Drops one reference; the last one frees the block (and logs an unjoined error).
+  void release_ref() noexcept;
+  /// Blocks the caller (fiber: parks; thread: futex wait) until the fiber is done.
+  void wait_done();
+  [[nodiscard]] bool is_done() const { return join_word_.load(std::memory_order_acquire) == kJoinDone; }
+  /// Rethrows the stored exception, if any, and marks it joined.
+  void rethrow_if_failed();
+
+  // ---- worker-owned state (only the worker's thread touches these) ----
+  Context ctx_;
+  Stack stack_;
+  FiberBase* run_next_ = nullptr;    ///< run queue link
+  FiberBase* inbox_next_ = nullptr;  ///< inbox link: written before the publishing CAS
+  FiberBase* all_prev_ = nullptr;    ///< the worker's list of live fibers (dumps)
+  FiberBase* all_next_ = nullptr;
+  Worker* worker_ = nullptr;
+  std::uint64_t id_ = 0;
+  FiberState state_ = FiberState::created;
+  bool cancel_requested_ = false;
+  const char* wait_reason_ = "";
+  CancelHook cancel_hook_ = nullptr;
+  void* cancel_arg_ = nullptr;
+  char name_[32] = {};
+
+  // ---- shared with the JoinHandle ----
+  std::atomic<std::uintptr_t> join_word_{kJoinNone};
+  // Two owners at spawn (the fiber, the handle); acq_rel on decrement so the last
+  // owner sees every write the other made before it let go.
+  std::atomic<std::uint32_t> refs_{2};
+  std::exception_ptr error_;
+  bool joined_ = false;  ///< the handle consumed the outcome (written by the joiner)
+};
+
+template <class R>
+class FiberResult : public FiberBase {
+ public:
+  std::optional<R> value_;
+  R take() { return std::move(*value_); }
+};
+template <>
+class FiberResult<void> : public FiberBase {
+ public:
+  void take() {}
+};
+
+template <class F, class R>
+class FiberImpl final : public FiberResult<R> {
+ public:
+  template <class G>
+  explicit FiberImpl(G&& g) : fn_(std::forward<G>(g)) {}
+  void run() noexcept override {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn_();
+      } else {
+        this->value_.emplace(fn_());
+      }
+    } catch (...) {
+      this->error_ = std::current_exception();
+    }
+  }
+
+ private:
+  F fn_;
+};
+
+/// Places a new fiber on the calling fiber's worker. Throws CrossRuntimeError when
+/// the caller is not a fiber (checked by the caller before allocation).
+void start_local(FiberBase* f, const SpawnOptions& opts);
+/// Throws CrossRuntimeError naming `operation` unless the caller is a fiber.
+void require_fiber(const char* operation);
+
+}  // namespace detail
+
+/// Owns the right to join a fiber: join() returns its result or rethrows its
+/// exception. Dropping the handle detaches the fiber (an exception it ends with is
+/// then logged with its name).
+template <class R>
+class JoinHandle {
+ public:
+  JoinHandle() = default;
+  explicit JoinHandle(detail::FiberResult<R>* f) : f_(f) {}
+  JoinHandle(JoinHandle&& o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
+  JoinHandle& operator=(JoinHandle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      f_ = std::exchange(o.f_, nullptr);
+    }
+    return *this;
+  }
+  JoinHandle(const JoinHandle&) = delete;
+  JoinHandle& operator=(const JoinHandle&) = delete;
+  ~JoinHandle() { reset(); }
+
+  /// Waits for the fiber (a fiber parks, a plain thread blocks) and returns its
+  /// result or rethrows its exception. Valid once; the handle is empty afterwards.
+  R join() {
+    if (!f_) throw std::logic_error("weft: join() on an empty JoinHandle");
+    detail::FiberResult<R>* f = f_;
+    f->wait_done();
+    struct Drop {
+      JoinHandle* h;
+      ~Drop() { h->reset(); }
+    } drop{this};
+    f->rethrow_if_failed();
+    return f->take();
+  }
+  [[nodiscard]] bool done() const { return f_ && f_->is_done(); }
+  [[nodiscard]] bool valid() const { return f_ != nullptr; }
+  [[nodiscard]] std::uint64_t id() const { return f_ ? f_->id() : 0; }
+  [[nodiscard]] std::string name() const { return f_ ? f_->display_name() : std::string(); }
+  /// Lets the fiber run on without a handle.
+  void detach() { reset(); }
+
+ private:
+  void reset() {
+    if (f_) std::exchange(f_, nullptr)->release_ref();
+  }
+  detail::FiberResult<R>* f_ = nullptr;
+};
+
+template <class F>
+using SpawnResult = std::invoke_result_t<std::decay_t<F>>;
+
+/// Starts `fn` as a fiber on the calling fiber's worker. Evented only: from a
+/// plain thread it throws CrossRuntimeError (use Runtime::spawn there).
+template <class F>
+JoinHandle<SpawnResult<F>> spawn(F&& fn, SpawnOptions opts = {}) {
+  detail::require_fiber("weft::spawn");
+  using R = SpawnResult<F>;
+  auto* f = new detail::FiberImpl<std::decay_t<F>, R>(std::forward<F>(fn));
+  detail::start_local(f, opts);
+  return JoinHandle<R>(f);
+}
+
+}  // namespace weft

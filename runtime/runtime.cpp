@@ -1,0 +1,181 @@
+// runtime/runtime.cpp — Runtime: worker startup, cross-thread spawn, shutdown order,
+// the stall detector.
+//
+// Invariants:
+//  - `accepting` is guarded by post_mu: spawns from outside hold it shared while
+//    they post, shutdown takes it exclusively to stop accepting, so no post can
+//    land in an inbox after its worker stopped.
+//  - The monitor thread only reads workers' relaxed counters and their published
+//    running fiber; it never touches scheduler state.
+#include <weft/runtime/runtime.hpp>
+
+#include <pthread.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
+#include <weft/runtime/domain.hpp>
+#include <weft/runtime/log.hpp>
+#include <weft/runtime/tsa.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+namespace weft {
+
+struct Runtime::Impl {
+  Config cfg;
+  std::vector<std::unique_ptr<detail::Worker>> workers;
+  // relaxed: ids need uniqueness only; round-robin needs no ordering.
+  std::atomic<std::uint64_t> fiber_ids{1};
+  std::atomic<unsigned> next_worker{0};
+  std::shared_mutex post_mu;
+  bool accepting = true;  // guarded by post_mu (shared_mutex has no capability annotation in libstdc++)
+  bool stopped = false;
+
+  detail::AnnotatedMutex mon_mu;
+  std::condition_variable_any mon_cv;
+  bool mon_stop WEFT_GUARDED_BY(mon_mu) = false;
+  std::thread monitor;
+  detail::Counter stalls;
+
+  void run_monitor();
+};
+
+void Runtime::Impl::run_monitor() {
+  pthread_setname_np(pthread_self(), (cfg.name.substr(0, 9) + "-mon").c_str());
+  const auto threshold = cfg.stall_threshold;
+  const auto period = std::max(threshold / 4, std::chrono::milliseconds(1));
+  struct Seen {
+    std::uint64_t epoch = ~0ULL;
+    std::chrono::steady_clock::time_point since;
+    bool reported = false;
+  };
+  std::vector<Seen> seen(workers.size());
+  detail::LockGuard lk(mon_mu);
+  while (!mon_stop) {
+    mon_cv.wait_for(mon_mu, period);
+    if (mon_stop) break;
+    const auto now = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+      const std::uint64_t epoch = workers[i]->switch_epoch();
+      detail::FiberBase* f = workers[i]->running_fiber();
+      Seen& s = seen[i];
+      if (epoch != s.epoch || !f) {
+        s = Seen{epoch, now, false};
+        continue;
+      }
+      if (!s.reported && now - s.since >= threshold) {
+        s.reported = true;
+        stalls.add();
+        // The fiber cannot finish (and be freed) without a switch, and the epoch
+        // has not moved, so its name is stable here.
+        log::logger().warn("stall: fiber {} on worker {} has run for at least {} ms without yielding",
+                           f->display_name(), i,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(now - s.since).count());
+      }
+    }
+  }
+}
+
+Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
+  if (cfg.workers == 0) cfg.workers = 1;
+  if (cfg.tick_budget == 0) cfg.tick_budget = 1;
+  impl_->cfg = cfg;
+  for (unsigned i = 0; i < cfg.workers; ++i)
+    impl_->workers.push_back(std::make_unique<detail::Worker>(*this, i, impl_->cfg, impl_->fiber_ids));
+  for (auto& w : impl_->workers) w->start();  // a failure unwinds: started workers stop in ~Worker
+  if (cfg.stall_threshold.count() > 0) impl_->monitor = std::thread([this] { impl_->run_monitor(); });
+}
+
+Runtime::~Runtime() {
+  if (detail::t_state.worker && &detail::t_state.worker->runtime() == this) {
+    std::fprintf(stderr, "weft: Runtime destroyed from its own worker (%s): it would wait for itself\n",
+                 describe_caller().c_str());
+    std::abort();
+  }
+  shutdown();
+}
+
+void Runtime::refuse_from_fiber(const char* op) const {
+  if (detail::t_state.worker)
+    throw CrossRuntimeError(std::string(op) + " is Threaded-only: it blocks the calling OS thread, but the caller is " +
+                            describe_caller() + ". From a fiber use weft::spawn(...).join() instead.");
+}
+
+void Runtime::shutdown() {
+  refuse_from_fiber("weft::Runtime::shutdown");
+  {
+    std::unique_lock lk(impl_->post_mu);
+    if (impl_->stopped) return;
+    impl_->accepting = false;
+    impl_->stopped = true;
+  }
+  for (auto& w : impl_->workers) w->request_stop();
+  for (auto& w : impl_->workers) w->join_thread();
+  if (impl_->monitor.joinable()) {
+    {
+      detail::LockGuard lk(impl_->mon_mu);
+      impl_->mon_stop = true;
+    }
+    impl_->mon_cv.notify_all();
+    impl_->monitor.join();
+  }
+}
+
+void Runtime::place(detail::FiberBase* f, const SpawnOptions& opts, int worker) {
+  detail::Worker* here = detail::t_state.worker;
+  if (here && detail::t_state.fiber && &here->runtime() == this &&
+      (worker < 0 || static_cast<unsigned>(worker) == here->index())) {
+    here->start_fiber(f, opts);
+    return;
+  }
+  if (worker >= 0 && static_cast<unsigned>(worker) >= impl_->workers.size()) {
+    delete f;
+    throw std::out_of_range("weft::Runtime::spawn_on: no worker " + std::to_string(worker));
+  }
+  f->id_ = impl_->fiber_ids.fetch_add(1, std::memory_order_relaxed);
+  f->set_name(opts.name);
+  std::shared_lock lk(impl_->post_mu);
+  if (!impl_->accepting) {
+    lk.unlock();
+    delete f;
+    throw std::logic_error("weft::Runtime::spawn: runtime '" + impl_->cfg.name + "' is shut down");
+  }
+  const unsigned n = static_cast<unsigned>(impl_->workers.size());
+  const unsigned i =
+      worker >= 0 ? static_cast<unsigned>(worker) : impl_->next_worker.fetch_add(1, std::memory_order_relaxed) % n;
+  impl_->workers[i]->post(f);
+}
+
+Stats Runtime::stats() const {
+  Stats s;
+  for (const auto& w : impl_->workers) w->add_stats(s);
+  s.stalls = impl_->stalls.get();
+  s.unjoined_exceptions = detail::unjoined_exceptions_total();
+  return s;
+}
+
+std::string Runtime::dump_fibers() {
+  std::string out;
+  for (unsigned i = 0; i < impl_->workers.size(); ++i) {
+    detail::Worker* w = impl_->workers[i].get();
+    if (detail::t_state.worker == w) {
+      out += w->dump_fibers();
+    } else {
+      out += spawn_on(i, [w] { return w->dump_fibers(); }, {"fiber-dump"}).join();
+    }
+  }
+  return out;
+}
+
+const std::string& Runtime::name() const { return impl_->cfg.name; }
+unsigned Runtime::workers() const { return static_cast<unsigned>(impl_->workers.size()); }
+const Config& Runtime::config() const { return impl_->cfg; }
+const detail::RingInfo& Runtime::ring_info(unsigned worker) const { return impl_->workers.at(worker)->ring_info(); }
+GuardMode Runtime::guard_mode() const { return impl_->workers.front()->guard_mode(); }
+detail::Worker& Runtime::worker(unsigned i) { return *impl_->workers.at(i); }
+
+}  // namespace weft

@@ -1,0 +1,87 @@
+// weft/runtime/runtime.hpp — the Runtime: Evented workers (fibers on io_uring).
+//
+// Lifecycle:
+//  - The constructor starts the workers; each creates its own ring on its own
+//    thread. If io_uring cannot be used it throws StartupError naming the cause
+//    and the remedy; no half-started runtime is left behind.
+//  - spawn()/block_on() may be called from any thread (they are bridges). From a
+//    fiber of this runtime spawn() places the fiber on the caller's worker.
+//  - shutdown() (also run by the destructor), in this order: refuse new spawns
+//    from outside; cancel every fiber (a fiber not yet started finishes with
+//    FiberCancelled without running; a parked one wakes and its blocking call
+//    throws FiberCancelled; in-flight ops are cancelled and their CQEs awaited);
+//    wait for them to unwind; stop the workers. Calling it from a fiber of this
+//    runtime is refused (it would wait for itself).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <weft/runtime/config.hpp>
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/stats.hpp>
+
+namespace weft {
+
+namespace detail {
+class Worker;
+struct RingInfo;
+}  // namespace detail
+
+class Runtime {
+ public:
+  explicit Runtime(Config cfg = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Starts `fn` as a fiber (any thread). Returns its JoinHandle.
+  template <class F>
+  JoinHandle<SpawnResult<F>> spawn(F&& fn, SpawnOptions opts = {}) {
+    using R = SpawnResult<F>;
+    auto* f = new detail::FiberImpl<std::decay_t<F>, R>(std::forward<F>(fn));
+    place(f, opts, -1);
+    return JoinHandle<R>(f);
+  }
+  /// Starts `fn` as a fiber on worker `worker` (any thread).
+  template <class F>
+  JoinHandle<SpawnResult<F>> spawn_on(unsigned worker, F&& fn, SpawnOptions opts = {}) {
+    using R = SpawnResult<F>;
+    auto* f = new detail::FiberImpl<std::decay_t<F>, R>(std::forward<F>(fn));
+    place(f, opts, static_cast<int>(worker));
+    return JoinHandle<R>(f);
+  }
+  /// Runs `fn` as a fiber and blocks the calling thread until it returns; returns
+  /// its result or rethrows its exception. Threaded-only: from a fiber it throws
+  /// CrossRuntimeError (it would block a worker; spawn and join instead).
+  template <class F>
+  SpawnResult<F> block_on(F&& fn, SpawnOptions opts = {"block_on"}) {
+    refuse_from_fiber("weft::Runtime::block_on");
+    return spawn(std::forward<F>(fn), opts).join();
+  }
+
+  /// Cancels every fiber, waits for them, stops the workers. Idempotent.
+  void shutdown();
+
+  [[nodiscard]] Stats stats() const;
+  /// One line per live fiber: worker, name, state, what it waits on.
+  [[nodiscard]] std::string dump_fibers();
+  [[nodiscard]] const std::string& name() const;
+  [[nodiscard]] unsigned workers() const;
+  [[nodiscard]] const Config& config() const;
+  [[nodiscard]] const detail::RingInfo& ring_info(unsigned worker = 0) const;
+  /// How fiber stacks are guarded on this kernel (madvise or mprotect).
+  [[nodiscard]] GuardMode guard_mode() const;
+  detail::Worker& worker(unsigned i);
+
+ private:
+  void place(detail::FiberBase* f, const SpawnOptions& opts, int worker);
+  void refuse_from_fiber(const char* op) const;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace weft

@@ -1,0 +1,54 @@
+// runtime/this_fiber.cpp — yield, sleep, identity of the running fiber.
+#include <weft/runtime/this_fiber.hpp>
+
+#include <weft/runtime/domain.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+namespace weft {
+
+namespace detail {
+
+namespace {
+FiberBase* running_fiber(const char* op) {
+  FiberBase* f = t_state.fiber;
+  if (!f) throw_not_in_fiber(op);
+  return f;
+}
+}  // namespace
+
+std::int64_t deadline_after(std::chrono::nanoseconds d) {
+  const std::int64_t now = monotonic_ns();
+  const std::int64_t n = d.count();
+  if (n <= 0) return now;
+  return n > INT64_MAX - now ? INT64_MAX : now + n;
+}
+
+std::int64_t steady_to_ns(std::chrono::steady_clock::time_point tp) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
+}
+
+void sleep_until_ns(std::int64_t deadline_ns) {
+  running_fiber("weft::sleep_for/sleep_until");
+  if (deadline_ns <= monotonic_ns()) {
+    t_state.worker->yield_current();
+    return;
+  }
+  t_state.worker->sleep_until(deadline_ns);
+}
+
+}  // namespace detail
+
+void yield() {
+  detail::running_fiber("weft::yield");
+  detail::t_state.worker->yield_current();
+}
+
+void sleep_until(std::chrono::steady_clock::time_point tp) { detail::sleep_until_ns(detail::steady_to_ns(tp)); }
+
+namespace this_fiber {
+std::uint64_t id() { return detail::running_fiber("weft::this_fiber::id")->id(); }
+std::string name() { return detail::running_fiber("weft::this_fiber::name")->display_name(); }
+bool cancelled() { return detail::running_fiber("weft::this_fiber::cancelled")->cancel_requested_; }
+}  // namespace this_fiber
+
+}  // namespace weft

@@ -1,0 +1,131 @@
+// runtime/timer.cpp — Timer: a state machine over one intrusive heap node.
+//
+// Invariants: the node is in the bound worker's heap iff armed(); waiters exist
+// only while armed; all of it is touched only on the bound worker's thread.
+#include <weft/runtime/timer.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <weft/runtime/domain.hpp>
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/log.hpp>
+#include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+namespace weft {
+
+struct Timer::Waiter {
+  detail::FiberBase* fiber = nullptr;
+  bool fired = false;
+  Timer* timer = nullptr;
+  Waiter* prev = nullptr;
+  Waiter* next = nullptr;
+};
+
+Timer::~Timer() {
+  if (!armed() && !waiters_) return;
+  if (detail::t_state.worker != worker_) {
+    std::fprintf(stderr, "weft: an armed Timer destroyed outside its worker (by %s)\n", describe_caller().c_str());
+    std::abort();
+  }
+  cancel();
+}
+
+void Timer::bind(const char* op) {
+  detail::Worker* w = detail::t_state.worker;
+  if (!w) {
+    throw CrossRuntimeError(std::string(op) + " is Evented-only: a Timer lives on a worker of a weft::Runtime, "
+                            "but the caller is Threaded: " + describe_caller() +
+                            ". Bridges: Runtime::spawn a fiber that owns the timer.");
+  }
+  if (!worker_) {
+    worker_ = w;
+    node_.owner = this;
+    node_.fire_ = &Timer::on_fire;
+  } else if (worker_ != w) {
+    throw std::logic_error(std::string(op) + ": this Timer is bound to worker " + std::to_string(worker_->index()) +
+                           " but was used from " + describe_caller() + "; use a Timer per worker");
+  }
+}
+
+bool Timer::reset(std::chrono::nanoseconds d) {
+  bind("weft::Timer::reset");
+  return rearm_ns(detail::deadline_after(d));
+}
+
+bool Timer::reset_at(std::chrono::steady_clock::time_point deadline) {
+  bind("weft::Timer::reset_at");
+  return rearm_ns(detail::steady_to_ns(deadline));
+}
+
+bool Timer::rearm_ns(std::int64_t deadline_ns) {
+  const bool was_armed = node_.queued();
+  worker_->timers().rearm(&node_, deadline_ns);
+  return was_armed;
+}
+
+bool Timer::cancel() {
+  bind("weft::Timer::cancel");
+  if (!node_.queued()) return false;
+  worker_->timers().erase(&node_);
+  wake_all(false);
+  return true;
+}
+
+void Timer::wake_all(bool fired) {
+  while (Waiter* w = waiters_) {
+    waiters_ = w->next;
+    if (waiters_) waiters_->prev = nullptr;
+    w->next = w->prev = nullptr;
+    w->timer = nullptr;  // claimed: the cancel hook will not touch it
+    w->fired = fired;
+    worker_->unpark_local(w->fiber);
+  }
+}
+
+void Timer::on_fire(detail::TimerNode* n) {
+  Timer* t = static_cast<Node*>(n)->owner;
+  ++t->expirations_;
+  t->wake_all(true);
+  if (t->cb_) {
+    try {
+      t->cb_();  // may re-arm or cancel this timer: it is idle here
+    } catch (const std::exception& e) {
+      log::logger().error("Timer callback threw: {}", e.what());
+    } catch (...) {
+      log::logger().error("Timer callback threw a non-std exception");
+    }
+  }
+}
+
+bool Timer::wait() {
+  detail::require_fiber("weft::Timer::wait");
+  bind("weft::Timer::wait");
+  detail::Worker* w = worker_;
+  w->check_cancel();
+  if (!node_.queued()) return false;
+  Waiter me;
+  me.fiber = detail::t_state.fiber;
+  me.timer = this;
+  me.next = waiters_;
+  if (waiters_) waiters_->prev = &me;
+  waiters_ = &me;
+  w->park_current(
+      "timer",
+      [](detail::FiberBase* f, void* arg) {
+        auto* me = static_cast<Waiter*>(arg);
+        Timer* t = me->timer;
+        if (!t) return;  // already claimed by an expiry or cancel
+        if (me->prev) me->prev->next = me->next; else t->waiters_ = me->next;
+        if (me->next) me->next->prev = me->prev;
+        me->timer = nullptr;
+        f->worker_->unpark_local(f);
+      },
+      &me);
+  w->check_cancel();
+  return me.fired;
+}
+
+}  // namespace weft

@@ -1,0 +1,70 @@
+// weft/runtime/timer.hpp — a re-armable timer that is safe in every state.
+//
+// States: idle -> armed (arm/reset) -> idle (expiry, cancel). arm/reset/cancel are
+// legal in every state, any number of times, from any fiber of the worker the
+// timer is bound to (and from its own callback). There is no third "queued but
+// being re-initialised" state: re-arming an armed timer moves its heap entry, so
+// an expiry is never lost or duplicated (the failure of incident 000).
+// Accounting: every arm() either ends in exactly one expiry, or is superseded by a
+// later reset()/cancel() that returns true. So arms == expirations + supersedes.
+// Binding: to the worker of the first call; a call from another worker of the
+// runtime is refused (std::logic_error), from a plain thread CrossRuntimeError.
+// The expiry callback runs on the worker in scheduler context: it must not block.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+#include <weft/runtime/uring/timer_queue.hpp>
+
+namespace weft {
+
+namespace detail {
+class Worker;
+}
+
+class Timer {
+ public:
+  using Callback = std::function<void()>;
+
+  Timer() = default;
+  explicit Timer(Callback on_expire) : cb_(std::move(on_expire)) {}
+  /// Cancels a pending expiry (must run on the bound worker if armed).
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  /// Arms the timer to expire after `d` (re-arms it if armed).
+  void arm(std::chrono::nanoseconds d) { (void)reset(d); }
+  /// Arms to expire after `d`; true when a pending expiry was superseded.
+  bool reset(std::chrono::nanoseconds d);
+  /// Arms to expire at `deadline`; true when a pending expiry was superseded.
+  bool reset_at(std::chrono::steady_clock::time_point deadline);
+  /// Disarms; true when a pending expiry was removed. Waiters wake with false.
+  bool cancel();
+  [[nodiscard]] bool armed() const { return node_.queued(); }
+  /// Expiries so far.
+  [[nodiscard]] std::uint64_t expirations() const { return expirations_; }
+  /// Parks the calling fiber until the next expiry (true) or a cancel (false);
+  /// false at once when not armed. Throws FiberCancelled if the fiber is cancelled.
+  bool wait();
+
+ private:
+  struct Node : detail::TimerNode {
+    Timer* owner = nullptr;
+  };
+  struct Waiter;
+  void bind(const char* op);
+  bool rearm_ns(std::int64_t deadline_ns);
+  void wake_all(bool fired);
+  static void on_fire(detail::TimerNode* n);
+
+  Node node_;
+  detail::Worker* worker_ = nullptr;
+  Callback cb_;
+  std::uint64_t expirations_ = 0;
+  Waiter* waiters_ = nullptr;
+};
+
+}  // namespace weft

@@ -1,0 +1,75 @@
+// weft/runtime/uring/inbox.hpp — the MPSC hand-off of fibers into a worker, and the
+// coalesced wake that goes with it.
+//
+// Invariants:
+//  - Any thread may push(); only the owning worker's thread calls take_all().
+//  - A fiber is in at most one inbox at a time (it is created, or parked and claimed
+//    by exactly one waker), so its intrusive inbox_next_ link is free to use.
+//  - Wake state: running -> notified (a push while the worker runs; no syscall),
+//    sleeping -> notified (a push while it sleeps: the pusher must wake it).
+//    The worker announces `sleeping` and re-checks the inbox before blocking, so a
+//    push that lands between its last check and its sleep is never lost:
+//    either it sees the push, or the pusher sees `sleeping` and wakes it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <weft/runtime/fiber/fiber.hpp>
+
+namespace weft::detail {
+
+class Inbox {
+ public:
+  enum WakeState : std::uint32_t { kRunning = 0, kNotified = 1, kSleeping = 2 };
+
+  /// Pushes `f`; returns true when the caller must wake the worker (it was asleep).
+  bool push(FiberBase* f) noexcept {
+    FiberBase* head = head_.load(std::memory_order_relaxed);
+    do {
+      f->inbox_next_ = head;
+      // release: the worker's acquire in take_all() sees inbox_next_ and every
+      // write the pusher made to the fiber before handing it over.
+    } while (!head_.compare_exchange_weak(head, f, std::memory_order_release, std::memory_order_relaxed));
+    // seq_cst pairs with the worker's seq_cst exchange in prepare_sleep(): of the
+    // push and the worker's re-check, at least one sees the other.
+    return state_.exchange(kNotified, std::memory_order_seq_cst) == kSleeping;
+  }
+
+  /// Takes every pushed fiber, oldest first (owner thread only).
+  FiberBase* take_all() noexcept {
+    FiberBase* lifo = head_.exchange(nullptr, std::memory_order_acquire);
+    FiberBase* fifo = nullptr;
+    while (lifo) {
+      FiberBase* next = lifo->inbox_next_;
+      lifo->inbox_next_ = fifo;
+      fifo = lifo;
+      lifo = next;
+    }
+    return fifo;
+  }
+
+  [[nodiscard]] bool empty() const noexcept { return head_.load(std::memory_order_acquire) == nullptr; }
+
+  /// Owner, before blocking: announce sleep. Returns false when a push arrived
+  /// since the last mark_running() (do not sleep; drain instead).
+  bool prepare_sleep() noexcept {
+    if (state_.exchange(kSleeping, std::memory_order_seq_cst) == kNotified) {
+      state_.store(kRunning, std::memory_order_relaxed);
+      return false;
+    }
+    if (!empty()) {  // a push raced with the exchange above
+      state_.store(kRunning, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  /// Owner, after waking or before draining: pushes from now on need no syscall.
+  void mark_running() noexcept { state_.store(kRunning, std::memory_order_seq_cst); }
+
+ private:
+  alignas(64) std::atomic<FiberBase*> head_{nullptr};
+  alignas(64) std::atomic<std::uint32_t> state_{kRunning};
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,57 @@
+// runtime/uring/op_table.cpp — slot allocation and stale-CQE detection.
+#include <weft/runtime/uring/op_table.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace weft::detail {
+
+std::uint32_t OpTable::acquire(std::uint8_t cqes) {
+  if (free_head_ == kNone) {
+    chunks_.push_back(std::make_unique<OpSlot[]>(kChunk));
+    OpSlot* c = chunks_.back().get();
+    for (std::uint32_t i = 0; i < kChunk; ++i) c[i].next_free = (i + 1 < kChunk) ? capacity_ + i + 1 : kNone;
+    free_head_ = capacity_;
+    capacity_ += kChunk;
+    if (capacity_ > kSlotMask) {
+      std::fputs("weft: op table exceeded 2^31 slots\n", stderr);
+      std::abort();
+    }
+  }
+  std::uint32_t idx = free_head_;
+  OpSlot& s = at(idx);
+  free_head_ = s.next_free;
+  s.pending = cqes;
+  s.cancel_sent = false;
+  s.res = 0;
+  s.cqe_flags = 0;
+  s.waiter = nullptr;
+  ++in_flight_;
+  return idx;
+}
+
+bool OpTable::lookup(std::uint64_t ud, std::uint32_t* idx, bool* timeout_cqe) {
+  std::uint64_t slot = ud & kSlotMask;
+  if (slot == 0 || slot > capacity_) return false;
+  std::uint32_t i = static_cast<std::uint32_t>(slot - 1);
+  OpSlot& s = at(i);
+  if (s.pending == 0 || s.gen != static_cast<std::uint32_t>(ud >> 32)) return false;
+  *idx = i;
+  *timeout_cqe = (ud & kTimeoutBit) != 0;
+  return true;
+}
+
+void OpTable::release(std::uint32_t idx) {
+  OpSlot& s = at(idx);
+  if (s.pending != 0) {
+    std::fputs("weft: op slot released with CQEs outstanding\n", stderr);
+    std::abort();
+  }
+  s.gen = s.gen + 1 == 0 ? 1 : s.gen + 1;  // 0 never names a live slot
+  s.waiter = nullptr;
+  s.next_free = free_head_;
+  free_head_ = idx;
+  --in_flight_;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,73 @@
+// weft/runtime/uring/op_table.hpp — in-flight io_uring operations, named by slot and
+// generation in the CQE's user_data.
+//
+// user_data layout (64 bits):
+//   bits  0..30  slot index + 1        (0: an internal tag, see kTag*)
+//   bit   31     this CQE belongs to the op's linked timeout
+//   bits 32..63  generation of the slot (internal tags: the tag number)
+// Invariants:
+//  - A slot is free or in flight; `pending` counts the CQEs still owed to it (1, or
+//    2 with a linked timeout). It returns to the free list only when the last one
+//    arrives, and its generation is bumped then, so any later CQE naming it (a
+//    forged or duplicated one) no longer matches: counted as stale, never acted on.
+//  - Everything the kernel may read or write for an op (the waiter's buffers, the
+//    link timeout's timespec stored here) stays valid until pending reaches 0;
+//    the waiting fiber does not resume before that.
+//  - Only the owning worker's thread touches the table. Slots live in fixed chunks,
+//    so a slot reference stays valid while the table grows.
+#pragma once
+
+#include <linux/time_types.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace weft::detail {
+
+class FiberBase;
+
+struct OpSlot {
+  std::uint32_t gen = 1;
+  std::uint8_t pending = 0;   ///< CQEs still expected; 0 = free
+  bool cancel_sent = false;   ///< an ASYNC_CANCEL for this op was submitted
+  std::int32_t res = 0;       ///< the op's own CQE result (raw -errno on failure)
+  std::uint32_t cqe_flags = 0;
+  FiberBase* waiter = nullptr;  ///< parked until pending == 0
+  __kernel_timespec ts{};       ///< storage for the linked timeout
+  std::uint32_t next_free = 0;
+};
+
+inline constexpr std::uint64_t kTimeoutBit = 1ULL << 31;
+inline constexpr std::uint64_t kSlotMask = kTimeoutBit - 1;
+/// Internal tags (low 31 bits zero): CQEs that belong to no slot.
+inline constexpr std::uint64_t kTagIgnore = 0;                 ///< fire-and-forget SQEs
+inline constexpr std::uint64_t kTagWake = 1ULL << 32;          ///< the eventfd wake read
+inline constexpr std::uint64_t kTagMsgRing = 2ULL << 32;       ///< MSG_RING wakes (other workers)
+
+class OpTable {
+ public:
+  /// A free slot index, its `pending` set to `cqes`.
+  std::uint32_t acquire(std::uint8_t cqes);
+  OpSlot& at(std::uint32_t idx) { return chunks_[idx / kChunk][idx % kChunk]; }
+  [[nodiscard]] std::uint64_t user_data(std::uint32_t idx, bool timeout_cqe = false) {
+    return (static_cast<std::uint64_t>(at(idx).gen) << 32) | (timeout_cqe ? kTimeoutBit : 0) | (idx + 1);
+  }
+  /// Decodes a CQE's user_data to its slot; false when it names no in-flight slot of
+  /// that generation (stale). Tags are not slots: check is_tag() first.
+  bool lookup(std::uint64_t ud, std::uint32_t* idx, bool* timeout_cqe);
+  static bool is_tag(std::uint64_t ud) { return (ud & kSlotMask) == 0; }
+  /// Returns the slot to the free list and bumps its generation (pending must be 0).
+  void release(std::uint32_t idx);
+  [[nodiscard]] std::uint32_t in_flight() const { return in_flight_; }
+
+ private:
+  static constexpr std::uint32_t kChunk = 1024;
+  static constexpr std::uint32_t kNone = UINT32_MAX;
+  std::vector<std::unique_ptr<OpSlot[]>> chunks_;
+  std::uint32_t capacity_ = 0;
+  std::uint32_t free_head_ = kNone;
+  std::uint32_t in_flight_ = 0;
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,80 @@
+// weft/runtime/uring/ring.hpp — one worker's io_uring: setup with probed flags,
+// SQE acquisition, the single enter per tick, CQE batches.
+//
+// Invariants:
+//  - Created on, and only ever used from, the owning worker thread
+//    (SINGLE_ISSUER: a submit from another thread fails with -EEXIST).
+//  - Setup tries SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN|TASKRUN_FLAG, then
+//    plain, each with SUBMIT_ALL and CQSIZE = 4 x entries; -EINVAL moves to the
+//    next; ENOMEM halves the entries down to 8; anything else is a StartupError
+//    naming the cause and the remedy (see explain_setup_failure()).
+//  - With DEFER_TASKRUN completions only appear after an enter with GETEVENTS;
+//    the worker's tick always enters that way when ops are in flight.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+#include <string>
+
+#include <weft/runtime/stats.hpp>
+
+namespace weft::detail {
+
+struct RingInfo {
+  unsigned entries = 0;
+  unsigned setup_flags = 0;
+  bool defer_taskrun = false;
+  bool ext_arg = false;  ///< IORING_FEAT_EXT_ARG: wait with a timeout without an SQE
+  bool nodrop = false;   ///< IORING_FEAT_NODROP
+  int last_op = -1;      ///< highest opcode the kernel reports
+  bool has_op(int op) const { return op <= last_op && ((op_bits[op / 64] >> (op % 64)) & 1); }
+  std::uint64_t op_bits[4] = {};
+};
+
+class Ring {
+ public:
+  Ring() = default;
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  ~Ring();
+
+  /// Creates the ring on the calling thread. Throws StartupError.
+  void init(unsigned entries, bool want_defer_taskrun);
+  [[nodiscard]] bool ready() const { return ready_; }
+  [[nodiscard]] const RingInfo& info() const { return info_; }
+  io_uring* raw() { return &ring_; }
+  [[nodiscard]] int fd() const { return ring_.ring_fd; }
+
+  /// An SQE, flushing the SQ first when it is full (counted in sq_full).
+  io_uring_sqe* get_sqe();
+  /// Makes sure `n` SQEs can be taken back to back (linked pairs must not be split
+  /// across submits: a split LINK_TIMEOUT fails with -EINVAL).
+  void reserve(unsigned n);
+  [[nodiscard]] unsigned pending_sqes() { return io_uring_sq_ready(&ring_); }
+
+  /// One io_uring_enter: submits, then waits for one CQE until `timeout_ns`
+  /// (relative; <0 forever) when `wait`, else only flushes completions.
+  /// Retries EINTR. Returns SQEs submitted or a raw -errno (-ETIME is not an error).
+  int enter(bool wait, std::int64_t timeout_ns);
+
+  /// Copies up to `max` ready CQEs; advance() them after use.
+  unsigned peek(io_uring_cqe** cqes, unsigned max) { return io_uring_peek_batch_cqe(&ring_, cqes, max); }
+  void advance(unsigned n) { io_uring_cq_advance(&ring_, n); }
+  [[nodiscard]] bool cq_overflowed() const;
+
+  Counter sq_full;    ///< SQ was full: flushed before the tick's enter
+  Counter enters;     ///< io_uring_enter calls
+  Counter submitted;  ///< SQEs handed to the kernel
+
+ private:
+  io_uring ring_{};
+  RingInfo info_;
+  bool ready_ = false;
+};
+
+/// The human explanation of io_uring_queue_init failing with `err` (positive errno):
+/// what is wrong on this host and how to fix it.
+std::string explain_setup_failure(int err, unsigned entries);
+
+}  // namespace weft::detail

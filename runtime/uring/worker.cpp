@@ -1,0 +1,594 @@
+// runtime/uring/worker.cpp — the Evented worker: thread, scheduler loop, switches,
+// parking, ops, sleeps. See worker.hpp for the tick and the invariants.
+#include <weft/runtime/uring/worker.hpp>
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <string>
+
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/overflow.hpp>
+#include <weft/runtime/log.hpp>
+
+namespace weft::detail {
+
+namespace {
+
+[[noreturn]] void invariant_violation(const char* what, const FiberBase* f) {
+  std::string name = f ? f->display_name() : std::string("-");
+  std::fprintf(stderr, "weft: scheduler invariant violated: %s (fiber %s)\n", what, name.c_str());
+  std::abort();
+}
+
+const char* state_name(FiberState s) {
+  switch (s) {
+    case FiberState::created: return "created";
+    case FiberState::ready: return "ready";
+    case FiberState::running: return "running";
+    case FiberState::parked: return "parked";
+    case FiberState::done: return "done";
+  }
+  return "?";
+}
+
+// The overflow handler's view of the faulting thread (async-signal-safe: reads
+// thread-locals and the running fiber's immutable fields only).
+bool overflow_probe(OverflowProbe* out) noexcept {
+  FiberBase* f = t_state.fiber;
+  if (!f || !f->stack_.valid()) return false;
+  out->guard_lo = f->stack_.guard_lo;
+  out->guard_size = f->stack_.guard_size;
+  out->stack_lo = f->stack_.lo;
+  out->fiber_name = f->raw_name();
+  out->fiber_id = f->id();
+  out->worker = t_state.worker ? static_cast<int>(t_state.worker->index()) : -1;
+  return true;
+}
+
+StackPoolConfig pool_config(const Config& c) {
+  StackPoolConfig p;
+  p.stack_size = c.stack_size;
+  p.guard_pages = c.guard_pages == 0 ? 1 : c.guard_pages;
+  p.mode = c.guard_mode;
+  p.mprotect_budget = c.mprotect_guard_budget;
+  p.cache_committed = c.stack_cache;
+  return p;
+}
+
+}  // namespace
+
+// The first frame of every fiber.
+void fiber_entry(transfer_t t) {
+  on_fiber_entry(t);
+  Worker* w = t_state.worker;
+  w->after_switch();
+  FiberBase* self = t_state.fiber;
+  self->run();
+  w->finish_current(self);
+}
+
+Worker::Worker(Runtime& rt, unsigned index, const Config& cfg, std::atomic<std::uint64_t>& fiber_ids)
+    : rt_(rt), index_(index), cfg_(cfg), fiber_ids_(fiber_ids), stacks_(pool_config(cfg)) {}
+
+Worker::~Worker() {
+  if (thread_.joinable()) {
+    request_stop();
+    join_thread();
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+// ---------------------------------------------------------------- thread ----
+
+void Worker::start() {
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw StartupError(errno, "weft: eventfd for the worker wake failed");
+  std::promise<void> started;
+  auto fut = started.get_future();
+  thread_ = std::thread([this, &started] { thread_main(&started); });
+  try {
+    fut.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
+}
+
+void Worker::thread_main(void* started_arg) {
+  auto* started = static_cast<std::promise<void>*>(started_arg);
+  std::string tname = cfg_.name.substr(0, 10) + "-w" + std::to_string(index_);
+  pthread_setname_np(pthread_self(), tname.c_str());
+  try {
+    ring_.init(cfg_.ring_entries, cfg_.defer_taskrun);
+  } catch (...) {
+    started->set_exception(std::current_exception());
+    return;
+  }
+  t_state.worker = this;
+  install_overflow_handler(&overflow_probe);
+  setup_thread_altstack();
+  // The scheduler context runs on this thread's own stack.
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* lo = nullptr;
+    std::size_t size = 0;
+    pthread_attr_getstack(&attr, &lo, &size);
+    sched_ctx_.stack_lo = lo;
+    sched_ctx_.stack_size = size;
+    pthread_attr_destroy(&attr);
+  }
+#if WEFT_TSAN
+  sched_ctx_.tsan_fiber = __tsan_get_current_fiber();
+#endif
+  log::logger().debug("worker {} up: ring {} entries, flags {:#x}, defer_taskrun={}, stacks guarded by {}",
+                      index_, ring_.info().entries, ring_.info().setup_flags, ring_.info().defer_taskrun,
+                      stacks_.mode() == GuardMode::madvise ? "madvise" : "mprotect");
+  arm_wake_read();
+  started->set_value();  // `started` is gone after this line
+  run_loop();
+  release_thread_altstack();
+  t_state.worker = nullptr;
+}
+
+void Worker::request_stop() {
+  if (stop_requested_.exchange(true, std::memory_order_acq_rel)) return;
+  uint64_t one = 1;
+  // The worker may be asleep in io_uring_enter; the eventfd read op wakes it.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Worker::join_thread() {
+  if (thread_.joinable()) thread_.join();
+}
+
+// ------------------------------------------------------------- the loop ----
+
+void Worker::run_loop() {
+  for (;;) {
+    budget_ = cfg_.tick_budget;
+    if (FiberBase* next = pick_next()) resume(&sched_ctx_, false, next);
+    // Checked right before the tick, which may block: the last fiber may just have
+    // ended.
+    if (stop_requested_.load(std::memory_order_acquire)) {
+      if (!cancelled_all_) cancel_all();
+      if (!all_head_ && ops_.in_flight() == 0) break;
+      if (runq_.empty() && inbox_.empty() && ops_.in_flight() == 0) {
+        // Every fiber was cancelled and nothing runnable or in flight is left:
+        // what remains is parked on something with no cancel hook (or on another
+        // runtime) and nothing here can wake it. Say who, and leave them.
+        for (FiberBase* f = all_head_; f; f = f->all_next_)
+          log::logger().error("shutdown: fiber {} abandoned while {} ({})", f->display_name(), state_name(f->state_),
+                              f->wait_reason_);
+        break;
+      }
+    }
+    tick();
+  }
+  // Late posts (a spawn racing the stop) are refused, never dropped silently.
+  for (FiberBase* f = inbox_.take_all(); f;) {
+    FiberBase* next = f->inbox_next_;
+    if (f->state_ == FiberState::created) complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
+    f = next;
+  }
+}
+
+void Worker::tick() {
+  inbox_.mark_running();
+  drain_inbox();
+  if (!timers_.empty()) timers_fired_.add(timers_.fire_due(monotonic_ns()));
+  bool idle = runq_.empty();
+  if (idle) {
+    std::int64_t timeout = -1;
+    if (!timers_.empty()) {
+      timeout = timers_.next_deadline() - monotonic_ns();
+      if (timeout < 0) timeout = 0;
+    }
+    if (inbox_.prepare_sleep()) {
+      int r = ring_.enter(true, timeout);
+      inbox_.mark_running();
+      if (r < 0 && r != -EBUSY && r != -EAGAIN) log::logger().error("io_uring_enter failed: {}", errno_code(r).message());
+    }
+  } else if (ring_.pending_sqes() > 0 || ops_.in_flight() > 0) {
+    int r = ring_.enter(false, 0);
+    if (r < 0 && r != -EBUSY && r != -EAGAIN) log::logger().error("io_uring_enter failed: {}", errno_code(r).message());
+  }
+  reap();
+  drain_inbox();
+  if (!timers_.empty()) timers_fired_.add(timers_.fire_due(monotonic_ns()));
+}
+
+void Worker::reap() {
+  io_uring_cqe* batch[64];
+  unsigned n;
+  while ((n = ring_.peek(batch, 64)) > 0) {
+    for (unsigned i = 0; i < n; ++i) dispatch_cqe(batch[i]);
+    ring_.advance(n);
+    cqes_.add(n);
+  }
+  if (ring_.cq_overflowed()) cq_overflow_.add();  // NODROP keeps them; the next enter flushes
+}
+
+void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
+  const std::uint64_t ud = cqe->user_data;
+  log::logger().trace("cqe user_data={:#x} res={} flags={:#x}", ud, cqe->res, cqe->flags);
+  if (OpTable::is_tag(ud)) {
+    if (ud == kTagIgnore) return;
+    if (ud == kTagWake) {
+      wakes_.add();
+      wake_read_armed_ = false;
+      if (cqe->res < 0 && cqe->res != -ECANCELED)
+        log::logger().warn("worker wake read failed: {}", errno_code(cqe->res).message());
+      arm_wake_read();
+      return;
+    }
+    if (ud == kTagMsgRing) {
+      wakes_.add();
+      return;
+    }
+    stale_.add();  // a tag we never issued
+    return;
+  }
+  std::uint32_t idx;
+  bool timeout_cqe;
+  if (!ops_.lookup(ud, &idx, &timeout_cqe)) {
+    stale_.add();  // its slot was freed (and maybe reused): never dereference it
+    return;
+  }
+  OpSlot& s = ops_.at(idx);
+  if (!timeout_cqe) {
+    s.res = cqe->res;
+    s.cqe_flags = cqe->flags;
+  }
+  if (--s.pending == 0) {
+    if (s.waiter) unpark_local(s.waiter);
+    else ops_.release(idx);
+  }
+}
+
+void Worker::arm_wake_read() {
+  if (wake_read_armed_) return;
+  io_uring_sqe* sqe = ring_.get_sqe();
+  io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof wake_buf_, 0);
+  io_uring_sqe_set_data64(sqe, kTagWake);
+  wake_read_armed_ = true;
+}
+
+void Worker::drain_inbox() {
+  for (FiberBase* f = inbox_.take_all(); f;) {
+    FiberBase* next = f->inbox_next_;
+    f->inbox_next_ = nullptr;
+    if (f->state_ == FiberState::created) {
+      if (adopt(f)) runq_.push_back(f);
+    } else if (f->state_ == FiberState::parked) {
+      f->state_ = FiberState::ready;
+      runq_.push_back(f);
+    } else {
+      invariant_violation("remote unpark of a fiber that is not parked (double wake)", f);
+    }
+    f = next;
+  }
+}
+
+// -------------------------------------------------------- fiber lifecycle ----
+
+void Worker::post(FiberBase* f) {
+  if (inbox_.push(f)) {
+    std::uint64_t one = 1;
+    // Only when the worker announced sleep: the coalesced wake (one write per sleep).
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void Worker::unpark(FiberBase* f) {
+  Worker* w = f->worker_;
+  if (t_state.worker == w) w->unpark_local(f);
+  else w->post(f);
+}
+
+void Worker::unpark_local(FiberBase* f) {
+  if (f->state_ != FiberState::parked) invariant_violation("unpark of a fiber that is not parked (double wake)", f);
+  f->state_ = FiberState::ready;
+  runq_.push_back(f);
+}
+
+// Registers a new fiber of this worker; false when it was refused (shutdown).
+bool Worker::adopt(FiberBase* f) {
+  f->worker_ = this;
+  f->all_next_ = all_head_;
+  if (all_head_) all_head_->all_prev_ = f;
+  all_head_ = f;
+  alive_.add();
+  spawned_.add();
+  if (cancelled_all_) {
+    complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
+    return false;
+  }
+  return true;
+}
+
+void Worker::start_fiber(FiberBase* f, const SpawnOptions& opts) {
+  // relaxed: ids only need to be unique, not ordered with anything.
+  f->id_ = fiber_ids_.fetch_add(1, std::memory_order_relaxed);
+  f->set_name(opts.name);
+  if (!adopt(f)) return;
+  if (opts.launch == Launch::dispatch && current_) {
+    // Run the child now; the spawner resumes as soon as the child blocks or ends.
+    FiberBase* self = current_;
+    self->state_ = FiberState::ready;
+    runq_.push_front(self);
+    runq_.push_front(f);
+    switch_away(self);
+  } else {
+    runq_.push_back(f);
+  }
+}
+
+bool Worker::give_stack(FiberBase* f) {
+  try {
+    f->stack_ = stacks_.acquire();
+    stacks_live_.set(stacks_.live());
+    stack_mappings_.set(stacks_.mappings());
+  } catch (...) {
+    log::logger().error("fiber {} cannot start: no stack", f->display_name());
+    complete_without_running(f, std::current_exception());
+    return false;
+  }
+  make_context(&f->ctx_, f->stack_.lo, f->stack_.size, &fiber_entry);
+#if WEFT_TSAN
+  f->ctx_.tsan_fiber = __tsan_create_fiber(0);
+#endif
+  return true;
+}
+
+void Worker::publish_done(FiberBase* f) {
+  f->cancel_hook_ = nullptr;
+  f->state_ = FiberState::done;
+  alive_.sub();
+  // acq_rel: release publishes the result/exception to the joiner; acquire makes
+  // the joiner's registration (its address) visible to us.
+  std::uintptr_t old = f->join_word_.exchange(kJoinDone, std::memory_order_acq_rel);
+  if (old == kJoinThread) {
+    f->join_word_.notify_all();
+  } else if (old != kJoinNone) {
+    unpark(reinterpret_cast<FiberBase*>(old));
+  }
+}
+
+void Worker::complete_without_running(FiberBase* f, std::exception_ptr why) {
+  f->error_ = std::move(why);
+  publish_done(f);
+  reclaim(f);
+}
+
+void Worker::finish_current(FiberBase* self) {
+  publish_done(self);
+  zombie_ = self;
+  switch_away(self);
+  invariant_violation("a finished fiber was resumed", self);
+}
+
+void Worker::reclaim(FiberBase* f) {
+  if (f->stack_.valid()) {
+    stacks_.release(f->stack_);
+    f->stack_ = Stack{};
+#if WEFT_TSAN
+    __tsan_destroy_fiber(f->ctx_.tsan_fiber);
+    f->ctx_.tsan_fiber = nullptr;
+#endif
+  }
+  if (f->all_prev_) f->all_prev_->all_next_ = f->all_next_;
+  else if (all_head_ == f) all_head_ = f->all_next_;
+  if (f->all_next_) f->all_next_->all_prev_ = f->all_prev_;
+  f->all_prev_ = f->all_next_ = nullptr;
+  f->release_ref();
+  stacks_live_.set(stacks_.live());
+  stack_mappings_.set(stacks_.mappings());
+}
+
+void Worker::cancel_all() {
+  cancelled_all_ = true;
+  log::logger().debug("worker {}: cancelling fibers for shutdown", index_);
+  for (FiberBase* f = all_head_; f;) {
+    FiberBase* next = f->all_next_;
+    f->cancel_requested_ = true;
+    if (f->state_ == FiberState::created) {
+      // Never started: drop it from the run queue and finish it as cancelled.
+      RunQueue rest;
+      while (FiberBase* g = runq_.pop_front())
+        if (g != f) rest.push_back(g);
+      runq_ = rest;
+      complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
+    } else if (f->state_ == FiberState::parked && f->cancel_hook_) {
+      CancelHook hook = std::exchange(f->cancel_hook_, nullptr);
+      hook(f, f->cancel_arg_);
+    }
+    f = next;
+  }
+}
+
+// ------------------------------------------------------------- switching ----
+
+FiberBase* Worker::pick_next() {
+  // relaxed: a hint; once seen, the scheduler context cancels everything first.
+  if (!cancelled_all_ && stop_requested_.load(std::memory_order_relaxed)) return nullptr;
+  while (budget_ > 0) {
+    FiberBase* n = runq_.pop_front();
+    if (!n) return nullptr;
+    --budget_;
+    if (n->state_ != FiberState::created || give_stack(n)) return n;
+  }
+  return nullptr;
+}
+
+void Worker::switch_away(FiberBase* self) {
+  FiberBase* next = pick_next();
+  if (next == self) {  // it was the only runnable fiber: keep running
+    self->state_ = FiberState::running;
+    return;
+  }
+  resume(&self->ctx_, self->state_ == FiberState::done, next);
+}
+
+void Worker::resume(Context* from, bool from_exits, FiberBase* next) {
+  Context* to = &sched_ctx_;
+  if (next) {
+    next->state_ = FiberState::running;
+    to = &next->ctx_;
+  }
+  current_ = next;
+  t_state.fiber = next;
+  // release: the stall detector reads the fiber's name through this pointer.
+  running_.store(next, std::memory_order_release);
+  switches_.add();
+  switch_context(from, to, from_exits);
+  after_switch();
+}
+
+void Worker::after_switch() {
+  if (FiberBase* z = zombie_) {
+    zombie_ = nullptr;
+    reclaim(z);
+  }
+}
+
+void Worker::yield_current() {
+  FiberBase* self = current_;
+  if (self->cancel_requested_) throw FiberCancelled();
+  if (runq_.empty() && budget_ > 0) {
+    --budget_;  // nothing else to run: keep going, but still tick every budget
+    return;
+  }
+  self->state_ = FiberState::ready;
+  runq_.push_back(self);
+  switch_away(self);
+}
+
+void Worker::park_current(const char* reason, CancelHook hook, void* hook_arg) {
+  FiberBase* self = current_;
+  self->state_ = FiberState::parked;
+  self->wait_reason_ = reason;
+  self->cancel_hook_ = hook;
+  self->cancel_arg_ = hook_arg;
+  if (self->cancel_requested_ && hook) {
+    self->cancel_hook_ = nullptr;
+    hook(self, hook_arg);  // claims the wait and unparks us (or lets the op end)
+  }
+  switch_away(self);
+  self->cancel_hook_ = nullptr;
+  self->wait_reason_ = "";
+}
+
+void Worker::check_cancel() {
+  if (current_ && current_->cancel_requested_) throw FiberCancelled();
+}
+
+namespace {
+struct SleepNode : TimerNode {
+  FiberBase* fiber = nullptr;
+};
+}  // namespace
+
+void Worker::sleep_until(std::int64_t deadline_ns) {
+  SleepNode node;
+  node.fiber = current_;
+  node.deadline_ns = deadline_ns;
+  node.fire_ = [](TimerNode* t) {
+    FiberBase* f = static_cast<SleepNode*>(t)->fiber;
+    f->worker_->unpark_local(f);
+  };
+  check_cancel();
+  timers_.push(&node);
+  park_current(
+      "sleep",
+      [](FiberBase* f, void* arg) {
+        auto* n = static_cast<SleepNode*>(arg);
+        if (n->queued()) {  // claim: the timer has not fired, so nobody else will wake us
+          f->worker_->timers_.erase(n);
+          f->worker_->unpark_local(f);
+        }
+      },
+      &node);
+  check_cancel();
+}
+
+// ------------------------------------------------------------------ ops ----
+
+int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags) {
+  FiberBase* self = current_;
+  const bool linked = deadline_ns >= 0;
+  if (linked) ring_.reserve(2);
+  const std::uint32_t idx = ops_.acquire(linked ? 2 : 1);
+  OpSlot& s = ops_.at(idx);  // stable: slots live in fixed chunks
+  io_uring_sqe* sqe = ring_.get_sqe();
+  prep(sqe, arg);
+  io_uring_sqe_set_data64(sqe, ops_.user_data(idx));
+  if (linked) {
+    sqe->flags |= IOSQE_IO_LINK;
+    s.ts.tv_sec = deadline_ns / 1'000'000'000;
+    s.ts.tv_nsec = deadline_ns % 1'000'000'000;
+    io_uring_sqe* t = ring_.get_sqe();
+    io_uring_prep_link_timeout(t, &s.ts, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(t, ops_.user_data(idx, true));
+  }
+  s.waiter = self;
+  park_current(
+      "io",
+      [](FiberBase* f, void* a) {
+        // Ask the kernel to cancel; the fiber stays parked until the op's final CQE.
+        Worker* w = f->worker_;
+        auto i = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(a));
+        OpSlot& slot = w->ops_.at(i);
+        if (slot.cancel_sent) return;
+        slot.cancel_sent = true;
+        io_uring_sqe* c = w->ring_.get_sqe();
+        io_uring_prep_cancel64(c, w->ops_.user_data(i), 0);
+        io_uring_sqe_set_data64(c, kTagIgnore);
+      },
+      reinterpret_cast<void*>(static_cast<std::uintptr_t>(idx)));
+  const int res = s.res;
+  if (cqe_flags) *cqe_flags = s.cqe_flags;
+  ops_.release(idx);
+  return res;
+}
+
+void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
+  io_uring_sqe* sqe = ring_.get_sqe();
+  prep(sqe, arg);
+  io_uring_sqe_set_data64(sqe, user_data);
+}
+
+// ------------------------------------------------------- introspection ----
+
+std::string Worker::dump_fibers() const {
+  std::string out;
+  for (const FiberBase* f = all_head_; f; f = f->all_next_) {
+    out += "worker " + std::to_string(index_) + "  " + f->display_name() + "  " + state_name(f->state_);
+    if (f->state_ == FiberState::parked) out += std::string("  waiting on ") + f->wait_reason_;
+    out += '\n';
+  }
+  return out;
+}
+
+void Worker::add_stats(Stats& s) const {
+  s.fibers_alive += alive_.get();
+  s.fibers_spawned += spawned_.get();
+  s.switches += switches_.get();
+  s.cqes_reaped += cqes_.get();
+  s.stale_completions += stale_.get();
+  s.cq_overflow += cq_overflow_.get();
+  s.wakes += wakes_.get();
+  s.timers_fired += timers_fired_.get();
+  s.sqes_submitted += ring_.submitted.get();
+  s.sq_full += ring_.sq_full.get();
+  s.enters += ring_.enters.get();
+  s.stacks_live += stacks_live_.get();
+  s.stack_mappings += stack_mappings_.get();
+}
+
+}  // namespace weft::detail

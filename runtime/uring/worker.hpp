@@ -1,0 +1,175 @@
+// weft/runtime/uring/worker.hpp — an Evented worker: one thread, one io_uring, one
+// run queue, one timer heap, one stack pool, one inbox.
+//
+// Scheduling (one tick): run ready fibers, switching fiber-to-fiber directly, until
+// `tick_budget` activations or the run queue is empty; then switch to the scheduler
+// context, which drains the inbox, fires due timers, and makes at most one
+// io_uring_enter (submit + reap; it blocks only when nothing is runnable, until the
+// next timer). Reaped CQEs unpark their fibers.
+// Invariants:
+//  - Everything here is touched only by the worker's thread, except post(),
+//    request_stop() and the relaxed counters read by stats and the stall detector.
+//  - A parked fiber is unparked exactly once per park, by whoever claimed its wait;
+//    an unpark of a fiber that is not parked is an invariant violation (abort with
+//    a message), never silently ignored: that is how lost/double wakeups surface.
+//  - Remote unparks (post) are processed only in scheduler context, so the target
+//    has always finished switching out: wakers never touch a running fiber.
+//  - A finished fiber's stack is released by the next context to run (it cannot be
+//    released while in use); `zombie_` carries it across the switch.
+//  - An op's fiber resumes only after the op's last CQE (its link-timeout CQE too).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include <weft/runtime/config.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/fiber/stack_pool.hpp>
+#include <weft/runtime/stats.hpp>
+#include <weft/runtime/uring/inbox.hpp>
+#include <weft/runtime/uring/op_table.hpp>
+#include <weft/runtime/uring/ring.hpp>
+#include <weft/runtime/uring/timer_queue.hpp>
+
+namespace weft::detail {
+
+/// Intrusive FIFO of fibers (run_next_ link).
+class RunQueue {
+ public:
+  void push_back(FiberBase* f) noexcept {
+    f->run_next_ = nullptr;
+    if (tail_) tail_->run_next_ = f; else head_ = f;
+    tail_ = f;
+  }
+  void push_front(FiberBase* f) noexcept {
+    f->run_next_ = head_;
+    head_ = f;
+    if (!tail_) tail_ = f;
+  }
+  FiberBase* pop_front() noexcept {
+    FiberBase* f = head_;
+    if (f) {
+      head_ = f->run_next_;
+      if (!head_) tail_ = nullptr;
+      f->run_next_ = nullptr;
+    }
+    return f;
+  }
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+
+ private:
+  FiberBase* head_ = nullptr;
+  FiberBase* tail_ = nullptr;
+};
+
+/// Fills an SQE for await_op(); user_data is set afterwards by the worker.
+using PrepFn = void (*)(io_uring_sqe* sqe, void* arg);
+
+class Worker {
+ public:
+  Worker(Runtime& rt, unsigned index, const Config& cfg, std::atomic<std::uint64_t>& fiber_ids);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  /// Starts the thread; returns once its ring is up. Throws StartupError.
+  void start();
+  /// Any thread: cancel every fiber, let them unwind, then end the thread.
+  void request_stop();
+  void join_thread();
+
+  // ---- any thread ----
+  /// Makes `f` runnable here: a new fiber of this worker, or a parked fiber of this
+  /// worker whose wait the caller has claimed.
+  void post(FiberBase* f);
+  /// Unparks `f` (parked on any worker), choosing the local or the remote path.
+  static void unpark(FiberBase* f);
+
+  // ---- this worker's thread, fiber context ----
+  void start_fiber(FiberBase* f, const SpawnOptions& opts);
+  void yield_current();
+  /// Parks the running fiber until unparked. `hook` is run if it is cancelled.
+  void park_current(const char* reason, CancelHook hook, void* hook_arg);
+  /// Throws FiberCancelled if the running fiber was cancelled.
+  void check_cancel();
+  void sleep_until(std::int64_t deadline_ns);
+  /// Runs one io_uring op for the running fiber and returns its CQE result (raw
+  /// -errno on failure). `deadline_ns` (absolute CLOCK_MONOTONIC, or <0 for none)
+  /// links a timeout: on expiry the op completes with -ECANCELED.
+  int await_op(PrepFn prep, void* arg, std::int64_t deadline_ns = -1, std::uint32_t* cqe_flags = nullptr);
+  /// Fire-and-forget SQE with a caller-chosen user_data (test hook for forged CQEs).
+  void submit_raw(PrepFn prep, void* arg, std::uint64_t user_data);
+
+  // ---- this worker's thread, any context ----
+  void unpark_local(FiberBase* f);
+  TimerQueue& timers() { return timers_; }
+  Ring& ring() { return ring_; }
+  [[nodiscard]] FiberBase* current() const { return current_; }
+  /// A text dump of this worker's fibers (worker thread only).
+  std::string dump_fibers() const;
+
+  // ---- accessors ----
+  [[nodiscard]] unsigned index() const { return index_; }
+  Runtime& runtime() { return rt_; }
+  [[nodiscard]] const RingInfo& ring_info() const { return ring_.info(); }
+  [[nodiscard]] GuardMode guard_mode() const { return stacks_.mode(); }
+  void add_stats(Stats& s) const;
+  /// For the stall detector (any thread): a counter bumped at every switch and the
+  /// running fiber (null in scheduler context or asleep).
+  [[nodiscard]] std::uint64_t switch_epoch() const { return switches_.get(); }
+  [[nodiscard]] FiberBase* running_fiber() const { return running_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool stopping() const { return stop_requested_.load(std::memory_order_acquire); }
+
+ private:
+  void thread_main(void* started);
+  void run_loop();
+  void tick();
+  void reap();
+  void dispatch_cqe(const io_uring_cqe* cqe);
+  void drain_inbox();
+  void arm_wake_read();
+  bool adopt(FiberBase* f);
+  FiberBase* pick_next();
+  bool give_stack(FiberBase* f);
+  void complete_without_running(FiberBase* f, std::exception_ptr why);
+  void publish_done(FiberBase* f);
+  void switch_away(FiberBase* self);
+  void resume(Context* from, bool from_exits, FiberBase* next);
+  void after_switch();
+  void reclaim(FiberBase* f);
+  void cancel_all();
+  [[noreturn]] void finish_current(FiberBase* self);
+  friend void fiber_entry(transfer_t t);
+
+  Runtime& rt_;
+  const unsigned index_;
+  const Config cfg_;
+  std::atomic<std::uint64_t>& fiber_ids_;
+  std::thread thread_;
+
+  Ring ring_;
+  OpTable ops_;
+  TimerQueue timers_;
+  StackPool stacks_;
+  RunQueue runq_;
+  Inbox inbox_;
+  int wake_fd_ = -1;
+  std::uint64_t wake_buf_ = 0;   // the eventfd read's target: lives as long as the worker
+  bool wake_read_armed_ = false;
+
+  Context sched_ctx_;
+  FiberBase* current_ = nullptr;
+  FiberBase* zombie_ = nullptr;
+  FiberBase* all_head_ = nullptr;  // live fibers of this worker (dumps, cancel_all)
+  unsigned budget_ = 0;
+  bool cancelled_all_ = false;
+  std::atomic<bool> stop_requested_{false};  // release/acquire: set once by any thread
+  std::atomic<FiberBase*> running_{nullptr};  // release: the fiber's name is visible to the stall detector
+
+  Counter alive_, spawned_, switches_, cqes_, stale_, cq_overflow_, wakes_, timers_fired_;
+  Counter stacks_live_, stack_mappings_;
+};
+
+}  // namespace weft::detail
