@@ -1,0 +1,114 @@
+// Ops on the ring: results, linked deadlines, and the rule that a fiber resumes
+// only after the op's last CQE.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <weft/weft.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+#include "../helpers/test_support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+const bool kUring = (weft::test::require_io_uring(), true);
+
+weft::detail::Worker& here() { return *weft::detail::t_state.worker; }
+
+struct Pipe {
+  int r = -1, w = -1;
+  Pipe() {
+    int fds[2];
+    REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
+    r = fds[0];
+    w = fds[1];
+  }
+  ~Pipe() {
+    close(r);
+    close(w);
+  }
+};
+
+struct ReadArgs {
+  int fd;
+  char* buf;
+  unsigned len;
+};
+void prep_read(io_uring_sqe* sqe, void* a) {
+  auto* r = static_cast<ReadArgs*>(a);
+  io_uring_prep_read(sqe, r->fd, r->buf, r->len, 0);
+}
+void prep_nop(io_uring_sqe* sqe, void*) { io_uring_prep_nop(sqe); }
+}  // namespace
+
+TEST_CASE("a NOP op completes with result 0") {
+  weft::Runtime rt;
+  REQUIRE(rt.block_on([] { return here().await_op(&prep_nop, nullptr); }) == 0);
+}
+
+TEST_CASE("a read op parks the fiber until another fiber writes, and returns the byte count") {
+  weft::Runtime rt;
+  Pipe p;
+  rt.block_on([&] {
+    auto writer = weft::spawn([&] {
+      weft::sleep_for(2ms);
+      REQUIRE(write(p.w, "hello", 5) == 5);
+    });
+    char buf[16] = {};
+    ReadArgs a{p.r, buf, sizeof buf};
+    int n = here().await_op(&prep_read, &a);
+    REQUIRE(n == 5);
+    REQUIRE(std::memcmp(buf, "hello", 5) == 0);
+    writer.join();
+  });
+}
+
+TEST_CASE("a linked deadline cancels a read that never completes, after both CQEs arrived") {
+  weft::Runtime rt;
+  Pipe p;
+  rt.block_on([&] {
+    char buf[8];
+    ReadArgs a{p.r, buf, sizeof buf};
+    auto t0 = std::chrono::steady_clock::now();
+    const std::int64_t deadline = weft::detail::monotonic_ns() + 5'000'000;
+    int n = here().await_op(&prep_read, &a, deadline);
+    REQUIRE(n == -ECANCELED);
+    REQUIRE(std::chrono::steady_clock::now() - t0 >= 5ms);
+  });
+  // op CQE + link-timeout CQE were both reaped before the fiber resumed.
+  REQUIRE(rt.stats().cqes_reaped >= 2);
+}
+
+TEST_CASE("a linked deadline that does not expire leaves the result intact") {
+  weft::Runtime rt;
+  Pipe p;
+  REQUIRE(write(p.w, "x", 1) == 1);
+  rt.block_on([&] {
+    char buf[8];
+    ReadArgs a{p.r, buf, sizeof buf};
+    int n = here().await_op(&prep_read, &a, weft::detail::monotonic_ns() + 10'000'000'000LL);
+    REQUIRE(n == 1);
+  });
+}
+
+TEST_CASE("shutdown cancels a fiber blocked in a read and waits for the op's completion") {
+  Pipe p;
+  int res = 1;
+  {
+    weft::Runtime rt;
+    rt.spawn([&] {
+      char buf[8];
+      ReadArgs a{p.r, buf, sizeof buf};
+      res = here().await_op(&prep_read, &a);
+    }).detach();
+    // Let it reach the read.
+    rt.block_on([] { weft::sleep_for(5ms); });
+  }  // ~Runtime: cancel, wait for the CQE, stop
+  REQUIRE(res == -ECANCELED);
+}

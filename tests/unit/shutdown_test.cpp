@@ -1,0 +1,115 @@
+// Shutdown order, cancellation, the stall detector and fiber dumps.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <spdlog/sinks/ringbuffer_sink.h>
+
+#include <weft/weft.hpp>
+#include <weft/runtime/log.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+#include "../helpers/test_support.hpp"
+
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+const bool kUring = (weft::test::require_io_uring(), true);
+}
+
+TEST_CASE("destroying the runtime cancels sleeping, waiting and not-yet-started fibers") {
+  weft::JoinHandle<void> sleeper, waiter, unstarted;
+  std::atomic<int> unwound{0};
+  {
+    weft::Runtime rt;
+    weft::Timer* timer = nullptr;
+    sleeper = rt.spawn([&] {
+      struct Guard {
+        std::atomic<int>& n;
+        ~Guard() { ++n; }
+      } g{unwound};
+      weft::sleep_for(1h);
+    });
+    waiter = rt.spawn([&] {
+      struct Guard {
+        std::atomic<int>& n;
+        ~Guard() { ++n; }
+      } g{unwound};
+      weft::Timer t;
+      timer = &t;
+      t.reset(1h);
+      t.wait();
+    });
+    rt.block_on([&] {
+      while (!timer) weft::sleep_for(1ms);
+    });
+    // A fiber that is busy when shutdown begins spawns one more: it must finish
+    // cancelled without ever starting.
+    std::atomic<bool> spinning{false};
+    rt.spawn([&] {
+      spinning = true;
+      while (!rt.worker(0).stopping()) {
+      }
+      unstarted = weft::spawn([] { FAIL("a fiber queued at shutdown must not start"); });
+    }).detach();
+    while (!spinning) std::this_thread::yield();
+    rt.shutdown();
+  }
+  REQUIRE(unwound == 2);  // destructors on their stacks ran: they were unwound
+  REQUIRE_THROWS_AS(sleeper.join(), weft::FiberCancelled);
+  REQUIRE_THROWS_AS(waiter.join(), weft::FiberCancelled);
+  REQUIRE_THROWS_AS(unstarted.join(), weft::FiberCancelled);
+}
+
+TEST_CASE("spawn after shutdown is refused with an error, not dropped") {
+  weft::Runtime rt;
+  rt.shutdown();
+  REQUIRE_THROWS_WITH(rt.spawn([] {}), Contains("shut down"));
+}
+
+TEST_CASE("the stall detector names a fiber that runs without yielding") {
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  weft::log::logger().sinks().push_back(sink);
+  weft::Config cfg;
+  cfg.stall_threshold = 20ms;
+  weft::Runtime rt(cfg);
+  rt.block_on(
+      [&] {
+        // Spin (never yielding) until the detector has reported; bounded.
+        auto give_up = std::chrono::steady_clock::now() + 60s;
+        while (rt.stats().stalls == 0 && std::chrono::steady_clock::now() < give_up) {
+        }
+      },
+      {.name = "cpu-hog"});
+  weft::log::logger().sinks().pop_back();
+  REQUIRE(rt.stats().stalls >= 1);
+  std::string all;
+  for (auto& line : sink->last_formatted()) all += line;
+  REQUIRE_THAT(all, Contains("stall: fiber cpu-hog"));
+}
+
+TEST_CASE("dump_fibers lists live fibers with their state and what they wait on") {
+  weft::Runtime rt;
+  weft::Timer* t = nullptr;
+  auto parked = rt.spawn(
+      [&] {
+        weft::Timer timer;
+        t = &timer;
+        timer.reset(1h);
+        timer.wait();
+      },
+      {.name = "parked-one"});
+  rt.block_on([&] {
+    while (!t) weft::sleep_for(1ms);
+  });
+  std::string dump = rt.dump_fibers();
+  REQUIRE_THAT(dump, Contains("parked-one"));
+  REQUIRE_THAT(dump, Contains("parked"));
+  REQUIRE_THAT(dump, Contains("waiting on timer"));
+  rt.block_on([&] { t->cancel(); });
+  parked.join();
+}

@@ -1,0 +1,166 @@
+// Fibers: spawn, join, results, exceptions, names, launch order, joins from threads.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "../helpers/test_support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+const bool kUring = (weft::test::require_io_uring(), true);
+}
+
+TEST_CASE("100k fibers spawned and joined all run exactly once and return their results") {
+  weft::Runtime rt;
+  const long total = 100000;
+  // TSan keeps a full thread state per live fiber: cap how many are alive at once.
+  const long batch = weft::test::under_tsan() ? 1000 : total;
+  long sum = rt.block_on([&] {
+    long s = 0;
+    std::vector<weft::JoinHandle<long>> hs;
+    hs.reserve(static_cast<std::size_t>(batch));
+    for (long done = 0; done < total; done += batch) {
+      for (long i = done; i < done + batch; ++i) hs.push_back(weft::spawn([i] { return i; }));
+      for (auto& h : hs) s += h.join();
+      hs.clear();
+    }
+    return s;
+  });
+  REQUIRE(sum == total * (total - 1) / 2);
+  auto st = rt.stats();
+  REQUIRE(st.fibers_spawned >= static_cast<std::uint64_t>(total));
+}
+
+TEST_CASE("an exception thrown in a fiber is rethrown by join") {
+  weft::Runtime rt;
+  rt.block_on([] {
+    auto h = weft::spawn([]() -> int { throw std::runtime_error("boom in child"); });
+    REQUIRE_THROWS_WITH(h.join(), "boom in child");
+    // The runtime keeps running after it.
+    REQUIRE(weft::spawn([] { return 7; }).join() == 7);
+  });
+}
+
+TEST_CASE("block_on rethrows the exception of its fiber on the calling thread") {
+  weft::Runtime rt;
+  REQUIRE_THROWS_AS(rt.block_on([]() -> int { throw std::out_of_range("from fiber"); }), std::out_of_range);
+  REQUIRE(rt.block_on([] { return 1; }) == 1);
+}
+
+TEST_CASE("an exception nobody joins is counted and the runtime keeps running") {
+  weft::Runtime rt;
+  auto before = rt.stats().unjoined_exceptions;
+  rt.block_on([] {
+    weft::spawn([] { throw std::runtime_error("nobody joins me"); }, {.name = "orphan"}).detach();
+    weft::sleep_for(1ms);
+    weft::yield();
+  });
+  REQUIRE(rt.stats().unjoined_exceptions == before + 1);
+  REQUIRE(rt.block_on([] { return 3; }) == 3);
+}
+
+TEST_CASE("a fiber can be joined from a plain thread") {
+  weft::Runtime rt;
+  auto h = rt.spawn([] {
+    weft::sleep_for(5ms);
+    return std::string("done");
+  });
+  std::string got;
+  std::thread t([&] { got = h.join(); });
+  t.join();
+  REQUIRE(got == "done");
+}
+
+TEST_CASE("fibers have unique ids and the names they were given") {
+  weft::Runtime rt;
+  rt.block_on([] {
+    auto a = weft::spawn([] { return weft::this_fiber::name(); }, {.name = "conn-handler#17"});
+    auto b = weft::spawn([] { return weft::this_fiber::name(); });
+    auto ida = a.id(), idb = b.id();
+    REQUIRE(ida != idb);
+    REQUIRE(a.join() == "conn-handler#17");
+    REQUIRE(b.join() == "fiber#" + std::to_string(idb));
+  });
+}
+
+TEST_CASE("launch dispatch runs the child before the spawner continues; post runs it later") {
+  weft::Runtime rt;
+  rt.block_on([] {
+    std::vector<int> order;
+    auto d = weft::spawn([&] { order.push_back(1); }, {.launch = weft::Launch::dispatch});
+    order.push_back(2);
+    auto p = weft::spawn([&] { order.push_back(3); });
+    order.push_back(4);
+    d.join();
+    p.join();
+    REQUIRE(order == std::vector<int>{1, 2, 4, 3});
+  });
+}
+
+TEST_CASE("yield interleaves the ready fibers of a worker in FIFO order") {
+  weft::Runtime rt;
+  rt.block_on([] {
+    std::string trace;
+    auto mk = [&](char c) {
+      return weft::spawn([&trace, c] {
+        for (int i = 0; i < 3; ++i) {
+          trace += c;
+          weft::yield();
+        }
+      });
+    };
+    auto a = mk('a');
+    auto b = mk('b');
+    a.join();
+    b.join();
+    REQUIRE(trace == "ababab");
+  });
+}
+
+TEST_CASE("a dropped handle detaches the fiber, which still runs to completion") {
+  weft::Runtime rt;
+  std::atomic<int> ran{0};
+  rt.block_on([&] {
+    weft::spawn([&] {
+      weft::sleep_for(1ms);
+      ran = 1;
+    }).detach();
+    weft::sleep_for(20ms);
+  });
+  REQUIRE(ran == 1);
+}
+
+TEST_CASE("fibers spawned from another thread with Runtime::spawn run on the runtime") {
+  weft::Runtime rt;
+  std::vector<std::thread> ts;
+  std::atomic<long> sum{0};
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      std::vector<weft::JoinHandle<int>> hs;
+      for (int i = 0; i < 200; ++i)
+        hs.push_back(rt.spawn([] {
+          weft::yield();
+          return weft::current_domain().evented() ? 1 : 0;
+        }));
+      for (auto& h : hs) sum += h.join();
+    });
+  for (auto& t : ts) t.join();
+  REQUIRE(sum == 800);
+}
+
+TEST_CASE("stats count switches and alive fibers") {
+  weft::Runtime rt;
+  rt.block_on([] {
+    for (int i = 0; i < 10; ++i) weft::yield();
+  });
+  auto s = rt.stats();
+  REQUIRE(s.switches > 0);
+  REQUIRE(s.fibers_alive == 0);
+}

@@ -1,0 +1,99 @@
+// io_uring unavailable is a startup error that names the cause and the remedy,
+// never a crash or a half-started runtime.
+#include <catch2/catch.hpp>
+
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <string>
+
+#include <weft/weft.hpp>
+
+#include "../helpers/test_support.hpp"
+
+using Catch::Matchers::Contains;
+
+namespace {
+const bool kUring = (weft::test::require_io_uring(), true);
+
+// A seccomp filter answering `err` to io_uring_setup and allowing everything else.
+bool deny_io_uring_setup(int err) {
+  sock_filter prog[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog fprog{static_cast<unsigned short>(sizeof prog / sizeof prog[0]), prog};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == 0;
+}
+
+// Runs a Runtime constructor in a child after `setup`; prints the error text.
+weft::test::ChildResult start_in_child(const std::function<bool()>& setup) {
+  return weft::test::run_in_child([&] {
+    if (!setup()) {
+      std::puts("SETUP-FAILED");
+      return 3;
+    }
+    try {
+      weft::Runtime rt;
+      std::puts("STARTED");
+      return 1;
+    } catch (const weft::StartupError& e) {
+      std::printf("StartupError: %s\n", e.what());
+      return 0;
+    }
+  });
+}
+}  // namespace
+
+TEST_CASE("a seccomp filter refusing io_uring_setup (EPERM) gives a startup error naming seccomp") {
+  auto r = start_in_child([] { return deny_io_uring_setup(EPERM); });
+  INFO(r.output);
+  REQUIRE(r.exited);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE_THAT(r.output, Contains("io_uring_setup failed"));
+  REQUIRE_THAT(r.output, Contains("seccomp"));
+  REQUIRE_THAT(r.output, Contains("Remedy"));
+}
+
+TEST_CASE("a kernel answering ENOSYS gives a startup error saying io_uring is missing") {
+  auto r = start_in_child([] { return deny_io_uring_setup(ENOSYS); });
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE_THAT(r.output, Contains("has no io_uring"));
+  REQUIRE_THAT(r.output, Contains("Remedy"));
+}
+
+TEST_CASE("RLIMIT_MEMLOCK too low for the ring gives a startup error naming the limit") {
+  auto r = start_in_child([] {
+    // Root bypasses memlock accounting through CAP_IPC_LOCK: drop it first.
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    if (syscall(SYS_capget, &hdr, data) != 0) return false;
+    data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+    if (syscall(SYS_capset, &hdr, data) != 0) return false;
+    rlimit rl{0, 0};
+    return setrlimit(RLIMIT_MEMLOCK, &rl) == 0;
+  });
+  INFO(r.output);
+  if (r.output.find("STARTED") != std::string::npos) {
+    WARN("this kernel does not charge io_uring rings to RLIMIT_MEMLOCK; nothing to check");
+    return;
+  }
+  REQUIRE(r.exit_code == 0);
+  REQUIRE_THAT(r.output, Contains("RLIMIT_MEMLOCK"));
+}
