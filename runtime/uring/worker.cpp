@@ -450,15 +450,7 @@ void Worker::resume(Context* from, bool from_exits, FiberBase* next) {
   after_switch();
 }
 
-void Worker::after_switch() {
-  if (FiberBase* z = zombie_) {
-    zombie_ = nullptr;
-    reclaim(z);
-  }
-}
-
-void Worker::yield_current() {
-  FiberBase* self = current_;
+void Worker::yield_slow(FiberBase* self) {
   if (self->cancel_requested_) throw FiberCancelled();
   if (runq_.empty() && budget_ > 0) {
     --budget_;  // nothing else to run: keep going, but still tick every budget
