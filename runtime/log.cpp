@@ -23,7 +23,8 @@ class WhoFlag final : public spdlog::custom_flag_formatter {
     std::string who;
     const auto& ts = detail::t_state;
     if (ts.worker) {
-      who = "w" + std::to_string(ts.worker->index()) + "/" + (ts.fiber ? ts.fiber->display_name() : "sched");
+      who.append("w").append(std::to_string(ts.worker->index())).append("/");
+      who.append(ts.fiber ? ts.fiber->display_name() : std::string("sched"));
     } else {
       char name[32] = "thread";
       pthread_getname_np(pthread_self(), name, sizeof name);

@@ -68,12 +68,11 @@ void Runtime::Impl::run_monitor() {
         continue;
       }
       if (!s.reported && now - s.since >= threshold) {
+        const std::string name = workers[i]->running_fiber_name(f);
+        if (name.empty() || workers[i]->switch_epoch() != epoch) continue;  // it just switched
         s.reported = true;
         stalls.add();
-        // The fiber cannot finish (and be freed) without a switch, and the epoch
-        // has not moved, so its name is stable here.
-        log::logger().warn("stall: fiber {} on worker {} has run for at least {} ms without yielding",
-                           f->display_name(), i,
+        log::logger().warn("stall: fiber {} on worker {} has run for at least {} ms without yielding", name, i,
                            std::chrono::duration_cast<std::chrono::milliseconds>(now - s.since).count());
       }
     }

@@ -2,6 +2,7 @@
 #include <weft/runtime/fiber/fiber.hpp>
 
 #include <algorithm>
+#include <mutex>
 
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
@@ -14,6 +15,14 @@ namespace weft::detail {
 namespace {
 // relaxed: a statistic; each event is also logged.
 std::atomic<std::uint64_t> g_unjoined{0};
+
+// The hazard slot of observe_running_name(): the fiber an observer is reading.
+// Protocol (Dekker): the observer stores the hazard, then re-checks that the
+// fiber still runs (both seq_cst); the deleter's last switch away from the fiber
+// precedes its seq_cst fence and its load of the hazard. So either the deleter
+// sees the hazard and waits, or the observer sees the fiber gone and reads nothing.
+std::atomic<const FiberBase*> g_hazard{nullptr};
+std::mutex g_hazard_mu;  // one observer at a time owns the slot
 
 bool is_cancellation(const std::exception_ptr& e) {
   try {
@@ -35,7 +44,7 @@ std::string FiberBase::display_name() const {
 
 void FiberBase::set_name(std::string_view n) {
   const std::size_t len = std::min(n.size(), sizeof name_ - 1);
-  std::memcpy(name_, n.data(), len);
+  if (len) std::memcpy(name_, n.data(), len);
   name_[len] = '\0';
 }
 
@@ -50,6 +59,10 @@ void FiberBase::release_ref() noexcept {
     } catch (...) {
       log::logger().error("fiber {} ended with a non-std exception nobody joined", display_name());
     }
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  while (g_hazard.load(std::memory_order_seq_cst) == this) {
+    // An observer is reading our name: it holds the slot for a few instructions.
   }
   delete this;
 }
@@ -100,6 +113,15 @@ void FiberBase::wait_done() {
   }
   // acquire: pairs with the finisher's acq_rel exchange, so the result is visible.
   while (join_word_.load(std::memory_order_acquire) != kJoinDone) join_word_.wait(kJoinThread, std::memory_order_acquire);
+}
+
+std::string observe_running_name(const std::atomic<FiberBase*>& running, FiberBase* f) {
+  std::lock_guard lk(g_hazard_mu);
+  g_hazard.store(f, std::memory_order_seq_cst);
+  std::string name;
+  if (running.load(std::memory_order_seq_cst) == f) name = f->display_name();
+  g_hazard.store(nullptr, std::memory_order_seq_cst);
+  return name;
 }
 
 void require_fiber(const char* operation) {

@@ -154,6 +154,12 @@ class FiberImpl final : public FiberResult<R> {
   F fn_;
 };
 
+/// Reads the name of `f`, which `running` says is executing, without racing with
+/// its deletion (a hazard slot that the delete path waits on). Returns "" when
+/// `f` is no longer the running fiber. For observers on other threads (the stall
+/// detector); costs the deleter one fenced load.
+std::string observe_running_name(const std::atomic<FiberBase*>& running, FiberBase* f);
+
 /// Places a new fiber on the calling fiber's worker. Throws CrossRuntimeError when
 /// the caller is not a fiber (checked by the caller before allocation).
 void start_local(FiberBase* f, const SpawnOptions& opts);

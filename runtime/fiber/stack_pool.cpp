@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -72,6 +73,14 @@ std::string max_map_count() {
 template <class V>
 void reserve_for(V& v, std::size_t n) {
   if (v.capacity() < n) v.reserve(std::max({std::size_t{64}, n, 2 * v.capacity()}));
+}
+
+/// A fresh mapping may reuse addresses whose ASan shadow someone left poisoned.
+/// (Large ranges are cheap: ASan remaps their shadow instead of writing it.)
+void unpoison_fresh([[maybe_unused]] void* base, [[maybe_unused]] std::size_t bytes) {
+#if WEFT_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(base, bytes);
+#endif
 }
 
 }  // namespace
@@ -145,6 +154,7 @@ Stack StackPool::acquire() {
 }
 
 void StackPool::release(Stack s) noexcept {
+  assert(s.valid() && s.size == stack_size_ && live_ > 0);
   --live_;
   if (free_.size() >= cache_committed_) {
     // Give the pages back; the guard (a marker or a PROT_NONE mapping) stays.
@@ -164,6 +174,7 @@ void StackPool::grow_madvise() {
                           std::to_string(live_) + " stacks live; check ulimit -v and " +
                           "vm.overcommit_memory, or lower Config::stack_size");
   }
+  unpoison_fresh(base, bytes);
   chunks_.push_back({base, bytes});
   ++mappings_;
   next_slot_ = 0;
@@ -213,6 +224,7 @@ Stack StackPool::make_mprotect_stack() {
                         " before Config::mprotect_guard_budget=" + std::to_string(budget_) +
                         "; raise vm.max_map_count or lower the budget");
   }
+  unpoison_fresh(base, bytes);
   chunks_.push_back({base, bytes});
   mappings_ += 2;
   return adopt_slot(static_cast<char*>(base));

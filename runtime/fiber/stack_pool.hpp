@@ -4,7 +4,7 @@
 //  - One StackPool per Evented worker; only that worker's thread calls it (no locks).
 //  - Every stack handed out has at least one guard page directly below `lo`
 //    (the stack grows down from `top()` toward the guard). No unguarded stack is
-//    ever handed out unless StackPoolConfig::allow_unguarded is set.
+//    ever handed out.
 //  - Guard mode `madvise` (Linux 6.13+, MADV_GUARD_INSTALL = 102): stacks are carved
 //    from chunks, one anonymous MAP_NORESERVE mapping per chunk; guards cost no
 //    mapping, so a million guarded stacks need ~1M/stacks_per_chunk mappings.

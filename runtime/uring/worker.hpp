@@ -143,6 +143,8 @@ class Worker {
   /// running fiber (null in scheduler context or asleep).
   [[nodiscard]] std::uint64_t switch_epoch() const { return switches_.get(); }
   [[nodiscard]] FiberBase* running_fiber() const { return running_.load(std::memory_order_acquire); }
+  /// The running fiber's name if it is still `f` (safe against its deletion).
+  [[nodiscard]] std::string running_fiber_name(FiberBase* f) const { return observe_running_name(running_, f); }
   [[nodiscard]] bool stopping() const { return stop_requested_.load(std::memory_order_acquire); }
 
  private:

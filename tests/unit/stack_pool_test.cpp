@@ -14,9 +14,13 @@
 
 #include <boost/context/detail/fcontext.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -40,16 +44,10 @@ bool under_sanitizer() {
 std::size_t page() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
 
 std::size_t maps_lines() {
-  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  std::size_t lines = 0;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-    for (ssize_t i = 0; i < n; ++i) lines += buf[i] == '\n';
-  }
-  ::close(fd);
-  return lines;
+  std::ifstream maps("/proc/self/maps");
+  REQUIRE(maps.good());
+  return static_cast<std::size_t>(
+      std::count(std::istreambuf_iterator<char>(maps), std::istreambuf_iterator<char>(), '\n'));
 }
 
 struct ChildResult {
@@ -92,6 +90,16 @@ ChildResult run_in_child(const std::function<int()>& body) {
 bool died_of_fault(int status) {
   if (WIFSIGNALED(status)) return WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS;
   return under_sanitizer() && WIFEXITED(status) && WEXITSTATUS(status) != 0;
+}
+
+/// Writing one byte at `p` kills a child process.
+bool write_faults(char* p) {
+  ChildResult r = run_in_child([p] {
+    *static_cast<volatile char*>(p) = 1;
+    return 0;
+  });
+  UNSCOPED_INFO("child status " << r.status << ", stderr: " << r.err);
+  return died_of_fault(r.status);
 }
 
 StackPoolConfig config(GuardMode mode) {
@@ -154,6 +162,22 @@ void overflowing_fiber(boost::context::detail::transfer_t) {
   ::_exit(3);  // unreachable: the recursion never returns
 }
 
+/// In a child: a fake fiber "probe-fiber" owns a stack of `pool`; weft's handler and
+/// this thread's altstack are installed.
+void arm_fake_fiber(StackPool& pool) {
+  g_fake_stack = pool.acquire();
+  weft::detail::install_overflow_handler(&fake_probe);
+  weft::detail::setup_thread_altstack();
+}
+
+/// Runs a bottomless recursion on the fake fiber's stack (it never comes back).
+[[noreturn]] void overflow_fake_fiber() {
+  namespace ctx = boost::context::detail;
+  ctx::fcontext_t fc = ctx::make_fcontext(g_fake_stack.top(), g_fake_stack.size, &overflowing_fiber);
+  ctx::jump_fcontext(fc, nullptr);
+  ::_exit(4);  // unreachable
+}
+
 }  // namespace
 
 TEST_CASE("a million guarded stacks fit under vm.max_map_count in madvise mode", "[stack_pool]") {
@@ -196,29 +220,8 @@ TEST_CASE("guard page of a pool stack faults", "[stack_pool]") {
       REQUIRE(pool.mode() == mode);
       Stack s = pool.acquire();
       // Just below lo (where an overflowing frame lands first) and the guard's bottom.
-      for (char* target : {static_cast<char*>(s.lo) - 1, static_cast<char*>(s.guard_lo)}) {
-        ChildResult r = run_in_child([target] {
-          *static_cast<volatile char*>(target) = 1;
-          return 0;
-        });
-        INFO("child status " << r.status << ", stderr: " << r.err);
-        REQUIRE(died_of_fault(r.status));
-      }
-      // The guard survives the MADV_DONTNEED of a stack released beyond the cache.
-      StackPoolConfig small = cfg;
-      small.cache_committed = 0;
-      StackPool pool2(small);
-      Stack t = pool2.acquire();
-      static_cast<char*>(t.top())[-1] = 1;
-      pool2.release(t);
-      t = pool2.acquire();
-      char* below = static_cast<char*>(t.lo) - 1;
-      ChildResult r = run_in_child([below] {
-        *static_cast<volatile char*>(below) = 1;
-        return 0;
-      });
-      REQUIRE(died_of_fault(r.status));
-      pool2.release(t);
+      REQUIRE(write_faults(static_cast<char*>(s.lo) - 1));
+      REQUIRE(write_faults(static_cast<char*>(s.guard_lo)));
       pool.release(s);
     }
   }
@@ -303,7 +306,7 @@ TEST_CASE("stack size is rounded to pages and the guard sits directly below lo",
   }
 }
 
-TEST_CASE("stacks released beyond the cache give their memory back", "[stack_pool]") {
+TEST_CASE("stacks released beyond the cache give their memory back and keep their guard", "[stack_pool]") {
   for (GuardMode mode : testable_modes()) {
     SECTION(name_of(mode)) {
       StackPoolConfig cfg = config(mode);
@@ -325,44 +328,37 @@ TEST_CASE("stacks released beyond the cache give their memory back", "[stack_poo
       Stack again = pool.acquire();
       REQUIRE(again.lo == dropped.lo);
       REQUIRE(static_cast<char*>(again.top())[-1] == 0);
+      REQUIRE(write_faults(static_cast<char*>(again.lo) - 1));  // the guard survived
       pool.release(again);
     }
   }
 }
 
-TEST_CASE("automatic mode picks madvise exactly when the kernel has MADV_GUARD_INSTALL", "[stack_pool]") {
-  StackPool pool(config(GuardMode::automatic));
-  REQUIRE(pool.mode() == (weft::detail::kernel_has_guard_install() ? GuardMode::madvise : GuardMode::mprotect));
-}
-
-TEST_CASE("forced madvise mode on a kernel without it throws", "[stack_pool]") {
-  if (weft::detail::kernel_has_guard_install()) {
-    StackPool pool(config(GuardMode::madvise));  // the kernel has it: construction succeeds
-    REQUIRE(pool.mode() == GuardMode::madvise);
+TEST_CASE("forced madvise mode on a kernel without it throws; automatic falls back", "[stack_pool]") {
+  const bool has = weft::detail::kernel_has_guard_install();
+  REQUIRE(StackPool(config(GuardMode::automatic)).mode() == (has ? GuardMode::madvise : GuardMode::mprotect));
+  if (has) {
+    REQUIRE(StackPool(config(GuardMode::madvise)).mode() == GuardMode::madvise);  // construction succeeds
     return;
   }
   try {
     StackPool pool(config(GuardMode::madvise));
     FAIL("GuardMode::madvise was accepted by a kernel without MADV_GUARD_INSTALL");
   } catch (const std::system_error& e) {
-    INFO(e.what());
-    REQUIRE(std::string(e.what()).find("MADV_GUARD_INSTALL") != std::string::npos);
-    REQUIRE(std::string(e.what()).find("6.13") != std::string::npos);
+    const std::string what = e.what();
+    INFO(what);
+    REQUIRE(what.find("MADV_GUARD_INSTALL") != std::string::npos);
+    REQUIRE(what.find("6.13") != std::string::npos);
   }
 }
 
 TEST_CASE("a fiber overflowing into its guard page is reported by name", "[overflow]") {
   for (GuardMode mode : testable_modes()) {
     SECTION(name_of(mode)) {
-      ChildResult r = run_in_child([mode] {
+      ChildResult r = run_in_child([mode]() -> int {
         StackPool pool(config(mode));
-        g_fake_stack = pool.acquire();
-        weft::detail::install_overflow_handler(&fake_probe);
-        weft::detail::setup_thread_altstack();
-        namespace ctx = boost::context::detail;
-        ctx::fcontext_t fc = ctx::make_fcontext(g_fake_stack.top(), g_fake_stack.size, &overflowing_fiber);
-        ctx::jump_fcontext(fc, nullptr);
-        return 4;  // unreachable
+        arm_fake_fiber(pool);
+        overflow_fake_fiber();
       });
       INFO("child status " << r.status << ", stderr:\n" << r.err);
       REQUIRE(died_of_fault(r.status));
@@ -373,16 +369,11 @@ TEST_CASE("a fiber overflowing into its guard page is reported by name", "[overf
 }
 
 TEST_CASE("after the report the fault is handed to the previous handler", "[overflow]") {
-  ChildResult r = run_in_child([] {
+  ChildResult r = run_in_child([]() -> int {
     install_marking_handler();
     StackPool pool(config(GuardMode::automatic));
-    g_fake_stack = pool.acquire();
-    weft::detail::install_overflow_handler(&fake_probe);
-    weft::detail::setup_thread_altstack();
-    namespace ctx = boost::context::detail;
-    ctx::fcontext_t fc = ctx::make_fcontext(g_fake_stack.top(), g_fake_stack.size, &overflowing_fiber);
-    ctx::jump_fcontext(fc, nullptr);
-    return 4;  // unreachable
+    arm_fake_fiber(pool);
+    overflow_fake_fiber();
   });
   INFO("child status " << r.status << ", stderr:\n" << r.err);
   REQUIRE(WIFEXITED(r.status));
@@ -394,39 +385,32 @@ TEST_CASE("after the report the fault is handed to the previous handler", "[over
   REQUIRE(report < marker);
 }
 
-TEST_CASE("a fault outside the fiber's guard goes straight to the previous handler", "[overflow]") {
-  ChildResult r = run_in_child([] {
-    install_marking_handler();
-    StackPool pool(config(GuardMode::automatic));
-    g_fake_stack = pool.acquire();
-    weft::detail::install_overflow_handler(&fake_probe);
-    weft::detail::setup_thread_altstack();
-    void* elsewhere = ::mmap(nullptr, page(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (elsewhere == MAP_FAILED) return 5;
-    *static_cast<volatile char*>(elsewhere) = 1;
-    return 0;
-  });
-  INFO("child status " << r.status << ", stderr:\n" << r.err);
-  REQUIRE(WIFEXITED(r.status));
-  REQUIRE(WEXITSTATUS(r.status) == kMarkerExit);
-  REQUIRE(r.err.find(kMarker) != std::string::npos);
-  REQUIRE(r.err.find("fiber stack overflow") == std::string::npos);
-}
-
-TEST_CASE("a fault outside the fiber's guard is left to the default disposition", "[overflow]") {
-  ChildResult r = run_in_child([] {
-    StackPool pool(config(GuardMode::automatic));
-    g_fake_stack = pool.acquire();
-    weft::detail::install_overflow_handler(&fake_probe);
-    weft::detail::setup_thread_altstack();
-    void* elsewhere = ::mmap(nullptr, page(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (elsewhere == MAP_FAILED) return 5;
-    *static_cast<volatile char*>(elsewhere) = 1;
-    return 0;
-  });
-  INFO("child status " << r.status << ", stderr:\n" << r.err);
-  REQUIRE(died_of_fault(r.status));
-  REQUIRE(r.err.find("fiber stack overflow") == std::string::npos);
+TEST_CASE("a fault outside the fiber's guard is not reported and goes to the previous handler", "[overflow]") {
+  const auto fault_elsewhere = [](bool marking) {
+    return run_in_child([marking] {
+      if (marking) install_marking_handler();
+      StackPool pool(config(GuardMode::automatic));
+      arm_fake_fiber(pool);
+      void* elsewhere = ::mmap(nullptr, page(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (elsewhere == MAP_FAILED) return 5;
+      *static_cast<volatile char*>(elsewhere) = 1;
+      return 0;
+    });
+  };
+  SECTION("default disposition") {
+    ChildResult r = fault_elsewhere(false);
+    INFO("child status " << r.status << ", stderr:\n" << r.err);
+    REQUIRE(died_of_fault(r.status));
+    REQUIRE(r.err.find("fiber stack overflow") == std::string::npos);
+  }
+  SECTION("a previous handler") {
+    ChildResult r = fault_elsewhere(true);
+    INFO("child status " << r.status << ", stderr:\n" << r.err);
+    REQUIRE(WIFEXITED(r.status));
+    REQUIRE(WEXITSTATUS(r.status) == kMarkerExit);
+    REQUIRE(r.err.find(kMarker) != std::string::npos);
+    REQUIRE(r.err.find("fiber stack overflow") == std::string::npos);
+  }
 }
 
 TEST_CASE("a signal sent with kill is passed on, not swallowed", "[overflow]") {
