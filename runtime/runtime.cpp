@@ -39,7 +39,7 @@ struct Runtime::Impl {
   std::condition_variable_any mon_cv;
   bool mon_stop WEFT_GUARDED_BY(mon_mu) = false;
   std::thread monitor;
-  detail::Counter stalls;
+  std::atomic<std::uint64_t> stalls{0};
 
   void run_monitor();
 };
@@ -61,19 +61,21 @@ void Runtime::Impl::run_monitor() {
     const auto now = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < workers.size(); ++i) {
       const std::uint64_t epoch = workers[i]->switch_epoch();
-      detail::FiberBase* f = workers[i]->running_fiber();
+      const detail::FiberLabel* label = workers[i]->running_label();
       Seen& s = seen[i];
-      if (epoch != s.epoch || !f) {
+      if (epoch != s.epoch || !label) {
         s = Seen{epoch, now, false};
         continue;
       }
       if (!s.reported && now - s.since >= threshold) {
-        const std::string name = workers[i]->running_fiber_name(f);
-        if (name.empty() || workers[i]->switch_epoch() != epoch) continue;  // it just switched
+        const std::string name = label->read();
+        // Validate: no switch happened while we read, so the label was not reused.
+        if (workers[i]->switch_epoch() != epoch || workers[i]->running_label() != label) continue;
         s.reported = true;
-        stalls.add();
         log::logger().warn("stall: fiber {} on worker {} has run for at least {} ms without yielding", name, i,
                            std::chrono::duration_cast<std::chrono::milliseconds>(now - s.since).count());
+        // release: whoever sees the count also sees the report above written.
+        stalls.fetch_add(1, std::memory_order_release);
       }
     }
   }
@@ -152,7 +154,7 @@ void Runtime::place(detail::FiberBase* f, const SpawnOptions& opts, int worker) 
 Stats Runtime::stats() const {
   Stats s;
   for (const auto& w : impl_->workers) w->add_stats(s);
-  s.stalls = impl_->stalls.get();
+  s.stalls = impl_->stalls.load(std::memory_order_acquire);
   s.unjoined_exceptions = detail::unjoined_exceptions_total();
   return s;
 }

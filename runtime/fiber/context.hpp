@@ -24,19 +24,34 @@ namespace weft::detail {
 using boost::context::detail::fcontext_t;
 using boost::context::detail::transfer_t;
 
+/// A suspended context. Release builds carry only the saved stack pointer (it sits
+/// in the fiber's first cache line with the other switch-path fields); sanitizer
+/// builds add what their hooks need. Every TU of one build agrees on the flags.
 struct Context {
-  fcontext_t fc = nullptr;      ///< saved stack pointer while suspended
+  fcontext_t fc = nullptr;  ///< saved stack pointer while suspended
+#if WEFT_ASAN
   const void* stack_lo = nullptr;  ///< stack bounds, for ASan
   std::size_t stack_size = 0;
-  void* asan_fake = nullptr;    ///< ASan fake-stack handle while suspended
-  void* tsan_fiber = nullptr;   ///< TSan fiber state
+  void* asan_fake = nullptr;  ///< ASan fake-stack handle while suspended
+#endif
+#if WEFT_TSAN
+  void* tsan_fiber = nullptr;  ///< TSan fiber state
+#endif
 };
+
+/// Records a context's stack bounds where a sanitizer needs them.
+inline void set_stack_bounds([[maybe_unused]] Context* ctx, [[maybe_unused]] const void* lo,
+                             [[maybe_unused]] std::size_t size) {
+#if WEFT_ASAN
+  ctx->stack_lo = lo;
+  ctx->stack_size = size;
+#endif
+}
 
 /// Prepares `ctx` to start `entry` on the stack [lo, lo + size).
 inline void make_context(Context* ctx, void* lo, std::size_t size, void (*entry)(transfer_t)) {
   ctx->fc = boost::context::detail::make_fcontext(static_cast<char*>(lo) + size, size, entry);
-  ctx->stack_lo = lo;
-  ctx->stack_size = size;
+  set_stack_bounds(ctx, lo, size);
 }
 
 /// Suspends `from` and resumes `to`. `from_exits`: `from` will never run again

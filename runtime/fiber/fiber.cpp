@@ -2,7 +2,6 @@
 #include <weft/runtime/fiber/fiber.hpp>
 
 #include <algorithm>
-#include <mutex>
 
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
@@ -16,13 +15,28 @@ namespace {
 // relaxed: a statistic; each event is also logged.
 std::atomic<std::uint64_t> g_unjoined{0};
 
-// The hazard slot of observe_running_name(): the fiber an observer is reading.
-// Protocol (Dekker): the observer stores the hazard, then re-checks that the
-// fiber still runs (both seq_cst); the deleter's last switch away from the fiber
-// precedes its seq_cst fence and its load of the hazard. So either the deleter
-// sees the hazard and waits, or the observer sees the fiber gone and reads nothing.
-std::atomic<const FiberBase*> g_hazard{nullptr};
-std::mutex g_hazard_mu;  // one observer at a time owns the slot
+// Per-thread cache of fiber blocks by 64-byte size class (blocks freed on one
+// thread may be reused by another: a freed block carries no state). ASan builds
+// bypass it so use-after-free of a fiber block is still caught.
+constexpr std::size_t kClassBytes = 64;
+constexpr std::size_t kClasses = 8;      // blocks up to 512 bytes
+constexpr std::uint32_t kCacheMax = 4096;  // per class and thread
+struct FreeBlock {
+  FreeBlock* next;
+};
+struct BlockCache {
+  FreeBlock* head[kClasses] = {};
+  std::uint32_t count[kClasses] = {};
+  ~BlockCache() {
+    for (auto& h : head)
+      while (FreeBlock* b = h) {
+        h = b->next;
+        ::operator delete(b);
+      }
+  }
+};
+thread_local BlockCache t_blocks;
+std::size_t size_class(std::size_t size) { return (size + kClassBytes - 1) / kClassBytes - 1; }
 
 bool is_cancellation(const std::exception_ptr& e) {
   try {
@@ -59,10 +73,6 @@ void FiberBase::release_ref() noexcept {
     } catch (...) {
       log::logger().error("fiber {} ended with a non-std exception nobody joined", display_name());
     }
-  }
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  while (g_hazard.load(std::memory_order_seq_cst) == this) {
-    // An observer is reading our name: it holds the slot for a few instructions.
   }
   delete this;
 }
@@ -115,13 +125,52 @@ void FiberBase::wait_done() {
   while (join_word_.load(std::memory_order_acquire) != kJoinDone) join_word_.wait(kJoinThread, std::memory_order_acquire);
 }
 
-std::string observe_running_name(const std::atomic<FiberBase*>& running, FiberBase* f) {
-  std::lock_guard lk(g_hazard_mu);
-  g_hazard.store(f, std::memory_order_seq_cst);
-  std::string name;
-  if (running.load(std::memory_order_seq_cst) == f) name = f->display_name();
-  g_hazard.store(nullptr, std::memory_order_seq_cst);
-  return name;
+void* FiberBase::operator new(std::size_t size) {
+  const std::size_t c = size_class(size);
+  if (!kAsan && c < kClasses) {
+    BlockCache& cache = t_blocks;
+    if (FreeBlock* b = cache.head[c]) {
+      cache.head[c] = b->next;
+      --cache.count[c];
+      return b;
+    }
+    return ::operator new((c + 1) * kClassBytes);
+  }
+  return ::operator new(size);
+}
+
+void FiberBase::operator delete(void* p, std::size_t size) noexcept {
+  const std::size_t c = size_class(size);
+  if (!kAsan && c < kClasses) {
+    BlockCache& cache = t_blocks;
+    if (cache.count[c] < kCacheMax) {
+      auto* b = static_cast<FreeBlock*>(p);
+      b->next = cache.head[c];
+      cache.head[c] = b;
+      ++cache.count[c];
+      return;
+    }
+  }
+  ::operator delete(p);
+}
+
+// relaxed throughout: labels carry no other data; readers validate with the
+// worker's switch epoch.
+void FiberLabel::write(std::uint64_t fiber_id, const char* fiber_name) noexcept {
+  std::uint64_t words[4] = {};
+  std::memcpy(words, fiber_name, std::min<std::size_t>(std::strlen(fiber_name), sizeof words - 1));
+  std::atomic_ref<std::uint64_t>(id).store(fiber_id, std::memory_order_relaxed);
+  for (int i = 0; i < 4; ++i) std::atomic_ref<std::uint64_t>(name[i]).store(words[i], std::memory_order_relaxed);
+}
+
+std::string FiberLabel::read() const {
+  std::uint64_t words[4];
+  for (int i = 0; i < 4; ++i)
+    words[i] = std::atomic_ref<const std::uint64_t>(name[i]).load(std::memory_order_relaxed);
+  char buf[sizeof words + 1] = {};
+  std::memcpy(buf, words, sizeof words);
+  if (buf[0]) return std::string(buf, strnlen(buf, sizeof words));
+  return "fiber#" + std::to_string(std::atomic_ref<const std::uint64_t>(id).load(std::memory_order_relaxed));
 }
 
 void require_fiber(const char* operation) {

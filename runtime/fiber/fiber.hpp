@@ -68,6 +68,21 @@ enum class FiberState : std::uint8_t { created, ready, running, parked, done };
 /// completion does. Runs on the fiber's worker, in scheduler or fiber context.
 using CancelHook = void (*)(FiberBase* f, void* arg);
 
+/// A fiber's id and name, written at the top of its stack when it gets the stack.
+/// Pooled stack memory stays mapped for the worker's whole life, so an observer on
+/// another thread (the stall detector) may read a label at any time without ever
+/// touching a fiber block that might be freed. All fields are relaxed atomics; a
+/// reader validates what it read against the worker's switch epoch (seqlock-style).
+/// The words are plain (trivial type: stack memory is reinterpreted, never
+/// constructed) and accessed only through std::atomic_ref.
+struct FiberLabel {
+  alignas(8) std::uint64_t id;
+  std::uint64_t name[4];  // up to 31 chars + NUL, packed
+  void write(std::uint64_t fiber_id, const char* fiber_name) noexcept;
+  /// The name, or "fiber#<id>" for an unnamed fiber.
+  [[nodiscard]] std::string read() const;
+};
+
 inline constexpr std::uintptr_t kJoinNone = 0;
 inline constexpr std::uintptr_t kJoinDone = 1;
 inline constexpr std::uintptr_t kJoinThread = 2;
@@ -81,6 +96,11 @@ class FiberBase {
 
   /// Runs the body; stores the result or the exception. Never throws.
   virtual void run() noexcept = 0;
+
+  /// Fiber blocks come from a per-thread size-class cache: spawn/join in batches
+  /// would otherwise make the heap shrink and regrow (page faults per batch).
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
 
   [[nodiscard]] std::uint64_t id() const { return id_; }
   /// The name given at spawn, or "fiber#<id>".
@@ -97,16 +117,19 @@ class FiberBase {
   void rethrow_if_failed();
 
   // ---- worker-owned state (only the worker's thread touches these) ----
+  // The fields every switch touches come first: with the vtable pointer they fill
+  // one cache line in release builds.
   Context ctx_;
-  Stack stack_;
   FiberBase* run_next_ = nullptr;    ///< run queue link
+  FiberLabel* label_ = nullptr;      ///< at the top of stack_, while it has one
+  FiberState state_ = FiberState::created;
+  bool cancel_requested_ = false;
+  Stack stack_;
   FiberBase* inbox_next_ = nullptr;  ///< inbox link: written before the publishing CAS
   FiberBase* all_prev_ = nullptr;    ///< the worker's list of live fibers (dumps)
   FiberBase* all_next_ = nullptr;
   Worker* worker_ = nullptr;
   std::uint64_t id_ = 0;
-  FiberState state_ = FiberState::created;
-  bool cancel_requested_ = false;
   const char* wait_reason_ = "";
   CancelHook cancel_hook_ = nullptr;
   void* cancel_arg_ = nullptr;
@@ -153,12 +176,6 @@ class FiberImpl final : public FiberResult<R> {
  private:
   F fn_;
 };
-
-/// Reads the name of `f`, which `running` says is executing, without racing with
-/// its deletion (a hazard slot that the delete path waits on). Returns "" when
-/// `f` is no longer the running fiber. For observers on other threads (the stall
-/// detector); costs the deleter one fenced load.
-std::string observe_running_name(const std::atomic<FiberBase*>& running, FiberBase* f);
 
 /// Places a new fiber on the calling fiber's worker. Throws CrossRuntimeError when
 /// the caller is not a fiber (checked by the caller before allocation).

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <new>
 #include <string>
 
 #include <weft/runtime/error.hpp>
@@ -119,8 +120,7 @@ void Worker::thread_main(void* started_arg) {
     void* lo = nullptr;
     std::size_t size = 0;
     pthread_attr_getstack(&attr, &lo, &size);
-    sched_ctx_.stack_lo = lo;
-    sched_ctx_.stack_size = size;
+    set_stack_bounds(&sched_ctx_, lo, size);
     pthread_attr_destroy(&attr);
   }
 #if WEFT_TSAN
@@ -313,8 +313,13 @@ bool Worker::adopt(FiberBase* f) {
 }
 
 void Worker::start_fiber(FiberBase* f, const SpawnOptions& opts) {
-  // relaxed: ids only need to be unique, not ordered with anything.
-  f->id_ = fiber_ids_.fetch_add(1, std::memory_order_relaxed);
+  if (next_id_ == id_limit_) {
+    // relaxed: ids only need to be unique; reserve a block to keep the spawn path
+    // free of a locked instruction per fiber.
+    next_id_ = fiber_ids_.fetch_add(1024, std::memory_order_relaxed);
+    id_limit_ = next_id_ + 1024;
+  }
+  f->id_ = next_id_++;
   f->set_name(opts.name);
   if (!adopt(f)) return;
   if (opts.launch == Launch::dispatch && current_) {
@@ -339,7 +344,12 @@ bool Worker::give_stack(FiberBase* f) {
     complete_without_running(f, std::current_exception());
     return false;
   }
-  make_context(&f->ctx_, f->stack_.lo, f->stack_.size, &fiber_entry);
+  // The label sits at the very top of the stack; frames start below it.
+  constexpr std::size_t kLabelRoom = 64;
+  static_assert(sizeof(FiberLabel) <= kLabelRoom);
+  f->label_ = reinterpret_cast<FiberLabel*>(static_cast<char*>(f->stack_.top()) - kLabelRoom);
+  f->label_->write(f->id_, f->raw_name());
+  make_context(&f->ctx_, f->stack_.lo, f->stack_.size - kLabelRoom, &fiber_entry);
 #if WEFT_TSAN
   f->ctx_.tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -377,6 +387,7 @@ void Worker::reclaim(FiberBase* f) {
   if (f->stack_.valid()) {
     stacks_.release(f->stack_);
     f->stack_ = Stack{};
+    f->label_ = nullptr;
 #if WEFT_TSAN
     __tsan_destroy_fiber(f->ctx_.tsan_fiber);
     f->ctx_.tsan_fiber = nullptr;
@@ -443,8 +454,7 @@ void Worker::resume(Context* from, bool from_exits, FiberBase* next) {
   }
   current_ = next;
   t_state.fiber = next;
-  // release: the stall detector reads the fiber's name through this pointer.
-  running_.store(next, std::memory_order_release);
+  running_.store(next ? next->label_ : nullptr, std::memory_order_relaxed);
   switches_.add();
   switch_context(from, to, from_exits);
   after_switch();

@@ -105,7 +105,7 @@ class Worker {
       next->state_ = FiberState::running;
       current_ = next;
       t_state.fiber = next;
-      running_.store(next, std::memory_order_release);  // see resume()
+      running_.store(next->label_, std::memory_order_relaxed);  // see resume()
       switches_.add();
       switch_context(&self->ctx_, &next->ctx_, false);
       after_switch();
@@ -140,11 +140,9 @@ class Worker {
   [[nodiscard]] GuardMode guard_mode() const { return stacks_.mode(); }
   void add_stats(Stats& s) const;
   /// For the stall detector (any thread): a counter bumped at every switch and the
-  /// running fiber (null in scheduler context or asleep).
+  /// running fiber's label (null in scheduler context or asleep).
   [[nodiscard]] std::uint64_t switch_epoch() const { return switches_.get(); }
-  [[nodiscard]] FiberBase* running_fiber() const { return running_.load(std::memory_order_acquire); }
-  /// The running fiber's name if it is still `f` (safe against its deletion).
-  [[nodiscard]] std::string running_fiber_name(FiberBase* f) const { return observe_running_name(running_, f); }
+  [[nodiscard]] const FiberLabel* running_label() const { return running_.load(std::memory_order_relaxed); }
   [[nodiscard]] bool stopping() const { return stop_requested_.load(std::memory_order_acquire); }
 
  private:
@@ -197,7 +195,10 @@ class Worker {
   unsigned budget_ = 0;
   bool cancelled_all_ = false;
   std::atomic<bool> stop_requested_{false};  // release/acquire: set once by any thread
-  std::atomic<FiberBase*> running_{nullptr};  // release: the fiber's name is visible to the stall detector
+  // relaxed: the label lives in stack memory that stays mapped while this worker
+  // exists; the stall detector validates what it reads with switches_.
+  std::atomic<const FiberLabel*> running_{nullptr};
+  std::uint64_t next_id_ = 0, id_limit_ = 0;  // a block of ids reserved from fiber_ids_
 
   Counter alive_, spawned_, switches_, cqes_, stale_, cq_overflow_, wakes_, timers_fired_;
   Counter stacks_live_, stack_mappings_;
