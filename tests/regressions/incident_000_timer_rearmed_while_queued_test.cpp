@@ -69,7 +69,7 @@ TEST_CASE("incident 000: a callback that re-arms or cancels other due timers orp
 }
 
 TEST_CASE("incident 000: arm/reset/cancel storm from many fibers loses and duplicates no expiry") {
-  const long total_ops = weft::test::scaled(1000000);
+  const long total_ops = 1000000;  // full count in every build: it is cheap
   constexpr int kTimers = 8;
   constexpr int kFibers = 8;
   weft::Runtime rt;

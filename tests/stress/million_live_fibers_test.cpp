@@ -49,7 +49,8 @@ TEST_CASE("a million live fibers with guarded stacks fit under vm.max_map_count"
     INFO("live fibers " << live << ", stacks live " << st.stacks_live << ", mappings " << maps);
     REQUIRE(st.stacks_live >= static_cast<std::uint64_t>(live));
     REQUIRE(maps < 65530);
-    REQUIRE(maps < 1000 + live / 100);  // chunks, not stacks, cost mappings
+    // Chunks, not stacks, cost mappings. (TSan maps state of its own per fiber.)
+    if (!weft::test::under_tsan()) REQUIRE(maps < 1000 + live / 100);
     gate.reset(std::chrono::nanoseconds(0));
     for (auto& h : hs) h.join();
     REQUIRE(released == live);

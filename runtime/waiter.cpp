@@ -1,0 +1,87 @@
+// runtime/waiter.cpp — the claim-once wait for fibers (park/unpark, timer node on
+// the fiber's stack) and threads (futex with an absolute monotonic deadline).
+#include <weft/runtime/waiter.hpp>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <weft/runtime/uring/worker.hpp>
+
+namespace weft::detail {
+
+namespace {
+
+struct DeadlineNode : TimerNode {
+  Waiter* waiter = nullptr;
+  FiberBase* fiber = nullptr;
+  bool (*claim)(Waiter*) = nullptr;
+};
+
+long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val, const timespec* ts) {
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), op, val, ts, nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+}  // namespace
+
+Waiter::Waiter() noexcept : fiber_(t_state.fiber) {}
+
+bool Waiter::claim(Result r) noexcept {
+  std::uint32_t expected = kWaiting;
+  return state_.compare_exchange_strong(expected, static_cast<std::uint32_t>(r), std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
+}
+
+bool Waiter::notify() noexcept {
+  FiberBase* f = fiber_;  // read first: once claimed, a thread waiter may return and vanish
+  if (!claim(Result::notified)) return false;
+  if (f) {
+    Worker::unpark(f);
+  } else {
+    futex(&state_, FUTEX_WAKE_PRIVATE, 1, nullptr);  // harmless if the waiter already left
+  }
+  return true;
+}
+
+Waiter::Result Waiter::wait(std::int64_t deadline_ns) {
+  if (fiber_) {
+    Worker* w = fiber_->worker_;
+    DeadlineNode node;
+    if (deadline_ns >= 0) {
+      node.waiter = this;
+      node.fiber = fiber_;
+      node.deadline_ns = deadline_ns;
+      node.fire_ = [](TimerNode* t) {
+        auto* n = static_cast<DeadlineNode*>(t);
+        if (n->waiter->claim(Result::timed_out)) n->fiber->worker_->unpark_local(n->fiber);
+      };
+      w->timers().push(&node);
+    }
+    w->park_current(
+        "wait",
+        [](FiberBase* f, void* arg) {
+          if (static_cast<Waiter*>(arg)->claim(Result::cancelled)) f->worker_->unpark_local(f);
+        },
+        this);
+    if (node.queued()) w->timers().erase(&node);
+    return static_cast<Result>(state_.load(std::memory_order_acquire));
+  }
+  for (;;) {
+    std::uint32_t s = state_.load(std::memory_order_acquire);
+    if (s != kWaiting) return static_cast<Result>(s);
+    timespec ts{};
+    const timespec* tsp = nullptr;
+    if (deadline_ns >= 0) {
+      ts.tv_sec = deadline_ns / 1'000'000'000;
+      ts.tv_nsec = deadline_ns % 1'000'000'000;
+      tsp = &ts;  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time
+    }
+    long r = futex(&state_, FUTEX_WAIT_BITSET_PRIVATE, kWaiting, tsp);
+    if (r != 0 && errno == ETIMEDOUT && claim(Result::timed_out)) return Result::timed_out;
+  }
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,161 @@
+// Waiter: one claim ends a wait — notify, deadline or cancel — for fibers and
+// threads alike; wakes are never lost or doubled, even when the waker runs while
+// the waiting fiber is still switching out.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include <weft/weft.hpp>
+#include <weft/runtime/uring/timer_queue.hpp>
+#include <weft/runtime/waiter.hpp>
+
+#include "../helpers/test_support.hpp"
+
+using namespace std::chrono_literals;
+using weft::detail::Waiter;
+
+namespace {
+const bool kUring = (weft::test::require_io_uring(), true);
+std::int64_t in_ms(long ms) { return weft::detail::monotonic_ns() + ms * 1'000'000; }
+}  // namespace
+
+TEST_CASE("a fiber's wait ends when a plain thread notifies it") {
+  weft::Runtime rt;
+  std::atomic<Waiter*> slot{nullptr};
+  std::thread notifier([&] {
+    Waiter* w;
+    while (!(w = slot.load())) std::this_thread::yield();
+    REQUIRE(w->notify());
+  });
+  auto r = rt.block_on([&] {
+    Waiter w;
+    REQUIRE(w.is_fiber());
+    slot = &w;
+    return w.wait();
+  });
+  notifier.join();
+  REQUIRE(r == Waiter::Result::notified);
+}
+
+TEST_CASE("a fiber's wait times out at its deadline, and a late notify loses the claim") {
+  weft::Runtime rt;
+  rt.block_on([] {
+    Waiter w;
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(w.wait(in_ms(5)) == Waiter::Result::timed_out);
+    REQUIRE(std::chrono::steady_clock::now() - t0 >= 5ms);
+    REQUIRE_FALSE(w.notify());
+  });
+}
+
+TEST_CASE("a thread's wait ends when a fiber notifies it, or at its deadline") {
+  weft::Runtime rt;
+  Waiter w;
+  REQUIRE_FALSE(w.is_fiber());
+  auto h = rt.spawn([&] {
+    weft::sleep_for(2ms);
+    return w.notify();
+  });
+  REQUIRE(w.wait() == Waiter::Result::notified);
+  REQUIRE(h.join());
+  Waiter late;
+  REQUIRE(late.wait(in_ms(3)) == Waiter::Result::timed_out);
+}
+
+TEST_CASE("shutdown cancels a fiber parked in a wait") {
+  Waiter::Result r{};
+  {
+    weft::Runtime rt;
+    rt.spawn([&] {
+      Waiter w;
+      r = w.wait();
+    }).detach();
+    rt.block_on([] { weft::sleep_for(2ms); });
+  }
+  REQUIRE(r == Waiter::Result::cancelled);
+}
+
+TEST_CASE("park/unpark race: the waker runs while the waiter is still switching out") {
+  const long rounds = weft::test::scaled(100000);
+  weft::Runtime rt;
+  std::atomic<Waiter*> slot{nullptr};
+  std::atomic<bool> stop{false};
+  std::atomic<long> woken{0};
+  std::thread waker([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      Waiter* w = slot.exchange(nullptr, std::memory_order_acq_rel);
+      if (w && w->notify()) woken.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  rt.block_on([&] {
+    for (long i = 0; i < rounds; ++i) {
+      Waiter w;
+      slot.store(&w, std::memory_order_release);  // the waker may fire right now
+      REQUIRE(w.wait() == Waiter::Result::notified);
+    }
+  });
+  stop = true;
+  waker.join();
+  REQUIRE(woken == rounds);
+}
+
+TEST_CASE("cross-worker: fibers on two workers wake each other, none lost") {
+  const long rounds = weft::test::scaled(50000);
+  weft::Runtime rt(weft::Config{.workers = 2});
+  std::atomic<Waiter*> slot{nullptr};
+  auto waiter = rt.spawn_on(0, [&] {
+    for (long i = 0; i < rounds; ++i) {
+      Waiter w;
+      slot.store(&w, std::memory_order_release);
+      if (w.wait() != Waiter::Result::notified) return false;
+    }
+    return true;
+  });
+  auto waker = rt.spawn_on(1, [&] {
+    long n = 0;
+    while (n < rounds) {
+      Waiter* w = slot.exchange(nullptr, std::memory_order_acq_rel);
+      if (w && w->notify()) ++n;
+      else weft::yield();
+    }
+    return n;
+  });
+  REQUIRE(waiter.join());
+  REQUIRE(waker.join() == rounds);
+}
+
+TEST_CASE("notify racing the deadline: exactly one claim wins") {
+  weft::Runtime rt;
+  const long rounds = weft::test::scaled(2000);
+  std::atomic<Waiter*> slot{nullptr};
+  std::atomic<bool> stop{false};
+  std::atomic<long> notified_by_waker{0};
+  std::atomic<Waiter*> done{nullptr};  // the waker is finished with this one
+  std::thread waker([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      Waiter* w = slot.exchange(nullptr, std::memory_order_acq_rel);
+      if (!w) continue;
+      if (w->notify()) notified_by_waker.fetch_add(1);
+      done.store(w, std::memory_order_release);
+    }
+  });
+  long notified = 0, timed_out = 0;
+  rt.block_on([&] {
+    for (long i = 0; i < rounds; ++i) {
+      Waiter w;
+      done.store(nullptr, std::memory_order_relaxed);  // `w` reuses last round's address
+      slot.store(&w, std::memory_order_release);
+      auto r = w.wait(weft::detail::monotonic_ns() + 20'000);  // 20 us
+      // If the waker took it, let it finish with `w` before `w` goes away.
+      if (slot.exchange(nullptr, std::memory_order_acq_rel) != &w)
+        while (done.load(std::memory_order_acquire) != &w) weft::yield();
+      if (r == Waiter::Result::notified) ++notified; else ++timed_out;
+    }
+  });
+  stop = true;
+  waker.join();
+  REQUIRE(notified + timed_out == rounds);
+  REQUIRE(notified == notified_by_waker);
+}
