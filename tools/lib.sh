@@ -1,0 +1,79 @@
+# shellcheck shell=bash
+# tools/lib.sh: shell functions shared by tools/test, tools/bench and tools/demo.
+# Source it (do not run it). It sets:
+#   WEFT_ROOT    the repository root (computed from this file's location)
+#   WEFT_BUILDS  the build directory names it knows: release asan tsan
+# and defines:
+#   weft_log MSG...          progress message on stderr
+#   weft_ensure_pkgs         installs the missing Debian packages (apt-get)
+#   weft_configure BUILD     meson setup build/BUILD unless already configured
+#   weft_build BUILD         weft_configure + ninja -C build/BUILD
+#   weft_is_build NAME       true if NAME is one of WEFT_BUILDS
+
+WEFT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WEFT_BUILDS="release asan tsan"
+
+# Everything the build, the tests and the tools need, as Debian 12 packages.
+WEFT_PKGS=(meson ninja-build g++ clang libclang-rt-14-dev pkg-config
+  libboost-context-dev liburing-dev libspdlog-dev catch2 valgrind)
+
+weft_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+weft_is_build() {
+  case " $WEFT_BUILDS " in
+    *" $1 "*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Installs the packages of WEFT_PKGS that dpkg does not list as installed.
+# apt-get update runs only when something is missing. Needs root or sudo.
+weft_ensure_pkgs() {
+  local missing=() p
+  for p in "${WEFT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  weft_log "installing missing packages: ${missing[*]}"
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      weft_log "error: not root and no sudo; install as root: apt-get install ${missing[*]}"
+      return 1
+    fi
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" apt-get update -q >&2 || return 1
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 || return 1
+}
+
+# weft_configure BUILD: meson setup build/BUILD with that build's compiler and
+# options, unless build/BUILD/build.ninja already exists (ninja then re-runs
+# meson by itself when a meson.build changed). A directory left behind by a
+# setup that failed is wiped first.
+weft_configure() {
+  local b=$1 dir="$WEFT_ROOT/build/$1" cxx args=()
+  case $b in
+    # LTO: the fiber switch path crosses translation units (yield -> worker).
+    release) cxx=g++; args=(--buildtype=release -Db_lto=true) ;;
+    asan) cxx=clang++; args=(--buildtype=debugoptimized "-Db_sanitize=address,undefined"
+      -Db_lundef=false -Dstress_scale=25) ;;
+    tsan) cxx=clang++; args=(--buildtype=debugoptimized -Db_sanitize=thread
+      -Db_lundef=false -Dstress_scale=10) ;;
+    *) weft_log "error: unknown build '$b' (known: $WEFT_BUILDS)"; return 2 ;;
+  esac
+  [ -f "$dir/build.ninja" ] && return 0
+  if [ -e "$dir" ]; then
+    weft_log "build/$b exists but is not configured: wiping it"
+    rm -rf -- "$dir"
+  fi
+  weft_log "configuring build/$b: CXX=$cxx meson setup build/$b ${args[*]}"
+  (cd "$WEFT_ROOT" && CXX=$cxx meson setup "build/$b" "${args[@]}")
+}
+
+# weft_build BUILD: configures if needed, then compiles everything.
+weft_build() {
+  weft_configure "$1" || return 1
+  weft_log "building build/$1"
+  ninja -C "$WEFT_ROOT/build/$1"
+}
