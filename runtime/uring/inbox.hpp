@@ -28,9 +28,12 @@ class Inbox {
     FiberBase* head = head_.load(std::memory_order_relaxed);
     do {
       f->inbox_next_ = head;
-      // release: the worker's acquire in take_all() sees inbox_next_ and every
-      // write the pusher made to the fiber before handing it over.
-    } while (!head_.compare_exchange_weak(head, f, std::memory_order_release, std::memory_order_relaxed));
+      // seq_cst (release would do for the hand-over itself: the worker's acquire
+      // in take_all() then sees inbox_next_ and the fiber): it puts the push in the
+      // single total order with the wake-state accesses below and in
+      // prepare_sleep(), whose emptiness re-check must not miss it even after the
+      // worker overwrote our kNotified with kRunning. Same instruction on x86.
+    } while (!head_.compare_exchange_weak(head, f, std::memory_order_seq_cst, std::memory_order_relaxed));
     // seq_cst pairs with the worker's seq_cst exchange in prepare_sleep(): of the
     // push and the worker's re-check, at least one sees the other.
     return state_.exchange(kNotified, std::memory_order_seq_cst) == kSleeping;
@@ -38,6 +41,8 @@ class Inbox {
 
   /// Takes every pushed fiber, oldest first (owner thread only).
   FiberBase* take_all() noexcept {
+    // A plain load first: an empty inbox (the common case) costs no locked op.
+    if (head_.load(std::memory_order_relaxed) == nullptr) return nullptr;
     FiberBase* lifo = head_.exchange(nullptr, std::memory_order_acquire);
     FiberBase* fifo = nullptr;
     while (lifo) {
@@ -58,14 +63,18 @@ class Inbox {
       state_.store(kRunning, std::memory_order_relaxed);
       return false;
     }
-    if (!empty()) {  // a push raced with the exchange above
+    if (head_.load(std::memory_order_seq_cst) != nullptr) {  // a push raced with the exchange above
       state_.store(kRunning, std::memory_order_relaxed);
       return false;
     }
     return true;
   }
   /// Owner, after waking or before draining: pushes from now on need no syscall.
-  void mark_running() noexcept { state_.store(kRunning, std::memory_order_seq_cst); }
+  /// Only a sleeping (or notified) state needs the store; a running worker that
+  /// already says so skips the locked instruction.
+  void mark_running() noexcept {
+    if (state_.load(std::memory_order_relaxed) != kRunning) state_.store(kRunning, std::memory_order_seq_cst);
+  }
 
  private:
   alignas(64) std::atomic<FiberBase*> head_{nullptr};
