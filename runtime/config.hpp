@@ -3,11 +3,19 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include <weft/runtime/fiber/stack_pool.hpp>
 
 namespace weft {
+
+/// How a thread wakes a sleeping worker after handing it a fiber.
+enum class WakeMode : std::uint8_t {
+  eventfd,   ///< write(2) to the worker's eventfd (a read op on its ring completes)
+  msg_ring,  ///< from another worker: IORING_OP_MSG_RING on the waker's own ring;
+             ///< from other threads (and on kernels without it): eventfd
+};
 
 struct Config {
   /// Name used in thread names ("<name>-w0") and logs.
@@ -34,6 +42,8 @@ struct Config {
   std::chrono::milliseconds stall_threshold{100};
   /// Ask the kernel for SINGLE_ISSUER|DEFER_TASKRUN (falls back when refused).
   bool defer_taskrun = true;
+  /// Cross-worker wake mechanism (measured: see patches-notes/cross-worker-wake.md).
+  WakeMode wake = WakeMode::msg_ring;
 };
 
 }  // namespace weft

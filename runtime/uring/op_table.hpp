@@ -43,7 +43,11 @@ inline constexpr std::uint64_t kSlotMask = kTimeoutBit - 1;
 /// Internal tags (low 31 bits zero): CQEs that belong to no slot.
 inline constexpr std::uint64_t kTagIgnore = 0;                 ///< fire-and-forget SQEs
 inline constexpr std::uint64_t kTagWake = 1ULL << 32;          ///< the eventfd wake read
-inline constexpr std::uint64_t kTagMsgRing = 2ULL << 32;       ///< MSG_RING wakes (other workers)
+inline constexpr std::uint64_t kTagMsgRing = 2ULL << 32;       ///< a MSG_RING wake arriving here
+/// The waker's own CQE for a MSG_RING it sent: tag number 3 in bits 32..39, the
+/// target worker's index above them (low 31 bits zero, like every tag).
+inline constexpr std::uint64_t kTagMsgRingSent = 3ULL << 32;
+inline constexpr std::uint64_t msg_ring_sent_tag(unsigned target) { return kTagMsgRingSent | (std::uint64_t{target} << 40); }
 
 class OpTable {
  public:

@@ -16,6 +16,7 @@
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/overflow.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/runtime.hpp>
 
 namespace weft::detail {
 
@@ -138,9 +139,8 @@ void Worker::thread_main(void* started_arg) {
 
 void Worker::request_stop() {
   if (stop_requested_.exchange(true, std::memory_order_acq_rel)) return;
-  uint64_t one = 1;
   // The worker may be asleep in io_uring_enter; the eventfd read op wakes it.
-  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  write_wake_fd();
 }
 
 void Worker::join_thread() {
@@ -231,6 +231,15 @@ void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
       wakes_.add();
       return;
     }
+    if (((ud >> 32) & 0xff) == 3 && (ud >> 40) < rt_.workers()) {
+      // Our MSG_RING to another worker failed (e.g. -EOVERFLOW): never lose the
+      // wake, fall back to its eventfd.
+      if (cqe->res < 0) {
+        log::logger().debug("MSG_RING wake failed ({}), using the eventfd", errno_code(cqe->res).message());
+        rt_.worker(static_cast<unsigned>(ud >> 40)).write_wake_fd();
+      }
+      return;
+    }
     stale_.add();  // a tag we never issued
     return;
   }
@@ -278,11 +287,28 @@ void Worker::drain_inbox() {
 // -------------------------------------------------------- fiber lifecycle ----
 
 void Worker::post(FiberBase* f) {
-  if (inbox_.push(f)) {
-    std::uint64_t one = 1;
-    // Only when the worker announced sleep: the coalesced wake (one write per sleep).
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  // Only when the worker announced sleep: the coalesced wake (one per sleep).
+  if (inbox_.push(f)) wake();
+}
+
+void Worker::write_wake_fd() noexcept {
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+// Wakes this (sleeping) worker from the calling thread. From another worker with
+// MSG_RING: one SQE on the caller's own ring, submitted at once (latency matters
+// more than batching here); the target's enter returns on the CQE it posts. The
+// hand-over itself went through the inbox's atomics, so TSan sees the edge.
+void Worker::wake() {
+  Worker* me = t_state.worker;
+  if (cfg_.wake == WakeMode::msg_ring && me && me != this && me->ring_.info().has_op(IORING_OP_MSG_RING)) {
+    io_uring_sqe* sqe = me->ring_.get_sqe();
+    io_uring_prep_msg_ring(sqe, ring_.fd(), 0, kTagMsgRing, 0);
+    io_uring_sqe_set_data64(sqe, msg_ring_sent_tag(index_));
+    if (me->ring_.enter(false, 0) >= 0) return;
   }
+  write_wake_fd();
 }
 
 void Worker::unpark(FiberBase* f) {

@@ -148,6 +148,8 @@ class Worker {
  private:
   void yield_slow(FiberBase* self);
   void thread_main(void* started);
+  void wake();
+  void write_wake_fd() noexcept;
   void run_loop();
   void tick();
   void reap();

@@ -7,8 +7,12 @@
 //   skynet  1M leaves, fan-out 10, each leaf returns its number, the root checks
 //           the sum; children joined (launch=dispatch like the Boost.Fiber peer,
 //           or --launch post); ns per leaf, ms total
+//   wake    cross-worker wake: a fiber on worker 0 and one on worker 1 wake each
+//           other in turn, each parked (its worker asleep) until woken; ns per
+//           one-way wake (--wake eventfd|msg_ring picks the mechanism)
 #include <sys/resource.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +23,7 @@
 #include <vector>
 
 #include <weft/weft.hpp>
+#include <weft/runtime/waiter.hpp>
 
 namespace {
 
@@ -28,6 +33,7 @@ const char* kUsage =
     "  --batch B       spawn: fibers alive at once [1000]\n"
     "  --launch L      skynet: dispatch (child runs first, as the Boost.Fiber peer) | post [dispatch]\n"
     "  --stack-kib K   fiber stack size in KiB [64]\n"
+    "  --wake W        wake: eventfd | msg_ring [msg_ring]\n"
     "output: one line 'peer=weft bench=... key=value ...'\n";
 
 long long now_ns() {
@@ -99,6 +105,7 @@ Result bench_spawn(long n, long batch) {
 }
 
 weft::Launch g_launch = weft::Launch::dispatch;
+weft::Runtime* g_rt = nullptr;
 
 long skynet(long num, long size, long div) {
   if (size == 1) return num;
@@ -126,6 +133,36 @@ Result bench_skynet(long n) {
               (g_launch == weft::Launch::dispatch ? " launch=dispatch" : " launch=post")};
 }
 
+Result bench_wake(long n) {
+  using weft::detail::Waiter;
+  std::atomic<Waiter*> to_a{nullptr}, to_b{nullptr};
+  auto take = [](std::atomic<Waiter*>& slot) {
+    Waiter* w;
+    while (!(w = slot.exchange(nullptr, std::memory_order_acq_rel))) weft::yield();
+    return w;
+  };
+  weft::Runtime& rt = *g_rt;
+  long long t0 = now_ns();
+  auto b = rt.spawn_on(1, [&] {
+    for (long i = 0; i < n; ++i) {
+      Waiter w;
+      to_b.store(&w, std::memory_order_release);
+      w.wait();
+      take(to_a)->notify();
+    }
+  });
+  for (long i = 0; i < n; ++i) {
+    Waiter* peer = take(to_b);
+    Waiter w;
+    to_a.store(&w, std::memory_order_release);
+    peer->notify();
+    w.wait();
+  }
+  b.join();
+  return {2.0 * static_cast<double>(n), now_ns() - t0,
+          std::string(" workers=2 wake=") + (rt.config().wake == weft::WakeMode::msg_ring ? "msg_ring" : "eventfd")};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,7 +174,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (a == "--list") {
-      std::puts("switch\nspawn\nskynet");
+      std::puts("switch\nspawn\nskynet\nwake");
       return 0;
     }
     if (a.rfind("--", 0) != 0 || i + 1 >= argc) {
@@ -147,13 +184,13 @@ int main(int argc, char** argv) {
     args.kv[a] = argv[++i];
   }
   for (const auto& [k, v] : args.kv) {
-    if (k != "--bench" && k != "--n" && k != "--batch" && k != "--launch" && k != "--stack-kib") {
+    if (k != "--bench" && k != "--n" && k != "--batch" && k != "--launch" && k != "--stack-kib" && k != "--wake") {
       std::fprintf(stderr, "error: unknown argument %s\n%s", k.c_str(), kUsage);
       return 2;
     }
   }
   const std::string bench = args.str("--bench", "");
-  const long n = args.num("--n", bench == "switch" ? 10000000 : 1000000);
+  const long n = args.num("--n", bench == "switch" ? 10000000 : bench == "wake" ? 100000 : 1000000);
   const long batch = args.num("--batch", 1000);
   const std::string launch = args.str("--launch", "dispatch");
   if (launch != "dispatch" && launch != "post") {
@@ -170,14 +207,23 @@ int main(int argc, char** argv) {
   if (bench == "switch") run = [n] { return bench_switch(n); };
   else if (bench == "spawn") run = [n, batch] { return bench_spawn(n, batch); };
   else if (bench == "skynet") run = [n] { return bench_skynet(n); };
+  else if (bench == "wake") run = [n] { return bench_wake(n); };
   else {
-    std::fprintf(stderr, "error: --bench must be one of: switch spawn skynet\n%s", kUsage);
+    std::fprintf(stderr, "error: --bench must be one of: switch spawn skynet wake\n%s", kUsage);
     return 2;
   }
+  const std::string wake = args.str("--wake", "msg_ring");
+  if (wake != "eventfd" && wake != "msg_ring") {
+    std::fprintf(stderr, "error: --wake must be eventfd|msg_ring\n%s", kUsage);
+    return 2;
+  }
+  cfg.wake = wake == "eventfd" ? weft::WakeMode::eventfd : weft::WakeMode::msg_ring;
+  if (bench == "wake") cfg.workers = 2;
   weft::Runtime rt(cfg);
+  g_rt = &rt;
   Result r = rt.block_on(run);
   const double ns = static_cast<double>(r.ns);
-  std::printf("peer=weft bench=%s threads=1 n=%ld%s stack_kib=%zu ms=%.2f ns_per_op=%.2f peak_rss_kb=%ld\n",
-              bench.c_str(), n, r.extra.c_str(), cfg.stack_size / 1024, ns / 1e6, ns / r.ops, peak_rss_kb());
+  std::printf("peer=weft bench=%s threads=%u n=%ld%s stack_kib=%zu ms=%.2f ns_per_op=%.2f peak_rss_kb=%ld\n",
+              bench.c_str(), cfg.workers, n, r.extra.c_str(), cfg.stack_size / 1024, ns / 1e6, ns / r.ops, peak_rss_kb());
   return 0;
 }
