@@ -40,6 +40,10 @@ struct Config {
   /// A fiber running longer than this without yielding is reported by name.
   /// Zero disables the stall detector.
   std::chrono::milliseconds stall_threshold{100};
+  /// A signal (e.g. SIGUSR2) on which every runtime logs a fiber dump at warn
+  /// level; 0 installs no handler (the default: the embedding server owns its
+  /// signals).
+  int dump_signal = 0;
   /// Ask the kernel for SINGLE_ISSUER|DEFER_TASKRUN (falls back when refused).
   bool defer_taskrun = true;
   /// Cross-worker wake mechanism (measured: see patches-notes/cross-worker-wake.md).

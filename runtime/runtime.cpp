@@ -10,9 +10,11 @@
 #include <weft/runtime/runtime.hpp>
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -21,9 +23,20 @@
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/tsa.hpp>
+#include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/waiter.hpp>
 
 namespace weft {
+
+namespace {
+// Bumped by the dump-signal handler (async-signal-safe: one lock-free RMW);
+// each runtime's monitor logs a dump when it sees a new value. relaxed: the
+// value is the whole message.
+std::atomic<std::uint64_t> g_dump_requests{0};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+extern "C" void on_dump_signal(int) { g_dump_requests.fetch_add(1, std::memory_order_relaxed); }
+}  // namespace
 
 struct Runtime::Impl {
   Config cfg;
@@ -39,6 +52,7 @@ struct Runtime::Impl {
   std::condition_variable_any mon_cv;
   bool mon_stop WEFT_GUARDED_BY(mon_mu) = false;
   std::thread monitor;
+  Runtime* owner = nullptr;
   std::atomic<std::uint64_t> stalls{0};
 
   void run_monitor();
@@ -47,17 +61,29 @@ struct Runtime::Impl {
 void Runtime::Impl::run_monitor() {
   pthread_setname_np(pthread_self(), (cfg.name.substr(0, 9) + "-mon").c_str());
   const auto threshold = cfg.stall_threshold;
-  const auto period = std::max(threshold / 4, std::chrono::milliseconds(1));
+  const auto period = threshold.count() > 0 ? std::max(threshold / 4, std::chrono::milliseconds(1))
+                                            : std::chrono::milliseconds(50);
   struct Seen {
     std::uint64_t epoch = ~0ULL;
     std::chrono::steady_clock::time_point since;
     bool reported = false;
   };
   std::vector<Seen> seen(workers.size());
+  std::uint64_t dumps_seen = g_dump_requests.load(std::memory_order_relaxed);
   detail::LockGuard lk(mon_mu);
   while (!mon_stop) {
     mon_cv.wait_for(mon_mu, period);
     if (mon_stop) break;
+    if (const auto d = g_dump_requests.load(std::memory_order_relaxed); d != dumps_seen) {
+      dumps_seen = d;
+      try {
+        log::logger().warn("fiber dump of runtime '{}' (signal {}):\n{}", cfg.name, cfg.dump_signal,
+                           owner->dump_fibers(std::chrono::milliseconds(200)));
+      } catch (const std::exception& e) {  // e.g. shutting down: spawns are refused
+        log::logger().warn("fiber dump of runtime '{}' skipped: {}", cfg.name, e.what());
+      }
+    }
+    if (threshold.count() <= 0) continue;
     const auto now = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < workers.size(); ++i) {
       const std::uint64_t epoch = workers[i]->switch_epoch();
@@ -88,7 +114,17 @@ Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
   for (unsigned i = 0; i < cfg.workers; ++i)
     impl_->workers.push_back(std::make_unique<detail::Worker>(*this, i, impl_->cfg, impl_->fiber_ids));
   for (auto& w : impl_->workers) w->start();  // a failure unwinds: started workers stop in ~Worker
-  if (cfg.stall_threshold.count() > 0) impl_->monitor = std::thread([this] { impl_->run_monitor(); });
+  impl_->owner = this;
+  if (cfg.dump_signal > 0) {
+    struct sigaction sa {};
+    sa.sa_handler = &on_dump_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(cfg.dump_signal, &sa, nullptr) != 0)
+      log::logger().warn("cannot install the fiber-dump handler for signal {}", cfg.dump_signal);
+  }
+  if (cfg.stall_threshold.count() > 0 || cfg.dump_signal > 0)
+    impl_->monitor = std::thread([this] { impl_->run_monitor(); });
 }
 
 Runtime::~Runtime() {
@@ -159,14 +195,41 @@ Stats Runtime::stats() const {
   return s;
 }
 
-std::string Runtime::dump_fibers() {
+std::string Runtime::dump_fibers(std::chrono::milliseconds timeout) {
   std::string out;
   for (unsigned i = 0; i < impl_->workers.size(); ++i) {
     detail::Worker* w = impl_->workers[i].get();
     if (detail::t_state.worker == w) {
       out += w->dump_fibers();
+      continue;
+    }
+    // The answer travels through a shared state, so a late answer (after our
+    // timeout) lands in memory that is still alive.
+    struct Answer {
+      detail::Waiter done;  // bound to this caller (fiber or thread)
+      std::mutex mu;
+      std::string text;
+    };
+    auto answer = std::make_shared<Answer>();
+    spawn_on(
+        i,
+        [w, answer] {
+          std::string text = w->dump_fibers();
+          {
+            std::lock_guard lk(answer->mu);
+            answer->text = std::move(text);
+          }
+          answer->done.notify();
+        },
+        {"fiber-dump"})
+        .detach();
+    if (answer->done.wait(detail::deadline_after(timeout)) == detail::Waiter::Result::notified) {
+      std::lock_guard lk(answer->mu);
+      out += answer->text;
     } else {
-      out += spawn_on(i, [w] { return w->dump_fibers(); }, {"fiber-dump"}).join();
+      const detail::FiberLabel* label = w->running_label();
+      out += "worker " + std::to_string(i) + "  (no answer within " + std::to_string(timeout.count()) +
+             " ms; running " + (label ? label->read() : std::string("no fiber")) + ")\n";
     }
   }
   return out;

@@ -14,6 +14,7 @@
 //    runtime is refused (it would wait for itself).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -67,8 +68,10 @@ class Runtime {
   void shutdown();
 
   [[nodiscard]] Stats stats() const;
-  /// One line per live fiber: worker, name, state, what it waits on.
-  [[nodiscard]] std::string dump_fibers();
+  /// One line per live fiber: worker, name, state, what it waits on. Each worker
+  /// answers within `timeout`; a worker that does not (a stalled fiber holds it)
+  /// is reported with the fiber it is running instead of hanging the caller.
+  [[nodiscard]] std::string dump_fibers(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
   [[nodiscard]] const std::string& name() const;
   [[nodiscard]] unsigned workers() const;
   [[nodiscard]] const Config& config() const;

@@ -1,16 +1,15 @@
 // Shutdown order, cancellation, the stall detector and fiber dumps.
-#include <catch2/catch.hpp>
-
-#include <atomic>
-#include <chrono>
-#include <string>
-#include <thread>
-
 #include <spdlog/sinks/ringbuffer_sink.h>
 
-#include <weft/weft.hpp>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <thread>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/uring/worker.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 
@@ -51,11 +50,11 @@ TEST_CASE("destroying the runtime cancels sleeping, waiting and not-yet-started 
     // cancelled without ever starting.
     std::atomic<bool> spinning{false};
     rt.spawn([&] {
-      spinning = true;
-      while (!rt.worker(0).stopping()) {
-      }
-      unstarted = weft::spawn([] { FAIL("a fiber queued at shutdown must not start"); });
-    }).detach();
+        spinning = true;
+        while (!rt.worker(0).stopping()) {
+        }
+        unstarted = weft::spawn([] { FAIL("a fiber queued at shutdown must not start"); });
+      }).detach();
     while (!spinning) std::this_thread::yield();
     rt.shutdown();
   }
@@ -76,17 +75,21 @@ TEST_CASE("the stall detector names a fiber that runs without yielding") {
   weft::log::logger().sinks().push_back(sink);
   weft::Config cfg;
   cfg.stall_threshold = 20ms;
-  weft::Runtime rt(cfg);
-  rt.block_on(
-      [&] {
-        // Spin (never yielding) until the detector has reported; bounded.
-        auto give_up = std::chrono::steady_clock::now() + 60s;
-        while (rt.stats().stalls == 0 && std::chrono::steady_clock::now() < give_up) {
-        }
-      },
-      {.name = "cpu-hog"});
+  std::uint64_t stalls = 0;
+  {
+    weft::Runtime rt(cfg);
+    rt.block_on(
+        [&] {
+          // Spin (never yielding) until the detector has reported; bounded.
+          auto give_up = std::chrono::steady_clock::now() + 60s;
+          while (rt.stats().stalls == 0 && std::chrono::steady_clock::now() < give_up) {
+          }
+        },
+        {.name = "cpu-hog"});
+    stalls = rt.stats().stalls;
+  }  // the monitor thread is gone: the sink can be detached without a race
   weft::log::logger().sinks().pop_back();
-  REQUIRE(rt.stats().stalls >= 1);
+  REQUIRE(stalls >= 1);
   std::string all;
   for (auto& line : sink->last_formatted()) all += line;
   REQUIRE_THAT(all, Contains("stall: fiber cpu-hog"));
@@ -112,4 +115,58 @@ TEST_CASE("dump_fibers lists live fibers with their state and what they wait on"
   REQUIRE_THAT(dump, Contains("waiting on timer"));
   rt.block_on([&] { t->cancel(); });
   parked.join();
+}
+
+TEST_CASE("dump_fibers does not hang on a worker held by a stalled fiber: it names that fiber") {
+  weft::Config cfg;
+  cfg.workers = 2;
+  cfg.stall_threshold = std::chrono::milliseconds(0);
+  weft::Runtime rt(cfg);
+  std::atomic<bool> spinning{false}, release{false};
+  auto hog = rt.spawn_on(1,
+                         [&] {
+                           spinning = true;
+                           while (!release.load()) {
+                           }
+                         },
+                         {.name = "stuck-hog"});
+  while (!spinning) std::this_thread::yield();
+  std::string dump = rt.dump_fibers(std::chrono::milliseconds(50));
+  release = true;
+  hog.join();
+  REQUIRE_THAT(dump, Contains("worker 1  (no answer within 50 ms; running stuck-hog)"));
+}
+
+TEST_CASE("the dump signal makes the runtime log a fiber dump") {
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  weft::log::logger().sinks().push_back(sink);
+  weft::Config cfg;
+  cfg.dump_signal = SIGUSR2;
+  std::string all;
+  {
+    weft::Runtime rt(cfg);
+    weft::Timer* t = nullptr;
+    auto parked = rt.spawn(
+        [&] {
+          weft::Timer timer;
+          t = &timer;
+          timer.reset(std::chrono::hours(1));
+          timer.wait();
+        },
+        {.name = "dump-me"});
+    rt.block_on([&] {
+      while (!t) weft::sleep_for(1ms);
+    });
+    raise(SIGUSR2);
+    for (int i = 0; i < 6000 && all.find("dump-me") == std::string::npos; ++i) {  // bounded: 60 s
+      std::this_thread::sleep_for(10ms);
+      all.clear();
+      for (auto& line : sink->last_formatted()) all += line;
+    }
+    rt.block_on([&] { t->cancel(); });
+    parked.join();
+  }  // runtime and monitor gone before the sink is detached
+  weft::log::logger().sinks().pop_back();
+  REQUIRE_THAT(all, Contains("fiber dump of runtime"));
+  REQUIRE_THAT(all, Contains("dump-me"));
 }
