@@ -55,6 +55,12 @@ class Runtime {
     place(f, opts, static_cast<int>(worker));
     return JoinHandle<R>(f);
   }
+  /// Starts `fn` as a detached fiber (any thread): fire and forget. An exception
+  /// it ends with is logged with its name and counted in stats().
+  template <class F>
+  void post(F&& fn, SpawnOptions opts = {}) {
+    spawn(std::forward<F>(fn), opts).detach();
+  }
   /// Runs `fn` as a fiber and blocks the calling thread until it returns; returns
   /// its result or rethrows its exception. Threaded-only: from a fiber it throws
   /// CrossRuntimeError (it would block a worker; spawn and join instead).

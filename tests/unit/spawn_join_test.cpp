@@ -164,3 +164,20 @@ TEST_CASE("stats count switches and alive fibers") {
   REQUIRE(s.switches > 0);
   REQUIRE(s.fibers_alive == 0);
 }
+
+TEST_CASE("post from plain threads runs every task on the runtime") {
+  weft::Runtime rt(weft::Config{.workers = 2});
+  std::atomic<int> ran{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      for (int i = 0; i < 250; ++i) rt.post([&] {
+          if (weft::current_domain().evented()) ran.fetch_add(1);
+        });
+    });
+  for (auto& t : ts) t.join();
+  rt.block_on([&] {
+    while (ran.load() < 1000) weft::sleep_for(1ms);
+  });
+  REQUIRE(ran == 1000);
+}
