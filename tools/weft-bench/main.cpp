@@ -34,6 +34,7 @@ const char* kUsage =
     "  --launch L      skynet: dispatch (child runs first, as the Boost.Fiber peer) | post [dispatch]\n"
     "  --stack-kib K   fiber stack size in KiB [64]\n"
     "  --wake W        wake: eventfd | msg_ring [msg_ring]\n"
+    "  --tick-budget T fiber activations between two reaps of the ring [64]\n"
     "output: one line 'peer=weft bench=... key=value ...'\n";
 
 long long now_ns() {
@@ -184,7 +185,8 @@ int main(int argc, char** argv) {
     args.kv[a] = argv[++i];
   }
   for (const auto& [k, v] : args.kv) {
-    if (k != "--bench" && k != "--n" && k != "--batch" && k != "--launch" && k != "--stack-kib" && k != "--wake") {
+    if (k != "--bench" && k != "--n" && k != "--batch" && k != "--launch" && k != "--stack-kib" && k != "--wake" &&
+        k != "--tick-budget") {
       std::fprintf(stderr, "error: unknown argument %s\n%s", k.c_str(), kUsage);
       return 2;
     }
@@ -202,6 +204,7 @@ int main(int argc, char** argv) {
   weft::Config cfg;
   cfg.name = "bench";
   cfg.workers = 1;
+  cfg.tick_budget = static_cast<unsigned>(args.num("--tick-budget", static_cast<long>(cfg.tick_budget)));
   cfg.stack_size = static_cast<std::size_t>(args.num("--stack-kib", 64)) * 1024;
   std::function<Result()> run;
   if (bench == "switch") run = [n] { return bench_switch(n); };
