@@ -1,0 +1,147 @@
+// weft/runtime/threaded/offload.hpp — the fiber -> pool bridge: run `fn` on a
+// ThreadPool while the calling fiber parks, then resume on the fiber's own worker
+// with fn's result or exception.
+//
+// Invariants (states, owners, which thread touches what):
+//  - One heap allocation per offload: an OffloadState that is at once the pool
+//    task, the result slot (value or exception_ptr), fn itself and the Waiter the
+//    fiber parks on. The task never touches the fiber's stack.
+//  - refs_ == 2 from submission (the fiber, the task). Each side drops one when it
+//    is done with the state; the last one deletes it, and with it a result nobody
+//    took (a late result after a timeout or cancellation is destroyed exactly once).
+//  - The Waiter is constructed by the fiber (it binds to the calling fiber). The
+//    task writes the result, then notify()s; the Waiter's acq_rel claim publishes
+//    the result to the fiber. If the fiber's deadline or a cancellation won the
+//    claim, notify() fails and the task only drops its reference.
+//  - If submission fails (PoolShutDown, FiberCancelled, timeout while the queue is
+//    full) the task was never accepted: the fiber is the sole owner and deletes it.
+//  - From a plain thread (no running fiber) fn runs inline on the caller: there is
+//    nothing to park, and blocking a thread on a pool thread gains nothing.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/threaded/thread_pool.hpp>
+#include <weft/runtime/waiter.hpp>
+
+namespace weft {
+
+namespace detail {
+
+template <class F, class R>
+class OffloadState final : public PoolTask {
+ public:
+  template <class G>
+  OffloadState(G&& g, const std::string* pool) : fn_(std::forward<G>(g)), pool_(pool) {}
+
+  void run() noexcept override {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(fn_);
+        value_.emplace(true);
+      } else {
+        value_.emplace(std::invoke(fn_));
+      }
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    finish();
+  }
+  void refuse() noexcept override {
+    try {
+      error_ = std::make_exception_ptr(PoolShutDown(*pool_, "shut down before the offloaded task ran"));
+    } catch (...) {
+      error_ = std::current_exception();  // bad_alloc building the message
+    }
+    finish();
+  }
+  /// Drops one owner; the last one frees the state (and any result left in it).
+  void release() noexcept {
+    // acq_rel: the last owner must see every write the other made (the late
+    // result it is about to destroy, or the fiber's moved-from slot).
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  Waiter waiter_;  // bound to the submitting fiber at construction
+  std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> value_;
+  std::exception_ptr error_;
+
+ private:
+  void finish() noexcept {
+    waiter_.notify();  // false when the deadline/cancel won: nobody waits for the result
+    release();
+  }
+  F fn_;
+  const std::string* pool_;
+  // Two owners (the fiber, the task); see release() for the ordering.
+  std::atomic<std::uint32_t> refs_{2};
+};
+
+template <class F>
+using OffloadResult = std::invoke_result_t<std::decay_t<F>&>;
+
+template <class F>
+OffloadResult<F> offload_impl(ThreadPool& pool, F&& fn, std::int64_t deadline_ns) {
+  using R = OffloadResult<F>;
+  static_assert(!std::is_reference_v<R>, "weft::offload: fn must return by value (or void)");
+  if (!t_state.fiber) return std::invoke(fn);  // Threaded caller: run inline (see top)
+  auto* st = new OffloadState<std::decay_t<F>, R>(std::forward<F>(fn), &pool.name());
+  bool accepted = false;
+  try {
+    accepted = pool.submit_task(st, deadline_ns);
+  } catch (...) {
+    delete st;  // never accepted: sole owner
+    throw;
+  }
+  if (!accepted) {
+    delete st;
+    throw std::system_error(std::make_error_code(std::errc::timed_out),
+                            "weft::offload: timed out waiting for space in pool '" + pool.name() + "'");
+  }
+  const Waiter::Result r = st->waiter_.wait(deadline_ns);
+  struct Drop {
+    OffloadState<std::decay_t<F>, R>* s;
+    ~Drop() { s->release(); }
+  } drop{st};
+  if (r == Waiter::Result::cancelled) throw FiberCancelled();
+  if (r == Waiter::Result::timed_out)
+    throw std::system_error(std::make_error_code(std::errc::timed_out),
+                            "weft::offload: pool '" + pool.name() + "' did not finish the task in time");
+  if (st->error_) std::rethrow_exception(st->error_);
+  if constexpr (!std::is_void_v<R>) return std::move(*st->value_);
+}
+
+}  // namespace detail
+
+/// Runs `fn` on `pool`; a fiber parks until it is done and resumes on its own
+/// worker with fn's result or exception. Throws PoolShutDown if the pool is (or
+/// gets) shut down before fn ran, FiberCancelled if the fiber is cancelled while
+/// waiting (fn still completes on the pool; its result is destroyed there). From
+/// a plain thread, fn runs inline.
+template <class F>
+auto offload(ThreadPool& pool, F&& fn) -> detail::OffloadResult<F> {
+  return detail::offload_impl(pool, std::forward<F>(fn), -1);
+}
+
+/// offload() with a deadline `timeout` from now (covering both the wait for queue
+/// space and for fn): past it the fiber resumes with std::system_error(timed_out);
+/// the late result is destroyed when fn finishes. From a plain thread fn runs
+/// inline and the timeout is ignored.
+template <class F>
+auto offload_for(ThreadPool& pool, F&& fn, std::chrono::nanoseconds timeout) -> detail::OffloadResult<F> {
+  return detail::offload_impl(pool, std::forward<F>(fn), detail::deadline_after(timeout));
+}
+
+}  // namespace weft
