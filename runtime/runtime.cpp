@@ -53,6 +53,7 @@ struct Runtime::Impl {
   bool mon_stop WEFT_GUARDED_BY(mon_mu) = false;
   std::thread monitor;
   Runtime* owner = nullptr;
+  std::uint64_t dumps_baseline = 0;  // dump requests before this runtime existed
   std::atomic<std::uint64_t> stalls{0};
 
   void run_monitor();
@@ -69,7 +70,7 @@ void Runtime::Impl::run_monitor() {
     bool reported = false;
   };
   std::vector<Seen> seen(workers.size());
-  std::uint64_t dumps_seen = g_dump_requests.load(std::memory_order_relaxed);
+  std::uint64_t dumps_seen = dumps_baseline;  // taken before this thread started
   detail::LockGuard lk(mon_mu);
   while (!mon_stop) {
     mon_cv.wait_for(mon_mu, period);
@@ -123,6 +124,9 @@ Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
     if (sigaction(cfg.dump_signal, &sa, nullptr) != 0)
       log::logger().warn("cannot install the fiber-dump handler for signal {}", cfg.dump_signal);
   }
+  // A signal arriving after construction (even before the monitor thread runs)
+  // must produce a dump: the baseline is taken here, not in the thread.
+  impl_->dumps_baseline = g_dump_requests.load(std::memory_order_relaxed);
   if (cfg.stall_threshold.count() > 0 || cfg.dump_signal > 0)
     impl_->monitor = std::thread([this] { impl_->run_monitor(); });
 }
