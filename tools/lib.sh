@@ -50,7 +50,10 @@ weft_ensure_pkgs() {
 # weft_configure BUILD: meson setup build/BUILD with that build's compiler and
 # options, unless build/BUILD/build.ninja already exists (ninja then re-runs
 # meson by itself when a meson.build changed). A directory left behind by a
-# setup that failed is wiped first.
+# setup that failed is wiped first. The options used are kept in
+# build/BUILD/weft-setup-args; when this file asks for other options (or a
+# directory predates the stamp), they are applied with meson configure (which
+# keeps the compiled objects that are still valid; the compiler stays as set up).
 weft_configure() {
   local b=$1 dir="$WEFT_ROOT/build/$1" cxx args=()
   case $b in
@@ -62,13 +65,22 @@ weft_configure() {
       -Db_lundef=false -Dstress_scale=10) ;;
     *) weft_log "error: unknown build '$b' (known: $WEFT_BUILDS)"; return 2 ;;
   esac
-  [ -f "$dir/build.ninja" ] && return 0
+  local stamp="$dir/weft-setup-args"
+  if [ -f "$dir/build.ninja" ]; then
+    [ "$(cat "$stamp" 2>/dev/null)" = "${args[*]}" ] && return 0
+    # (meson configure, not setup --reconfigure: meson 1.0 drops b_* options there)
+    weft_log "build/$b: applying options: meson configure build/$b ${args[*]}"
+    (cd "$WEFT_ROOT" && meson configure "build/$b" "${args[@]}") || return 1
+    echo "${args[*]}" >"$stamp"
+    return 0
+  fi
   if [ -e "$dir" ]; then
     weft_log "build/$b exists but is not configured: wiping it"
     rm -rf -- "$dir"
   fi
   weft_log "configuring build/$b: CXX=$cxx meson setup build/$b ${args[*]}"
-  (cd "$WEFT_ROOT" && CXX=$cxx meson setup "build/$b" "${args[@]}")
+  (cd "$WEFT_ROOT" && CXX=$cxx meson setup "build/$b" "${args[@]}") || return 1
+  echo "${args[*]}" >"$stamp"
 }
 
 # weft_build BUILD: configures if needed, then compiles everything.
