@@ -8,4 +8,7 @@
 #include <weft/runtime/runtime.hpp>
 #include <weft/runtime/stats.hpp>
 #include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/threaded/offload.hpp>
+#include <weft/runtime/threaded/thread_pool.hpp>
 #include <weft/runtime/timer.hpp>
+#include <weft/sync/channel.hpp>

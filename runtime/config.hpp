@@ -46,6 +46,11 @@ struct Config {
   int dump_signal = 0;
   /// Ask the kernel for SINGLE_ISSUER|DEFER_TASKRUN (falls back when refused).
   bool defer_taskrun = true;
+  /// Threads of the runtime's own ThreadPool (weft::offload(fn) without a pool);
+  /// 0: max(2, cores). The pool starts at the first offload.
+  unsigned pool_threads = 0;
+  /// Bounded queue of that pool: a full queue parks the offloading fiber.
+  std::size_t pool_queue = 1024;
   /// Cross-worker wake mechanism (measured: see patches-notes/cross-worker-wake.md).
   WakeMode wake = WakeMode::msg_ring;
 };

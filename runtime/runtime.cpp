@@ -24,6 +24,8 @@
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/tsa.hpp>
 #include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/threaded/offload.hpp>
+#include <weft/runtime/threaded/thread_pool.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/runtime/waiter.hpp>
 
@@ -55,6 +57,14 @@ struct Runtime::Impl {
   Runtime* owner = nullptr;
   std::uint64_t dumps_baseline = 0;  // dump requests before this runtime existed
   std::atomic<std::uint64_t> stalls{0};
+
+  // The runtime's ThreadPool, started by the first pool() call. pool_ptr is
+  // written once under pool_mu; acquire/release so a reader that sees the
+  // pointer sees the constructed pool (the fast path skips the mutex).
+  std::mutex pool_mu;
+  std::unique_ptr<ThreadPool> pool_owner;
+  std::atomic<ThreadPool*> pool_ptr{nullptr};
+  bool pool_closed = false;  // guarded by pool_mu: shutdown() passed
 
   void run_monitor();
 };
@@ -156,6 +166,13 @@ void Runtime::shutdown() {
   }
   for (auto& w : impl_->workers) w->request_stop();
   for (auto& w : impl_->workers) w->join_thread();
+  {
+    std::lock_guard lk(impl_->pool_mu);
+    impl_->pool_closed = true;
+  }
+  // No fiber is left to offload; threads may still submit until they see the
+  // pool shut down (they get PoolShutDown). Queued tasks run before the join.
+  if (impl_->pool_owner) impl_->pool_owner->shutdown(ThreadPool::Drain::run_queued);
   if (impl_->monitor.joinable()) {
     {
       detail::LockGuard lk(impl_->mon_mu);
@@ -245,5 +262,24 @@ const Config& Runtime::config() const { return impl_->cfg; }
 const detail::RingInfo& Runtime::ring_info(unsigned worker) const { return impl_->workers.at(worker)->ring_info(); }
 GuardMode Runtime::guard_mode() const { return impl_->workers.front()->guard_mode(); }
 detail::Worker& Runtime::worker(unsigned i) { return *impl_->workers.at(i); }
+
+ThreadPool* detail::current_runtime_pool() {
+  return detail::t_state.fiber ? &detail::t_state.worker->runtime().pool() : nullptr;
+}
+
+ThreadPool& Runtime::pool() {
+  if (ThreadPool* p = impl_->pool_ptr.load(std::memory_order_acquire)) return *p;
+  std::lock_guard lk(impl_->pool_mu);
+  if (!impl_->pool_owner) {
+    if (impl_->pool_closed) throw PoolShutDown(impl_->cfg.name + "-pool", "is shut down (its runtime was shut down)");
+    ThreadPoolConfig pc;
+    pc.name = impl_->cfg.name + "-pool";
+    pc.threads = impl_->cfg.pool_threads;
+    pc.queue_capacity = impl_->cfg.pool_queue;
+    impl_->pool_owner = std::make_unique<ThreadPool>(pc);
+    impl_->pool_ptr.store(impl_->pool_owner.get(), std::memory_order_release);
+  }
+  return *impl_->pool_owner;
+}
 
 }  // namespace weft

@@ -11,7 +11,8 @@
 //    FiberCancelled without running; a parked one wakes and its blocking call
 //    throws FiberCancelled; in-flight ops are cancelled and their CQEs awaited);
 //    wait for them to unwind; stop the workers. Calling it from a fiber of this
-//    runtime is refused (it would wait for itself).
+//    runtime is refused (it would wait for itself). Last, the runtime's pool
+//    (if it was started) runs what is queued and joins its threads.
 #pragma once
 
 #include <chrono>
@@ -31,6 +32,8 @@ namespace detail {
 class Worker;
 struct RingInfo;
 }  // namespace detail
+
+class ThreadPool;
 
 class Runtime {
  public:
@@ -85,6 +88,11 @@ class Runtime {
   /// How fiber stacks are guarded on this kernel (madvise or mprotect).
   [[nodiscard]] GuardMode guard_mode() const;
   detail::Worker& worker(unsigned i);
+  /// The runtime's own ThreadPool ("<name>-pool", Config::pool_threads/pool_queue),
+  /// used by weft::offload(fn). Started on first use (any thread); shut down by
+  /// shutdown() after the fibers are gone (queued tasks still run). Throws
+  /// PoolShutDown after shutdown().
+  ThreadPool& pool();
 
  private:
   void place(detail::FiberBase* f, const SpawnOptions& opts, int worker);

@@ -89,6 +89,10 @@ class OffloadState final : public PoolTask {
   std::atomic<std::uint32_t> refs_{2};
 };
 
+/// The pool of the calling fiber's runtime (Runtime::pool()); null when the caller
+/// is not a fiber.
+ThreadPool* current_runtime_pool();
+
 template <class F>
 using OffloadResult = std::invoke_result_t<std::decay_t<F>&>;
 
@@ -142,6 +146,23 @@ auto offload(ThreadPool& pool, F&& fn) -> detail::OffloadResult<F> {
 template <class F>
 auto offload_for(ThreadPool& pool, F&& fn, std::chrono::nanoseconds timeout) -> detail::OffloadResult<F> {
   return detail::offload_impl(pool, std::forward<F>(fn), detail::deadline_after(timeout));
+}
+
+/// offload() on the calling fiber's runtime's own pool (Runtime::pool(): sized by
+/// Config::pool_threads and pool_queue). From a plain thread fn runs inline.
+template <class F>
+auto offload(F&& fn) -> detail::OffloadResult<F> {
+  ThreadPool* pool = detail::current_runtime_pool();
+  if (!pool) return std::invoke(fn);
+  return detail::offload_impl(*pool, std::forward<F>(fn), -1);
+}
+
+/// offload_for() on the calling fiber's runtime's own pool.
+template <class F>
+auto offload_for(F&& fn, std::chrono::nanoseconds timeout) -> detail::OffloadResult<F> {
+  ThreadPool* pool = detail::current_runtime_pool();
+  if (!pool) return std::invoke(fn);
+  return detail::offload_impl(*pool, std::forward<F>(fn), detail::deadline_after(timeout));
 }
 
 }  // namespace weft

@@ -1,0 +1,1 @@
+// weft-bench: offload and channel benchmarks (filled in by the bridges work).

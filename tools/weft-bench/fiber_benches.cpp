@@ -1,0 +1,122 @@
+// weft-bench: the fiber workloads of the peer harness (../shared/peers/README.md)
+// and the cross-worker wake latency.
+//   switch  two fibers each yield() N times (2N switches); ns per switch
+//   spawn   create+run+join N trivial fibers, BATCH alive at a time; ns per fiber
+//   skynet  1M leaves, fan-out 10, each leaf returns its number, the root checks
+//           the sum; children joined (launch=dispatch like the Boost.Fiber peer,
+//           or --launch post); ns per leaf
+//   wake    a fiber on worker 0 and one on worker 1 wake each other in turn, each
+//           parked (its worker asleep) until woken; ns per one-way wake, p50/p99
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include <weft/runtime/waiter.hpp>
+
+#include "bench.hpp"
+
+namespace weft_bench {
+namespace {
+
+Result bench_switch(weft::Runtime&, const Args&, long n) {
+  auto body = [n] {
+    for (long i = 0; i < n; ++i) weft::yield();
+  };
+  long long t0 = now_ns();
+  auto a = weft::spawn(body);
+  auto b = weft::spawn(body);
+  a.join();
+  b.join();
+  return {2.0 * static_cast<double>(n), now_ns() - t0, ""};
+}
+
+Result bench_spawn(weft::Runtime&, const Args& args, long n) {
+  const long batch = args.num("--batch", 1000);
+  long ran = 0;
+  std::vector<weft::JoinHandle<void>> live;
+  live.reserve(static_cast<std::size_t>(batch));
+  long long t0 = now_ns();
+  for (long done = 0; done < n;) {
+    long k = std::min(batch, n - done);
+    for (long i = 0; i < k; ++i) live.push_back(weft::spawn([&ran] { ++ran; }));
+    for (auto& f : live) f.join();
+    live.clear();
+    done += k;
+  }
+  long long t1 = now_ns();
+  if (ran != n) fail("spawn: ran " + std::to_string(ran) + " fibers, expected " + std::to_string(n));
+  return {static_cast<double>(n), t1 - t0, " batch=" + std::to_string(batch)};
+}
+
+long skynet(long num, long size, long div, weft::Launch launch) {
+  if (size == 1) return num;
+  weft::JoinHandle<long> kids[10];
+  for (long i = 0; i < div; ++i) {
+    long sub = num + i * (size / div);
+    kids[i] = weft::spawn([sub, size, div, launch] { return skynet(sub, size / div, div, launch); }, {.launch = launch});
+  }
+  long sum = 0;
+  for (long i = 0; i < div; ++i) sum += kids[i].join();
+  return sum;
+}
+
+Result bench_skynet(weft::Runtime&, const Args& args, long n) {
+  const std::string launch = args.str("--launch", "dispatch");
+  if (launch != "dispatch" && launch != "post") fail("--launch must be dispatch|post");
+  const weft::Launch l = launch == "post" ? weft::Launch::post : weft::Launch::dispatch;
+  long long t0 = now_ns();
+  long result = skynet(0, n, 10, l);
+  long long t1 = now_ns();
+  long expect = n * (n - 1) / 2;
+  if (result != expect) fail("skynet: got " + std::to_string(result) + ", expected " + std::to_string(expect));
+  return {static_cast<double>(n), t1 - t0, " result=" + std::to_string(result) + " launch=" + launch};
+}
+
+Result bench_wake(weft::Runtime& rt, const Args&, long n) {
+  using weft::detail::Waiter;
+  std::atomic<Waiter*> to_a{nullptr}, to_b{nullptr};
+  // Each side publishes its Waiter, then waits; the other side takes it (spinning
+  // with yield until it is there) and notifies it. One sample = one round trip.
+  auto take = [](std::atomic<Waiter*>& slot) {
+    Waiter* w;
+    while (!(w = slot.exchange(nullptr, std::memory_order_acq_rel))) weft::yield();
+    return w;
+  };
+  std::vector<long long> rtt;
+  rtt.reserve(static_cast<std::size_t>(n));
+  long long t0 = now_ns();
+  auto b = rt.spawn_on(1, [&] {
+    for (long i = 0; i < n; ++i) {
+      Waiter w;
+      to_b.store(&w, std::memory_order_release);
+      w.wait();
+      take(to_a)->notify();
+    }
+  });
+  for (long i = 0; i < n; ++i) {
+    Waiter* peer = take(to_b);
+    Waiter w;
+    to_a.store(&w, std::memory_order_release);
+    long long s = now_ns();
+    peer->notify();
+    w.wait();
+    rtt.push_back((now_ns() - s) / 2);  // one-way: half a round trip
+  }
+  b.join();
+  long long t1 = now_ns();
+  return {2.0 * static_cast<double>(n), t1 - t0,
+          std::string(" workers=2 wake=") + (rt.config().wake == weft::WakeMode::msg_ring ? "msg_ring" : "eventfd") +
+              percentiles(rtt)};
+}
+
+Registrar r_switch{{"switch", 1, 10000000, bench_switch, "", "switch  two fibers yield N times each; ns per switch"}};
+Registrar r_spawn{{"spawn", 1, 1000000, bench_spawn, "--batch",
+                   "spawn   create+run+join N fibers, --batch B alive at once [1000]; ns per fiber"}};
+Registrar r_skynet{{"skynet", 1, 1000000, bench_skynet, "--launch",
+                    "skynet  N leaves, fan-out 10 (--launch dispatch|post [dispatch]); ns per leaf"}};
+Registrar r_wake{{"wake", 2, 100000, bench_wake, "",
+                  "wake    fibers on two workers wake each other in turn; ns per one-way wake, p50/p99"}};
+
+}  // namespace
+}  // namespace weft_bench

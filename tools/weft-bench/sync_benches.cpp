@@ -1,0 +1,1 @@
+// weft-bench: sync primitive benchmarks (mutex).
