@@ -1,0 +1,1 @@
+// net/address.cpp — (being written)

@@ -1,0 +1,2 @@
+// weft/net/address.hpp — (being written)
+#pragma once

@@ -1,0 +1,2 @@
+// weft/net/error.hpp — (being written)
+#pragma once

@@ -1,0 +1,1 @@
+// net/resolve.cpp — (being written)

@@ -1,0 +1,2 @@
+// weft/net/resolve.hpp — (being written)
+#pragma once

@@ -1,0 +1,1 @@
+// net/socket.cpp — (being written)

@@ -1,0 +1,2 @@
+// weft/net/socket.hpp — (being written)
+#pragma once

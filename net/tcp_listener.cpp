@@ -1,0 +1,1 @@
+// net/tcp_listener.cpp — (being written)

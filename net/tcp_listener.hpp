@@ -1,0 +1,2 @@
+// weft/net/tcp_listener.hpp — (being written)
+#pragma once

@@ -1,0 +1,1 @@
+// net/tcp_stream.cpp — (being written)

@@ -1,0 +1,2 @@
+// weft/net/tcp_stream.hpp — (being written)
+#pragma once

@@ -1,0 +1,2 @@
+// weft/net/udp.hpp — (being written)
+#pragma once
