@@ -17,6 +17,14 @@ enum class WakeMode : std::uint8_t {
              ///< from other threads (and on kernels without it): eventfd
 };
 
+/// Where spawn() without a worker puts a new fiber (spawn_on always obeys).
+enum class Placement : std::uint8_t {
+  local,         ///< a fiber's children on its own worker (no handoff); spawns from
+                 ///< outside the runtime round-robin over the workers
+  round_robin,   ///< every spawn: the next worker in turn
+  least_loaded,  ///< every spawn: the worker with the fewest live + incoming fibers
+};
+
 struct Config {
   /// Name used in thread names ("<name>-w0") and logs.
   std::string name = "weft";
@@ -51,6 +59,10 @@ struct Config {
   unsigned pool_threads = 0;
   /// Bounded queue of that pool: a full queue parks the offloading fiber.
   std::size_t pool_queue = 1024;
+  /// Placement of new fibers. Fibers never migrate (no work stealing), so a
+  /// server whose acceptor spawns the connections needs them spread: measured
+  /// in patches-notes/placement.md.
+  Placement placement = Placement::least_loaded;
   /// Cross-worker wake mechanism (measured: see patches-notes/cross-worker-wake.md).
   WakeMode wake = WakeMode::msg_ring;
 };

@@ -67,6 +67,9 @@ struct Runtime::Impl {
   bool pool_closed = false;  // guarded by pool_mu: shutdown() passed
 
   void run_monitor();
+  /// The worker for a spawn without one (Config::placement). `here`: the
+  /// caller's worker when the caller is a fiber of this runtime, else null.
+  unsigned choose_worker(detail::Worker* here);
 };
 
 void Runtime::Impl::run_monitor() {
@@ -183,16 +186,42 @@ void Runtime::shutdown() {
   }
 }
 
+unsigned Runtime::Impl::choose_worker(detail::Worker* here) {
+  const unsigned n = static_cast<unsigned>(workers.size());
+  if (n == 1) return 0;
+  // relaxed: round-robin needs distinct-ish turns, not ordering.
+  const unsigned start = next_worker.fetch_add(1, std::memory_order_relaxed) % n;
+  switch (cfg.placement) {
+    case Placement::local:
+      return here ? here->index() : start;
+    case Placement::round_robin:
+      return start;
+    case Placement::least_loaded:
+      break;
+  }
+  unsigned best = start;
+  std::uint64_t best_load = workers[start]->load();
+  for (unsigned k = 1; k < n && best_load > 0; ++k) {
+    const unsigned i = (start + k) % n;
+    if (const std::uint64_t l = workers[i]->load(); l < best_load) {
+      best = i;
+      best_load = l;
+    }
+  }
+  return best;
+}
+
 void Runtime::place(detail::FiberBase* f, const SpawnOptions& opts, int worker) {
   detail::Worker* here = detail::t_state.worker;
-  if (here && detail::t_state.fiber && &here->runtime() == this &&
-      (worker < 0 || static_cast<unsigned>(worker) == here->index())) {
-    here->start_fiber(f, opts);
-    return;
-  }
+  if (here && (!detail::t_state.fiber || &here->runtime() != this)) here = nullptr;  // not a fiber of ours
   if (worker >= 0 && static_cast<unsigned>(worker) >= impl_->workers.size()) {
     delete f;
     throw std::out_of_range("weft::Runtime::spawn_on: no worker " + std::to_string(worker));
+  }
+  const unsigned target = worker >= 0 ? static_cast<unsigned>(worker) : impl_->choose_worker(here);
+  if (here && target == here->index()) {
+    here->start_fiber(f, opts);
+    return;
   }
   f->id_ = impl_->fiber_ids.fetch_add(1, std::memory_order_relaxed);
   f->set_name(opts.name);
@@ -202,10 +231,7 @@ void Runtime::place(detail::FiberBase* f, const SpawnOptions& opts, int worker) 
     delete f;
     throw std::logic_error("weft::Runtime::spawn: runtime '" + impl_->cfg.name + "' is shut down");
   }
-  const unsigned n = static_cast<unsigned>(impl_->workers.size());
-  const unsigned i =
-      worker >= 0 ? static_cast<unsigned>(worker) : impl_->next_worker.fetch_add(1, std::memory_order_relaxed) % n;
-  impl_->workers[i]->post(f);
+  impl_->workers[target]->post_new(f);
 }
 
 Stats Runtime::stats() const {

@@ -30,7 +30,9 @@ namespace weft {
 
 namespace detail {
 class Worker;
+class FiberBase;
 struct RingInfo;
+void start_local(FiberBase* f, const SpawnOptions& opts);
 }  // namespace detail
 
 class ThreadPool;
@@ -95,6 +97,7 @@ class Runtime {
   ThreadPool& pool();
 
  private:
+  friend void detail::start_local(detail::FiberBase* f, const SpawnOptions& opts);
   void place(detail::FiberBase* f, const SpawnOptions& opts, int worker);
   void refuse_from_fiber(const char* op) const;
   struct Impl;

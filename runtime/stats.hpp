@@ -12,7 +12,7 @@ namespace weft {
 struct Stats {
   std::uint64_t fibers_alive = 0;       ///< spawned and not yet finished
   std::uint64_t fibers_spawned = 0;
-  std::uint64_t switches = 0;           ///< context switches (fiber or scheduler side)
+  std::uint64_t switches = 0;           ///< fiber activations (switches into a fiber), counted per tick
   std::uint64_t sqes_submitted = 0;
   std::uint64_t cqes_reaped = 0;
   std::uint64_t stale_completions = 0;  ///< CQEs whose slot generation did not match

@@ -6,6 +6,7 @@
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/stats.hpp>
 #include <weft/runtime/uring/worker.hpp>
 
@@ -177,6 +178,13 @@ void require_fiber(const char* operation) {
   if (!t_state.fiber) throw_not_in_fiber(operation);
 }
 
-void start_local(FiberBase* f, const SpawnOptions& opts) { t_state.worker->start_fiber(f, opts); }
+void start_local(FiberBase* f, const SpawnOptions& opts) {
+  Worker* w = t_state.worker;
+  if (w->spawns_stay_local()) {
+    w->start_fiber(f, opts);
+  } else {
+    w->runtime().place(f, opts, -1);  // Config::placement spreads it
+  }
+}
 
 }  // namespace weft::detail

@@ -153,6 +153,7 @@ void Worker::run_loop() {
   for (;;) {
     budget_ = cfg_.tick_budget;
     if (FiberBase* next = pick_next()) resume(&sched_ctx_, false, next);
+    switches_.add(cfg_.tick_budget - budget_);  // this tick's activations (the hot path counts nothing)
     // Checked right before the tick, which may block: the last fiber may just have
     // ended.
     if (stop_requested_.load(std::memory_order_acquire)) {
@@ -273,6 +274,7 @@ void Worker::drain_inbox() {
     FiberBase* next = f->inbox_next_;
     f->inbox_next_ = nullptr;
     if (f->state_ == FiberState::created) {
+      incoming_.fetch_sub(1, std::memory_order_relaxed);
       if (adopt(f)) runq_.push_back(f);
     } else if (f->state_ == FiberState::parked) {
       f->state_ = FiberState::ready;
@@ -482,7 +484,6 @@ void Worker::resume(Context* from, bool from_exits, FiberBase* next) {
   current_ = next;
   t_state.fiber = next;
   running_.store(next ? next->label_ : nullptr, std::memory_order_relaxed);
-  switches_.add();
   switch_context(from, to, from_exits);
   after_switch();
 }

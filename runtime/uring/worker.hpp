@@ -85,19 +85,28 @@ class Worker {
   /// Makes `f` runnable here: a new fiber of this worker, or a parked fiber of this
   /// worker whose wait the caller has claimed.
   void post(FiberBase* f);
+  /// post() for a new fiber, counted as incoming until this worker adopts it.
+  void post_new(FiberBase* f) {
+    incoming_.fetch_add(1, std::memory_order_relaxed);
+    post(f);
+  }
+  /// Live fibers plus new ones posted and not yet adopted (placement; racy hint).
+  [[nodiscard]] std::uint64_t load() const noexcept {
+    return alive_.get() + incoming_.load(std::memory_order_relaxed);
+  }
   /// Unparks `f` (parked on any worker), choosing the local or the remote path.
   static void unpark(FiberBase* f);
 
   // ---- this worker's thread, fiber context ----
   void start_fiber(FiberBase* f, const SpawnOptions& opts);
   /// Lets the other ready fibers run. Inline: the common case (a started fiber
-  /// is ready, budget left, nothing cancelled) is one direct switch.
+  /// is ready, budget left, nothing cancelled) is one direct switch. A stop
+  /// request is seen at the next tick (at most tick_budget activations away),
+  /// and activations are counted per tick, to keep this path short.
   void yield_current() {
     FiberBase* self = current_;
     FiberBase* next = runq_.front();
-    // relaxed: a hint; the slow path re-reads it in scheduler context.
-    if (next && budget_ > 0 && next->state_ == FiberState::ready && !self->cancel_requested_ &&
-        !stop_requested_.load(std::memory_order_relaxed)) {
+    if (next && budget_ > 0 && next->state_ == FiberState::ready && !self->cancel_requested_) {
       runq_.pop_front();
       --budget_;
       self->state_ = FiberState::ready;
@@ -106,7 +115,6 @@ class Worker {
       current_ = next;
       t_state.fiber = next;
       running_.store(next->label_, std::memory_order_relaxed);  // see resume()
-      switches_.add();
       switch_context(&self->ctx_, &next->ctx_, false);
       after_switch();
       return;
@@ -135,12 +143,16 @@ class Worker {
 
   // ---- accessors ----
   [[nodiscard]] unsigned index() const { return index_; }
+  /// weft::spawn from a fiber here starts the child here (Placement::local, or
+  /// a single worker) instead of asking the runtime's placement.
+  [[nodiscard]] bool spawns_stay_local() const { return cfg_.placement == Placement::local || cfg_.workers <= 1; }
   Runtime& runtime() { return rt_; }
   [[nodiscard]] const RingInfo& ring_info() const { return ring_.info(); }
   [[nodiscard]] GuardMode guard_mode() const { return stacks_.mode(); }
   void add_stats(Stats& s) const;
-  /// For the stall detector (any thread): a counter bumped at every switch and the
-  /// running fiber's label (null in scheduler context or asleep).
+  /// For the stall detector (any thread): fiber activations, added at every
+  /// return to the scheduler (so it moves at least every tick_budget switches),
+  /// and the running fiber's label (null in scheduler context or asleep).
   [[nodiscard]] std::uint64_t switch_epoch() const { return switches_.get(); }
   [[nodiscard]] const FiberLabel* running_label() const { return running_.load(std::memory_order_relaxed); }
   [[nodiscard]] bool stopping() const { return stop_requested_.load(std::memory_order_acquire); }
@@ -200,6 +212,8 @@ class Worker {
   // relaxed: the label lives in stack memory that stays mapped while this worker
   // exists; the stall detector validates what it reads with switches_.
   std::atomic<const FiberLabel*> running_{nullptr};
+  // relaxed: a placement hint only (any thread adds, this worker subtracts).
+  std::atomic<std::uint64_t> incoming_{0};
   std::uint64_t next_id_ = 0, id_limit_ = 0;  // a block of ids reserved from fiber_ids_
 
   Counter alive_, spawned_, switches_, cqes_, stale_, cq_overflow_, wakes_, timers_fired_;

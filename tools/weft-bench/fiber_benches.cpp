@@ -5,6 +5,10 @@
 //   skynet  1M leaves, fan-out 10, each leaf returns its number, the root checks
 //           the sum; children joined (launch=dispatch like the Boost.Fiber peer,
 //           or --launch post); ns per leaf
+//   place   an acceptor-like fiber spawns N jobs of uneven CPU cost (a fixed
+//           pseudo-random mix: most tiny, a few heavy, some yielding midway)
+//           and waits for all; ms total and the jobs each worker ran. Run with
+//           --placement local|round_robin|least_loaded to compare policies.
 //   wake    a fiber on worker 0 and one on worker 1 wake each other in turn, each
 //           parked (its worker asleep) until woken; ns per one-way wake, p50/p99
 #include <algorithm>
@@ -73,6 +77,45 @@ Result bench_skynet(weft::Runtime&, const Args& args, long n) {
   return {static_cast<double>(n), t1 - t0, " result=" + std::to_string(result) + " launch=" + launch};
 }
 
+/// A job of `units` units of CPU work, yielding every 16 units (a well-behaved
+/// fiber); returns the worker it ran on.
+unsigned cpu_job(long units) {
+  volatile unsigned long x = 0;
+  for (long u = 0; u < units; ++u) {
+    for (int i = 0; i < 2000; ++i) x = x + static_cast<unsigned long>(i);
+    if (u % 16 == 15) weft::yield();
+  }
+  return static_cast<unsigned>(weft::current_domain().worker);
+}
+
+Result bench_place(weft::Runtime& rt, const Args&, long n) {
+  std::vector<long> cost(static_cast<std::size_t>(n));
+  unsigned long seed = 88172645463325252ULL;  // xorshift: the same mix every run
+  for (auto& c : cost) {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    const unsigned long r = seed % 100;
+    c = r < 80 ? 1 : r < 97 ? 8 : 200;
+  }
+  std::vector<weft::JoinHandle<unsigned>> jobs;
+  jobs.reserve(cost.size());
+  long long t0 = now_ns();
+  for (long c : cost) jobs.push_back(weft::spawn([c] { return cpu_job(c); }));
+  std::vector<long> per(rt.workers());
+  for (auto& j : jobs) ++per[j.join()];
+  long long t1 = now_ns();
+  std::string extra = " placement=";
+  switch (rt.config().placement) {
+    case weft::Placement::local: extra += "local"; break;
+    case weft::Placement::round_robin: extra += "round_robin"; break;
+    case weft::Placement::least_loaded: extra += "least_loaded"; break;
+  }
+  extra += " jobs_per_worker=";
+  for (std::size_t i = 0; i < per.size(); ++i) extra += (i ? "," : "") + std::to_string(per[i]);
+  return {static_cast<double>(n), t1 - t0, extra};
+}
+
 Result bench_wake(weft::Runtime& rt, const Args&, long n) {
   using weft::detail::Waiter;
   std::atomic<Waiter*> to_a{nullptr}, to_b{nullptr};
@@ -115,6 +158,8 @@ Registrar r_spawn{{"spawn", 1, 1000000, bench_spawn, "--batch",
                    "spawn   create+run+join N fibers, --batch B alive at once [1000]; ns per fiber"}};
 Registrar r_skynet{{"skynet", 1, 1000000, bench_skynet, "--launch",
                     "skynet  N leaves, fan-out 10 (--launch dispatch|post [dispatch]); ns per leaf"}};
+Registrar r_place{{"place", 2, 20000, bench_place, "",
+                   "place   a fiber spawns N uneven CPU jobs (see --placement); ms total, jobs per worker"}};
 Registrar r_wake{{"wake", 2, 100000, bench_wake, "",
                   "wake    fibers on two workers wake each other in turn; ns per one-way wake, p50/p99"}};
 

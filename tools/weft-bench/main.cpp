@@ -31,6 +31,7 @@ const char* kCommon =
     "  --tick-budget T fiber activations between two reaps of the ring [64]\n"
     "  --wake W        cross-worker wake: eventfd | msg_ring [msg_ring]\n"
     "  --workers W     Evented workers (default: what the benchmark needs)\n"
+    "  --placement P   new fibers: local | round_robin | least_loaded [least_loaded]\n"
     "output: one line 'peer=weft bench=... key=value ...'\n";
 
 void usage(FILE* out) {
@@ -105,7 +106,7 @@ int main(int argc, char** argv) {
   if (it == registry().end()) bad_usage(name.empty() ? "--bench NAME is required" : "no benchmark named '" + name + "'");
   const Bench& bench = it->second;
   for (const auto& [k, v] : args.kv)
-    if (!listed("--bench --n --stack-kib --tick-budget --wake --workers", k) && !listed(bench.options, k))
+    if (!listed("--bench --n --stack-kib --tick-budget --wake --workers --placement", k) && !listed(bench.options, k))
       bad_usage("unknown option " + k + " for --bench " + name);
 
   weft::Config cfg;
@@ -116,6 +117,11 @@ int main(int argc, char** argv) {
   const std::string wake = args.str("--wake", "msg_ring");
   if (wake != "eventfd" && wake != "msg_ring") bad_usage("--wake must be eventfd|msg_ring");
   cfg.wake = wake == "eventfd" ? weft::WakeMode::eventfd : weft::WakeMode::msg_ring;
+  const std::string placement = args.str("--placement", "least_loaded");
+  if (placement == "local") cfg.placement = weft::Placement::local;
+  else if (placement == "round_robin") cfg.placement = weft::Placement::round_robin;
+  else if (placement == "least_loaded") cfg.placement = weft::Placement::least_loaded;
+  else bad_usage("--placement must be local|round_robin|least_loaded");
   if (cfg.workers < bench.workers)
     bad_usage("--bench " + name + " needs at least " + std::to_string(bench.workers) + " workers");
   const long n = args.num("--n", bench.default_n);
