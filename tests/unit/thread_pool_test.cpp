@@ -227,3 +227,32 @@ TEST_CASE("offload from a plain thread runs fn inline") {
   REQUIRE(weft::offload_for(pool, [] { return 7; }, 1ms) == 7);
   REQUIRE(pool.stats().submitted == 0);
 }
+
+TEST_CASE("weft::offload(fn) uses the runtime's own pool, started on first use and shut down with the runtime") {
+  weft::Config cfg;
+  cfg.name = "own";
+  cfg.pool_threads = 3;
+  cfg.pool_queue = 16;
+  weft::Runtime rt(cfg);
+  rt.block_on([&] {
+    const std::thread::id worker = std::this_thread::get_id();
+    REQUIRE(weft::offload([] { return std::this_thread::get_id(); }) != worker);
+    REQUIRE(weft::offload_for([] { return 7; }, 5s) == 7);
+    REQUIRE_THROWS_AS(weft::offload_for([] { std::this_thread::sleep_for(200ms); }, 1ms), std::system_error);
+  });
+  REQUIRE(rt.pool().name() == "own-pool");
+  REQUIRE(rt.pool().stats().threads == 3);
+  REQUIRE(rt.pool().stats().submitted == 3);
+  // From a plain thread offload(fn) runs inline: no runtime pool is involved.
+  REQUIRE(weft::offload([] { return std::this_thread::get_id(); }) == std::this_thread::get_id());
+  rt.shutdown();
+  REQUIRE(rt.pool().stats().completed == 3);  // the late task still ran before the pool joined
+  REQUIRE_THROWS_AS(rt.pool().submit([] {}), weft::PoolShutDown);
+}
+
+TEST_CASE("a runtime that never offloads starts no pool, and refuses one after shutdown") {
+  weft::Runtime rt;
+  rt.block_on([] { weft::yield(); });
+  rt.shutdown();
+  REQUIRE_THROWS_AS(rt.pool(), weft::PoolShutDown);
+}
