@@ -52,6 +52,8 @@ class Ring {
   /// across submits: a split LINK_TIMEOUT fails with -EINVAL).
   void reserve(unsigned n);
   [[nodiscard]] unsigned pending_sqes() { return io_uring_sq_ready(&ring_); }
+  /// CQEs posted and not yet reaped (reads the shared CQ tail: acquire).
+  [[nodiscard]] unsigned cq_ready() { return io_uring_cq_ready(&ring_); }
 
   /// One io_uring_enter: submits, then waits for one CQE until `timeout_ns`
   /// (relative; <0 forever) when `wait`, else only flushes completions.

@@ -102,17 +102,19 @@ class Worker {
   /// Lets the other ready fibers run. Inline: the common case (a started fiber
   /// is ready, budget left, nothing cancelled) is one direct switch. A stop
   /// request is seen at the next tick (at most tick_budget activations away),
-  /// and activations are counted per tick, to keep this path short.
+  /// and activations are counted per tick, to keep this path short. When the
+  /// budget runs out and the tick would find nothing to do, quiet_tick() starts
+  /// a new budget without the round trip through the scheduler context.
   void yield_current() {
-    FiberBase* self = current_;
+    FiberBase* self = t_state.fiber;
     FiberBase* next = runq_.front();
-    if (next && budget_ > 0 && next->state_ == FiberState::ready && !self->cancel_requested_) {
+    if (next && next->state_ == FiberState::ready && !self->cancel_requested_ &&
+        (budget_ > 0 || quiet_tick())) {
       runq_.pop_front();
       --budget_;
       self->state_ = FiberState::ready;
       runq_.push_back(self);
       next->state_ = FiberState::running;
-      current_ = next;
       t_state.fiber = next;
       running_.store(next->label_, std::memory_order_relaxed);  // see resume()
       switch_context(&self->ctx_, &next->ctx_, false);
@@ -137,7 +139,9 @@ class Worker {
   void unpark_local(FiberBase* f);
   TimerQueue& timers() { return timers_; }
   Ring& ring() { return ring_; }
-  [[nodiscard]] FiberBase* current() const { return current_; }
+  /// The running fiber (null in scheduler context): the thread's own slot,
+  /// t_state.fiber, is the one record of it.
+  [[nodiscard]] FiberBase* current() const { return t_state.fiber; }
   /// A text dump of this worker's fibers (worker thread only).
   std::string dump_fibers() const;
 
@@ -159,6 +163,7 @@ class Worker {
 
  private:
   void yield_slow(FiberBase* self);
+  [[gnu::noinline, gnu::cold]] bool quiet_tick() noexcept;
   void thread_main(void* started);
   void wake();
   void write_wake_fd() noexcept;
@@ -203,7 +208,6 @@ class Worker {
   bool wake_read_armed_ = false;
 
   Context sched_ctx_;
-  FiberBase* current_ = nullptr;
   FiberBase* zombie_ = nullptr;
   FiberBase* all_head_ = nullptr;  // live fibers of this worker (dumps, cancel_all)
   unsigned budget_ = 0;
