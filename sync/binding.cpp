@@ -1,0 +1,138 @@
+// sync/binding.cpp — binding a primitive to its domain on first use, and the one
+// message every cross-domain call gets (thrown, or printed before abort()).
+#include <weft/sync/binding.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <weft/runtime/domain.hpp>
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/runtime.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+namespace weft::detail {
+
+namespace {
+
+void copy_label(char (&dst)[32], std::string_view src) noexcept {
+  const std::size_t n = src.size() < sizeof dst - 1 ? src.size() : sizeof dst - 1;
+  std::memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+std::uintptr_t word_of(const Runtime& rt) noexcept {
+  return reinterpret_cast<std::uintptr_t>(&rt);
+}
+
+}  // namespace
+
+std::uintptr_t refresh_caller_word() noexcept {
+  Worker* w = t_state.worker;
+  t_caller_cache.worker = w;
+  t_caller_cache.word = word_of(w->runtime());
+  return t_caller_cache.word;
+}
+
+DomainBinding::DomainBinding(const char* kind, std::string_view label) noexcept : word_(kUnbound), kind_(kind) {
+  copy_label(label_, label);
+}
+
+DomainBinding::DomainBinding(const char* kind, Runtime& rt, std::string_view label) : word_(word_of(rt)), kind_(kind) {
+  copy_label(label_, label);
+  copy_label(runtime_name_, rt.name());
+}
+
+DomainBinding::DomainBinding(const char* kind, ThreadedTag, std::string_view label) noexcept
+    : word_(kThreaded), kind_(kind) {
+  copy_label(label_, label);
+}
+
+std::uintptr_t DomainBinding::settled_word() const noexcept {
+  // acquire: pairs with the binder's release store, so runtime_name_ is complete.
+  std::uintptr_t w = word_.load(std::memory_order_acquire);
+  while (w == kBinding) {  // a binder is copying a name: a few instructions away
+    std::this_thread::yield();
+    w = word_.load(std::memory_order_acquire);
+  }
+  return w;
+}
+
+void DomainBinding::slow_check(const char* op, bool bind) const {
+  const std::uintptr_t me = caller_word();
+  std::uintptr_t w = settled_word();
+  for (;;) {
+    if (w == me) return;
+    if (w != kUnbound) throw CrossRuntimeError(foreign_message(op));
+    if (!bind) return;
+    if (me == kThreaded) {
+      // relaxed is enough on success: no data travels with kThreaded. On failure
+      // the loop re-reads the winner's word with acquire.
+      if (word_.compare_exchange_strong(w, kThreaded, std::memory_order_relaxed)) return;
+    } else if (word_.compare_exchange_strong(w, kBinding, std::memory_order_relaxed)) {
+      copy_label(runtime_name_, t_state.worker->runtime().name());
+      word_.store(me, std::memory_order_release);  // publishes runtime_name_
+      return;
+    }
+    w = settled_word();
+  }
+}
+
+std::string DomainBinding::what() const {
+  std::string s = kind_;
+  if (label_[0]) s += std::string(" '") + label_ + "'";
+  return s;
+}
+
+std::string DomainBinding::domain_name() const {
+  const std::uintptr_t w = settled_word();
+  if (w == kUnbound) return "unbound";
+  if (w == kThreaded) return "Threaded";
+  return std::string("Evented(runtime '") + runtime_name_ + "')";
+}
+
+std::string DomainBinding::foreign_message(const char* op) const {
+  const std::uintptr_t mine = settled_word();
+  const std::uintptr_t caller = caller_word();
+  const Domain cd = current_domain();
+  std::string caller_domain = cd.name();
+  const std::string mine_name = domain_name();
+  if (mine != kThreaded && caller != kThreaded && mine_name == caller_domain)
+    caller_domain += " (another Runtime object with the same name)";
+  std::string m = what() + " belongs to " + mine_name + ", but " + op + " was called from " + describe_caller() +
+                  ", which is " + caller_domain + ". ";
+  if (mine == kThreaded) {
+    m += "A fiber must not block its worker thread on a Threaded primitive: run the blocking work on the pool "
+         "with weft::offload(fn), or pass data between the sides through a weft::Channel.";
+  } else if (caller == kThreaded) {
+    m += std::string("A thread cannot park on a fiber primitive: run that code as a fiber of runtime '") +
+         runtime_name_ +
+         "' (Runtime::spawn or Runtime::block_on), or pass data between the sides through a weft::Channel.";
+  } else {
+    m += std::string(
+             "Fibers of one runtime cannot wait on another runtime's primitives: start the work on "
+             "runtime '") +
+         runtime_name_ +
+         "' with Runtime::spawn, or pass data between them through a weft::Channel (blocking work goes through "
+         "weft::offload).";
+  }
+  return m;
+}
+
+void DomainBinding::die(const std::string& msg) const noexcept {
+  std::fprintf(stderr, "FATAL: weft: %s\n", msg.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+void DomainBinding::abort_foreign(const char* op) const noexcept {
+  try {
+    die(foreign_message(op));
+  } catch (...) {
+    std::fprintf(stderr, "FATAL: weft: %s: %s called from another domain\n", kind_, op);
+    std::abort();
+  }
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,135 @@
+// weft/sync/binding.hpp — the domain a sync primitive belongs to, and the check
+// every call makes against it (DESIGN "Domains", incidents 001 and 003).
+//
+// States of DomainBinding::word_ (the one field shared between threads):
+//   kUnbound  -> kBinding -> <Runtime*>   first acquiring caller is a fiber of that runtime
+//   kUnbound  -> kThreaded                first acquiring caller is a plain thread
+//   set at construction to kThreaded or <Runtime*> when the binding is explicit.
+// Once bound the word never changes again. kBinding is transient: the winner of
+// the bind CAS copies the runtime's name into runtime_name_, then publishes the
+// final word with a release store; readers that need the name load it with
+// acquire (the message builder), others only compare.
+// Invariants:
+//  - The check runs before the primitive touches any of its own state, in every
+//    build type. A wrong caller gets CrossRuntimeError (or, on a noexcept path,
+//    the same text on stderr and abort()); it never reaches a Waiter of the wrong
+//    kind or a thread-local that is not there.
+//  - The caller's own word is computed from detail::t_state (written only by the
+//    calling thread) plus a per-thread cache of "this worker's Runtime*", so the
+//    fast path is two thread-local reads, one relaxed load and one compare.
+//  - The runtime is never dereferenced after binding: its name is copied, so a
+//    message about a primitive that outlived its runtime is still safe to build.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <weft/runtime/fiber/fiber.hpp>
+
+namespace weft {
+
+class Runtime;
+
+/// Binds a primitive to the Threaded side: `weft::Mutex m{weft::threaded};`.
+struct ThreadedTag {
+  explicit constexpr ThreadedTag() = default;
+};
+inline constexpr ThreadedTag threaded{};
+
+namespace detail {
+
+inline constexpr std::uintptr_t kUnbound = 0;
+inline constexpr std::uintptr_t kThreaded = 1;
+inline constexpr std::uintptr_t kBinding = 2;  // a bind is in progress (transient)
+
+/// Per thread: the Runtime* (as a word) of the worker this thread runs, cached.
+struct CallerCache {
+  const Worker* worker = nullptr;
+  std::uintptr_t word = kUnbound;
+};
+inline thread_local CallerCache t_caller_cache;
+
+/// Fills t_caller_cache for the current worker and returns its word.
+std::uintptr_t refresh_caller_word() noexcept;
+
+/// The calling context's domain word: kThreaded for any thread not running a
+/// fiber, else the fiber's Runtime* (same rule as current_domain()).
+inline std::uintptr_t caller_word() noexcept {
+  const ThreadState& ts = t_state;
+  if (!ts.fiber || !ts.worker) return kThreaded;
+  if (ts.worker == t_caller_cache.worker) [[likely]]
+    return t_caller_cache.word;
+  return refresh_caller_word();
+}
+
+/// Who holds a primitive (Mutex ownership): the running fiber, else the thread.
+inline thread_local char t_thread_token;
+inline const void* caller_identity() noexcept {
+  FiberBase* f = t_state.fiber;
+  return f ? static_cast<const void*>(f) : static_cast<const void*>(&t_thread_token);
+}
+
+class DomainBinding {
+ public:
+  /// `kind` is a string literal ("weft::Mutex"); `label` is copied (31 chars kept).
+  DomainBinding(const char* kind, std::string_view label) noexcept;
+  DomainBinding(const char* kind, Runtime& rt, std::string_view label);
+  DomainBinding(const char* kind, ThreadedTag, std::string_view label) noexcept;
+  DomainBinding(const DomainBinding&) = delete;
+  DomainBinding& operator=(const DomainBinding&) = delete;
+
+  /// An acquiring call (lock, wait, acquire...): binds an unbound primitive to the
+  /// caller's domain, else throws CrossRuntimeError unless the caller is in it.
+  void check_acquire(const char* op) const {
+    // relaxed: only the word's value matters here (equal or not); nothing else is
+    // published through it on this path.
+    if (word_.load(std::memory_order_relaxed) == caller_word()) [[likely]]
+      return;
+    slow_check(op, true);
+  }
+  /// A signalling call (set, notify, release...): throws CrossRuntimeError when the
+  /// primitive is bound to another domain; does not bind.
+  void check_signal(const char* op) const {
+    const std::uintptr_t w = word_.load(std::memory_order_relaxed);  // as above
+    if (w == caller_word() || w == kUnbound) [[likely]]
+      return;
+    slow_check(op, false);
+  }
+  /// A noexcept call (unlock): a foreign caller gets the message on stderr and abort().
+  void check_noexcept(const char* op) const noexcept {
+    const std::uintptr_t w = word_.load(std::memory_order_relaxed);  // as above
+    if (w == caller_word() || w == kUnbound) [[likely]]
+      return;
+    abort_foreign(op);
+  }
+
+  /// "Threaded", "Evented(runtime 'weft')" or "unbound".
+  [[nodiscard]] std::string domain_name() const;
+  /// "weft::Mutex 'conn-table'" (or just the kind when unlabelled).
+  [[nodiscard]] std::string what() const;
+  [[nodiscard]] const char* label() const noexcept { return label_; }
+  [[nodiscard]] bool bound() const noexcept { return word_.load(std::memory_order_acquire) > kBinding; }
+  [[nodiscard]] bool bound_threaded() const noexcept { return word_.load(std::memory_order_acquire) == kThreaded; }
+
+  /// The full cross-domain message for a call `op` from the current caller.
+  [[nodiscard]] std::string foreign_message(const char* op) const;
+  /// Prints `msg` (prefixed with the primitive) to stderr and aborts.
+  [[noreturn]] void die(const std::string& msg) const noexcept;
+
+ private:
+  void slow_check(const char* op, bool bind) const;
+  [[noreturn]] void abort_foreign(const char* op) const noexcept;
+  std::uintptr_t settled_word() const noexcept;
+
+  // relaxed on the compare-only fast paths; acquire where runtime_name_ is read;
+  // the binder publishes runtime_name_ with a release store (see the top).
+  mutable std::atomic<std::uintptr_t> word_;
+  const char* kind_;
+  char label_[32] = {};
+  mutable char runtime_name_[32] = {};  // written once, before word_ is published
+};
+
+}  // namespace detail
+}  // namespace weft

@@ -1,0 +1,81 @@
+// weft/sync/condition.hpp — Condition: a condition variable for weft::Mutex,
+// bound to one domain (fibers park / threads block on a futex).
+//
+// State: a FIFO of Waiters under qmu_; nothing else.
+// Invariants:
+//  - wait(lk) requires the caller to own lk's Mutex (checked: system_error
+//    operation_not_permitted). It queues its Waiter under qmu_ *before* unlocking
+//    the Mutex, so a notify by anyone who changed the state under the Mutex after
+//    that point finds it: no lost wake-up.
+//  - notify_one() claims the oldest live waiter (one whose claim it wins); a waiter
+//    that timed out or was cancelled does not absorb the notification.
+//  - Every wait returns with the Mutex owned again, also when it throws
+//    FiberCancelled (the re-lock is not abandoned on cancellation) and on timeout.
+//  - Destroying a Condition with queued waiters aborts with a message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string_view>
+
+#include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/tsa.hpp>
+#include <weft/runtime/waiter.hpp>
+#include <weft/sync/binding.hpp>
+#include <weft/sync/channel.hpp>  // detail::WaiterQueue
+#include <weft/sync/mutex.hpp>
+
+namespace weft {
+
+class Condition {
+ public:
+  /// Unbound: binds to the domain of its first waiter.
+  explicit Condition(std::string_view label = {}) noexcept : binding_("weft::Condition", label) {}
+  explicit Condition(Runtime& rt, std::string_view label = {}) : binding_("weft::Condition", rt, label) {}
+  explicit Condition(ThreadedTag t, std::string_view label = {}) noexcept : binding_("weft::Condition", t, label) {}
+  Condition(const Condition&) = delete;
+  Condition& operator=(const Condition&) = delete;
+  ~Condition();
+
+  /// Unlocks lk's Mutex, waits for a notify, re-locks. Throws CrossRuntimeError from
+  /// another domain, std::system_error if the caller does not own the Mutex,
+  /// FiberCancelled (with the Mutex owned again) if the fiber is cancelled.
+  void wait(std::unique_lock<Mutex>& lk) { wait_impl(lk, "wait()", -1); }
+  template <class Pred>
+  void wait(std::unique_lock<Mutex>& lk, Pred pred) {
+    while (!pred()) wait_impl(lk, "wait()", -1);
+  }
+  /// As wait(); false when `d` passed first (the Mutex is owned again either way).
+  template <class Rep, class Period>
+  bool wait_for(std::unique_lock<Mutex>& lk, std::chrono::duration<Rep, Period> d) {
+    return wait_impl(lk, "wait_for()", detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+  }
+  /// Waits until pred() holds or `d` passed; returns pred().
+  template <class Rep, class Period, class Pred>
+  bool wait_for(std::unique_lock<Mutex>& lk, std::chrono::duration<Rep, Period> d, Pred pred) {
+    const std::int64_t deadline = detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+    while (!pred())
+      if (!wait_impl(lk, "wait_for()", deadline)) return pred();
+    return true;
+  }
+
+  /// Wakes the oldest waiter. CrossRuntimeError when bound to another domain.
+  void notify_one();
+  /// Wakes every waiter queued now.
+  void notify_all();
+  /// True while some fiber or thread is queued waiting on it (a snapshot).
+  [[nodiscard]] bool has_waiters() const;
+  [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
+
+ private:
+  /// True when notified, false on timeout.
+  /// (No static lock analysis: the Mutex is held on entry and exit, released inside.)
+  bool wait_impl(std::unique_lock<Mutex>& lk, const char* op, std::int64_t deadline) WEFT_NO_TSA;
+
+  detail::DomainBinding binding_;
+  mutable detail::AnnotatedMutex qmu_;
+  detail::WaiterQueue queue_ WEFT_GUARDED_BY(qmu_);
+};
+
+}  // namespace weft

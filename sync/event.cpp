@@ -1,0 +1,75 @@
+// sync/event.cpp — Event's queueing and signalling (protocol: see event.hpp).
+#include <weft/sync/event.hpp>
+
+#include <weft/runtime/error.hpp>
+
+namespace weft {
+
+using detail::LockGuard;
+using detail::Waiter;
+
+bool Event::has_waiters() const {
+  LockGuard g(qmu_);
+  return !queue_.empty();
+}
+
+std::size_t Event::waiting() const {
+  LockGuard g(qmu_);
+  return queued_;
+}
+
+Event::~Event() {
+  if (has_waiters())
+    binding_.die(binding_.what() +
+                 " destroyed while fibers or threads are still waiting on it: they would wake into freed memory. "
+                 "set() it and let the waiters return (or cancel them) before the Event goes.");
+}
+
+void Event::set() {
+  binding_.check_signal("set()");
+  LockGuard g(qmu_);
+  if (mode_ == Mode::auto_reset) {
+    while (Waiter* w = queue_.pop_front()) {
+      --queued_;
+      if (w->notify()) return;  // handed over: the flag stays down
+    }
+    set_.store(true, std::memory_order_release);
+    return;
+  }
+  set_.store(true, std::memory_order_release);
+  // Every waiter queued now is released; a notify() that fails belongs to a waiter
+  // whose own deadline / cancellation won, and it reports that instead.
+  while (Waiter* w = queue_.pop_front()) {
+    --queued_;
+    w->notify();
+  }
+}
+
+void Event::reset() {
+  binding_.check_signal("reset()");
+  LockGuard g(qmu_);
+  set_.store(false, std::memory_order_relaxed);  // relaxed: no data is published by clearing
+}
+
+bool Event::wait_slow(std::int64_t deadline) {
+  Waiter w;  // binds to the caller: a fiber parks, a thread sleeps on a futex
+  {
+    LockGuard g(qmu_);
+    if (try_consume()) return true;  // set() ran since the fast path
+    queue_.push_back(&w);
+    ++queued_;
+  }
+  const Waiter::Result r = w.wait(deadline);
+  if (r == Waiter::Result::notified) return true;
+  {
+    LockGuard g(qmu_);
+    if (queue_.contains(&w)) {
+      queue_.erase(&w);
+      --queued_;
+    }
+  }
+  if (r == Waiter::Result::cancelled) throw FiberCancelled();
+  return false;
+}
+
+}  // namespace weft

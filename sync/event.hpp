@@ -1,0 +1,96 @@
+// weft/sync/event.hpp — Event: a manual- or auto-reset event with any number of
+// waiters, bound to one domain (fibers park / threads block on a futex).
+//
+// State: set_ (atomic flag) and a FIFO of Waiters, both changed only under qmu_;
+// set_ is also read lock-free by wait()'s fast path (and, auto-reset, consumed by
+// a lock-free CAS true -> false).
+// Invariants:
+//  - Manual reset: set() raises set_ and claims (notify()) every queued waiter;
+//    those waiters are released for good: a reset() that follows, even before they
+//    have run, does not take that back (incident 003: reset() with waiters parked
+//    is legal and defined). Waiters that queue after reset() wait for the next set().
+//  - Auto reset: set() hands the signal to exactly one live waiter (set_ stays
+//    false) or, when none waits, raises set_ for the next wait() to consume.
+//  - A waiter queues only after re-checking set_ under qmu_, so a set() cannot
+//    slip between its check and its queueing (no lost wake-up); each waiter is
+//    woken at most once (the Waiter claim), so there is no double wake.
+//  - Destroying an Event with queued waiters aborts with a message.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/tsa.hpp>
+#include <weft/runtime/waiter.hpp>
+#include <weft/sync/binding.hpp>
+#include <weft/sync/channel.hpp>  // detail::WaiterQueue
+
+namespace weft {
+
+class Event {
+ public:
+  enum class Mode : std::uint8_t { manual_reset, auto_reset };
+
+  /// Unbound: binds to the domain of its first waiter.
+  explicit Event(Mode mode = Mode::manual_reset, std::string_view label = {}) noexcept
+      : binding_("weft::Event", label), mode_(mode) {}
+  Event(Runtime& rt, Mode mode = Mode::manual_reset, std::string_view label = {})
+      : binding_("weft::Event", rt, label), mode_(mode) {}
+  Event(ThreadedTag t, Mode mode = Mode::manual_reset, std::string_view label = {}) noexcept
+      : binding_("weft::Event", t, label), mode_(mode) {}
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  ~Event();
+
+  /// Manual: releases every waiter and stays set. Auto: releases one waiter, or
+  /// stays set until one wait() consumes it. CrossRuntimeError from another domain.
+  void set();
+  /// Clears the flag; waiters already released by set() stay released.
+  void reset();
+  /// Returns once set (auto-reset: consumes the signal). Throws CrossRuntimeError
+  /// from another domain, FiberCancelled if the fiber is cancelled while waiting.
+  void wait() {
+    binding_.check_acquire("wait()");
+    if (try_consume()) return;
+    wait_slow(-1);
+  }
+  /// As wait(); false when `d` passed first.
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d) {
+    binding_.check_acquire("wait_for()");
+    if (try_consume()) return true;
+    return wait_slow(detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+  }
+  /// A snapshot of the flag (any thread).
+  [[nodiscard]] bool is_set() const noexcept { return set_.load(std::memory_order_acquire); }  // see set_
+  [[nodiscard]] Mode mode() const noexcept { return mode_; }
+  /// True while some fiber or thread is queued waiting on it (a snapshot).
+  [[nodiscard]] bool has_waiters() const;
+  /// How many fibers and threads are queued waiting on it (a snapshot).
+  [[nodiscard]] std::size_t waiting() const;
+  [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
+
+ private:
+  bool try_consume() noexcept {
+    // acquire: pairs with set()'s release store; the setter's writes are visible.
+    if (mode_ == Mode::manual_reset) return set_.load(std::memory_order_acquire);
+    bool expected = true;
+    return set_.compare_exchange_strong(expected, false, std::memory_order_acquire, std::memory_order_relaxed);
+  }
+  bool wait_slow(std::int64_t deadline);
+
+  detail::DomainBinding binding_;
+  const Mode mode_;
+  // Written under qmu_ (release), read lock-free (acquire): a waiter that sees it
+  // set sees what the setter wrote before set().
+  std::atomic<bool> set_{false};
+  mutable detail::AnnotatedMutex qmu_;
+  detail::WaiterQueue queue_ WEFT_GUARDED_BY(qmu_);
+  std::size_t queued_ WEFT_GUARDED_BY(qmu_) = 0;  // queue_'s length
+};
+
+}  // namespace weft

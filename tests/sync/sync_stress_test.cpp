@@ -1,0 +1,215 @@
+// Sync primitives under load, bounded in count and time (scaled() by the build's
+// stress scale). A watchdog prints the progress counters and a fiber dump and
+// aborts instead of letting a hang stall CI.
+//  - 1,000 fibers on 2 workers, 1M lock/unlock in total on one Mutex (exact count).
+//  - Event set/reset storms with 100 waiters per round: each round releases all of
+//    them exactly once (none lost: the round completes; none double-woken: the
+//    count never runs ahead, and a double unpark aborts the worker).
+//  - FutexCounter increment/wait races between threads, 1M increments, starting
+//    just below 2^32 so the counter wraps in the middle of the run; the same
+//    between fibers on two workers (200k increments).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <weft/sync/event.hpp>
+#include <weft/sync/futex_counter.hpp>
+#include <weft/sync/mutex.hpp>
+#include <weft/weft.hpp>
+
+#include "../helpers/test_support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+const bool kUring = (weft::test::require_io_uring(), true);
+
+/// Aborts the process if not disarmed within `limit`, after printing the progress
+/// counters and (best effort, bounded) the runtime's fiber dump.
+class Watchdog {
+ public:
+  Watchdog(const char* what, weft::Runtime* rt, std::vector<std::atomic<long>*> counters,
+           std::chrono::seconds limit = 420s)
+      : thread_([this, what, rt, counters, limit] {
+          std::unique_lock lk(mu_);
+          if (cv_.wait_for(lk, limit, [this] { return done_; })) return;
+          std::fprintf(stderr, "WATCHDOG: '%s' did not finish within %llds; progress:", what,
+                       static_cast<long long>(limit.count()));
+          for (auto* c : counters) std::fprintf(stderr, " %ld", c->load());
+          std::fprintf(stderr, "\n");
+          std::fflush(stderr);
+          if (rt) {
+            std::thread([rt] {  // dump_fibers needs live workers: it may not return
+              std::string d = rt->dump_fibers();
+              std::fprintf(stderr, "%s\n", d.c_str());
+              std::fflush(stderr);
+            })
+                .detach();
+            std::this_thread::sleep_for(5s);
+          }
+          std::abort();
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("1,000 fibers on 2 workers share one Mutex for 1M lock/unlock; every increment is kept") {
+  weft::Runtime rt(weft::Config{.workers = 2});
+  weft::Mutex m{rt, "stress"};
+  const long fibers = 1000;
+  const long per = std::max(1L, weft::test::scaled(1'000'000) / fibers);
+  long counter = 0;               // guarded by m
+  std::atomic<long> progress{0};  // relaxed: watchdog display only
+  Watchdog dog("mutex 1000 fibers x 2 workers", &rt, {&progress});
+  std::vector<weft::JoinHandle<void>> hs;
+  hs.reserve(fibers);
+  for (long f = 0; f < fibers; ++f)
+    hs.push_back(rt.spawn_on(static_cast<unsigned>(f % 2), [&, f] {
+      for (long i = 0; i < per; ++i) {
+        weft::MutexGuard g(m);
+        ++counter;
+        if ((i + f) % 3 == 0) weft::yield();  // hold it across a switch now and then
+        progress.fetch_add(1, std::memory_order_relaxed);
+      }
+    }));
+  for (auto& h : hs) h.join();
+  REQUIRE(counter == fibers * per);
+  REQUIRE_FALSE(m.has_waiters());
+}
+
+TEST_CASE("Event set/reset storms with 100 waiting fibers: no waiter lost, none woken twice") {
+  weft::Runtime rt(weft::Config{.workers = 2});
+  weft::Event ev[2] = {weft::Event{rt, weft::Event::Mode::manual_reset, "even"},
+                       weft::Event{rt, weft::Event::Mode::manual_reset, "odd"}};
+  const long waiters = 100;
+  const long rounds = weft::test::scaled(2000);
+  std::atomic<long> arrived{0}, passed{0}, round_no{0};
+  Watchdog dog("event storms", &rt, {&round_no, &arrived, &passed});
+  std::vector<weft::JoinHandle<void>> hs;
+  for (long w = 0; w < waiters; ++w)
+    hs.push_back(rt.spawn_on(static_cast<unsigned>(w % 2), [&] {
+      for (long r = 0; r < rounds; ++r) {
+        arrived.fetch_add(1);
+        ev[r % 2].wait();
+        passed.fetch_add(1);
+      }
+    }));
+  rt.spawn_on(0, [&] {
+      for (long r = 0; r < rounds; ++r) {
+        round_no = r;
+        weft::Event& e = ev[r % 2];
+        while (arrived.load() < waiters * (r + 1)) weft::yield();
+        // The storm: resets with waiters parked, interleaved with sets; it ends set.
+        for (int k = 0; k < 1 + static_cast<int>(r % 4); ++k) {
+          e.reset();
+          e.set();
+          if (k % 2) weft::yield();
+        }
+        while (passed.load() < waiters * (r + 1)) weft::yield();
+        if (passed.load() != waiters * (r + 1)) FAIL("a waiter passed twice in round " << r);
+        e.reset();  // nobody waits on it now: round r+1 uses the other event
+      }
+    }).join();
+  for (auto& h : hs) h.join();
+  REQUIRE(passed.load() == waiters * rounds);
+}
+
+TEST_CASE("FutexCounter increment/wait races between threads for 1M increments, across the 2^32 wrap") {
+  const std::uint32_t total = static_cast<std::uint32_t>(weft::test::scaled(1'000'000));
+  const std::uint32_t start = UINT32_MAX - total / 2;  // wraps half way
+  weft::FutexCounter c{weft::threaded, start, "race"};
+  std::atomic<long> progress{0};
+  Watchdog dog("futex counter races", nullptr, {&progress});
+  // Two players take turns by parity of (value - start); two watchers wait for
+  // every change. Each increment is published only through the counter.
+  auto player = [&](std::uint32_t parity) {
+    for (;;) {
+      const std::uint32_t v = c.value();
+      const std::uint32_t done = v - start;  // wrapping arithmetic
+      if (done >= total) return;
+      if (done % 2 == parity) {
+        c.increment_and_wake(weft::FutexCounter::all);
+        progress.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        c.wait_until_changed(v);
+      }
+    }
+  };
+  auto watcher = [&] {
+    for (;;) {
+      const std::uint32_t v = c.value();
+      if (static_cast<std::uint32_t>(v - start) >= total) return;
+      c.wait_until_changed(v);
+    }
+  };
+  std::vector<std::thread> ts;
+  ts.emplace_back(player, 0u);
+  ts.emplace_back(player, 1u);
+  ts.emplace_back(watcher);
+  ts.emplace_back(watcher);
+  for (auto& t : ts) t.join();
+  REQUIRE(static_cast<std::uint32_t>(c.value() - start) == total);
+  REQUIRE(progress.load() == static_cast<long>(total));
+  REQUIRE_FALSE(c.has_waiters());
+}
+
+TEST_CASE("FutexCounter increment/wait races between fibers on two workers, across the 2^32 wrap") {
+  weft::Runtime rt(weft::Config{.workers = 2});
+  const std::uint32_t total = static_cast<std::uint32_t>(weft::test::scaled(200'000));
+  const std::uint32_t start = UINT32_MAX - total / 2;
+  weft::FutexCounter c{rt, start, "fiber-race"};
+  std::atomic<long> progress{0};
+  Watchdog dog("futex counter fiber races", &rt, {&progress});
+  auto player = [&](std::uint32_t parity) {
+    for (;;) {
+      const std::uint32_t v = c.value();
+      const std::uint32_t done = v - start;
+      if (done >= total) return;
+      if (done % 2 == parity) {
+        c.increment_and_wake(weft::FutexCounter::all);
+        progress.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        c.wait_until_changed(v);
+      }
+    }
+  };
+  auto watcher = [&] {
+    for (;;) {
+      const std::uint32_t v = c.value();
+      if (static_cast<std::uint32_t>(v - start) >= total) return;
+      c.wait_until_changed(v);
+    }
+  };
+  auto p0 = rt.spawn_on(0, [&] { player(0); });
+  auto p1 = rt.spawn_on(1, [&] { player(1); });
+  auto w0 = rt.spawn_on(0, watcher);
+  auto w1 = rt.spawn_on(1, watcher);
+  p0.join();
+  p1.join();
+  w0.join();
+  w1.join();
+  REQUIRE(static_cast<std::uint32_t>(c.value() - start) == total);
+  REQUIRE(progress.load() == static_cast<long>(total));
+}
