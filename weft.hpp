@@ -12,3 +12,8 @@
 #include <weft/runtime/threaded/thread_pool.hpp>
 #include <weft/runtime/timer.hpp>
 #include <weft/sync/channel.hpp>
+#include <weft/sync/condition.hpp>
+#include <weft/sync/event.hpp>
+#include <weft/sync/futex_counter.hpp>
+#include <weft/sync/mutex.hpp>
+#include <weft/sync/semaphore.hpp>

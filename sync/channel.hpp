@@ -45,6 +45,7 @@
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/tsa.hpp>
 #include <weft/runtime/waiter.hpp>
+#include <weft/sync/waiter_queue.hpp>
 
 namespace weft {
 
@@ -66,22 +67,6 @@ struct RecvResult {
 };
 
 namespace detail {
-
-/// Intrusive FIFO of Waiters through Waiter::next/prev (guarded by the owner's lock).
-class WaiterQueue {
- public:
-  void push_back(Waiter* w) noexcept;
-  /// Null when empty. The popped waiter's links are cleared.
-  Waiter* pop_front() noexcept;
-  /// True while `w` is linked here (O(1): a linked waiter has a prev or is head).
-  [[nodiscard]] bool contains(const Waiter* w) const noexcept { return w->prev != nullptr || head_ == w; }
-  void erase(Waiter* w) noexcept;
-  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
-
- private:
-  Waiter* head_ = nullptr;
-  Waiter* tail_ = nullptr;
-};
 
 [[noreturn]] void throw_channel_closed();
 [[noreturn]] void throw_fiber_cancelled();

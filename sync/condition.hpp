@@ -23,7 +23,7 @@
 #include <weft/runtime/tsa.hpp>
 #include <weft/runtime/waiter.hpp>
 #include <weft/sync/binding.hpp>
-#include <weft/sync/channel.hpp>  // detail::WaiterQueue
+#include <weft/sync/waiter_queue.hpp>
 #include <weft/sync/mutex.hpp>
 
 namespace weft {

@@ -31,7 +31,7 @@
 #include <weft/runtime/tsa.hpp>
 #include <weft/runtime/waiter.hpp>
 #include <weft/sync/binding.hpp>
-#include <weft/sync/channel.hpp>  // detail::WaiterQueue
+#include <weft/sync/waiter_queue.hpp>
 
 namespace weft {
 

@@ -1,0 +1,32 @@
+// sync/waiter_queue.cpp — WaiterQueue's list operations (see waiter_queue.hpp).
+#include <weft/sync/waiter_queue.hpp>
+
+namespace weft::detail {
+
+void WaiterQueue::push_back(Waiter* w) noexcept {
+  w->next = nullptr;
+  w->prev = tail_;
+  if (tail_) tail_->next = w;
+  else head_ = w;
+  tail_ = w;
+}
+
+Waiter* WaiterQueue::pop_front() noexcept {
+  Waiter* w = head_;
+  if (!w) return nullptr;
+  head_ = w->next;
+  if (head_) head_->prev = nullptr;
+  else tail_ = nullptr;
+  w->next = w->prev = nullptr;  // contains() is false from here on
+  return w;
+}
+
+void WaiterQueue::erase(Waiter* w) noexcept {
+  if (w->prev) w->prev->next = w->next;
+  else head_ = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else tail_ = w->prev;
+  w->next = w->prev = nullptr;
+}
+
+}  // namespace weft::detail
