@@ -1,1 +1,49 @@
-// net/error.cpp — (being written)
+// net/error.cpp — the one place where net/ turns raw -errno results into
+// exceptions, and the timeout arithmetic every call shares. See error.hpp.
+#include <cerrno>
+#include <weft/net/error.hpp>
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/uring/timer_queue.hpp>
+
+namespace weft::net {
+
+UnexpectedEof::UnexpectedEof(const std::string& what, std::size_t got, std::size_t wanted)
+    : std::system_error(std::make_error_code(std::errc::no_message_available),
+                        what + ": the peer ended the stream after " + std::to_string(got) + " of " +
+                            std::to_string(wanted) + " bytes"),
+      got_(got),
+      wanted_(wanted) {}
+
+namespace detail {
+
+void throw_net_error(Failure why, int res, const char* op, const std::string& subject) {
+  std::string what = std::string(op) + subject;
+  switch (why) {
+    case Failure::closed:
+      throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                              what + ": the socket was closed by another fiber while the operation was pending");
+    case Failure::use_after_close:
+      throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor), what + ": the socket is closed");
+    case Failure::timed_out:
+      throw std::system_error(std::make_error_code(std::errc::timed_out), what + ": timeout expired");
+    case Failure::errno_result:
+      break;
+  }
+  // -errno -> std::error_code in the generic (errno) category: the runtime's one helper.
+  throw std::system_error(weft::errno_code(res), what);
+}
+
+std::int64_t deadline_of(Timeout t) noexcept {
+  if (t == kNoTimeout) return -1;
+  return weft::detail::deadline_after(t);
+}
+
+Timeout remaining(std::int64_t deadline_ns) noexcept {
+  if (deadline_ns < 0) return kNoTimeout;
+  const std::int64_t left = deadline_ns - weft::detail::monotonic_ns();
+  return Timeout(left > 0 ? left : 0);
+}
+
+}  // namespace detail
+}  // namespace weft::net

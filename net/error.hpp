@@ -1,2 +1,76 @@
-// weft/net/error.hpp — (being written)
+// weft/net/error.hpp — the one error model of net/, and the timeout every blocking
+// net call takes.
+//
+// The model (every call in net/ follows it):
+//  - Failures throw std::system_error with a std::generic_category() errno code.
+//    what() names the operation and the socket: "weft::net::TcpStream::connect to
+//    127.0.0.1:9: Connection refused", "weft::net::TcpStream::read_some (fd 7, peer
+//    127.0.0.1:40122): Connection reset by peer".
+//  - Raw -errno results (syscalls, CQEs) become exceptions only in net/error.cpp.
+//  - End of stream is a result, not an error: read_some/recv return 0.
+//    read_exact on a premature end throws UnexpectedEof (a std::system_error with
+//    std::errc::no_message_available that also says how many bytes arrived).
+//  - A timeout that expires: std::errc::timed_out.
+//  - The calling fiber was cancelled (e.g. Runtime shutdown): weft::FiberCancelled,
+//    thrown only after the op's completion arrived.
+//  - The socket was closed by another fiber while this op was pending:
+//    std::errc::operation_canceled, what() says so. Any later call on a closed socket:
+//    std::errc::bad_file_descriptor, what() says the socket is closed.
+//  - Called from a plain thread, or from a fiber of a worker that does not own the
+//    socket: weft::CrossRuntimeError (nothing is touched).
+//  - Bad arguments (an Address of the wrong family, ...): std::invalid_argument.
+// Invariants: stateless; any thread may throw these.
 #pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <system_error>
+
+namespace weft::net {
+
+/// How long a blocking net call may take, measured from the call (the whole call:
+/// write_all's sends, connect's name lookup and attempts). Any std::chrono duration
+/// converts to it. Zero or negative: the call fails with timed_out unless it can
+/// complete at once.
+using Timeout = std::chrono::nanoseconds;
+/// No timeout: the default of every blocking net call.
+inline constexpr Timeout kNoTimeout = Timeout::max();
+
+/// read_exact hit the end of the stream before `wanted` bytes: `got` arrived (and are
+/// in the caller's buffer). code() is std::errc::no_message_available.
+class UnexpectedEof : public std::system_error {
+ public:
+  UnexpectedEof(const std::string& what, std::size_t got, std::size_t wanted);
+  [[nodiscard]] std::size_t got() const noexcept { return got_; }
+  [[nodiscard]] std::size_t wanted() const noexcept { return wanted_; }
+
+ private:
+  std::size_t got_;
+  std::size_t wanted_;
+};
+
+namespace detail {
+
+/// Why an op ended without its own result, decided by the socket layer.
+enum class Failure : std::uint8_t {
+  errno_result,     ///< the kernel's -errno stands (ECONNREFUSED, ECONNRESET, ...)
+  closed,           ///< cancelled because another fiber closed the socket
+  use_after_close,  ///< the socket was already closed when the call started
+  timed_out,        ///< the call's timeout expired
+};
+
+/// The single conversion point: throws std::system_error for `res` (a raw -errno;
+/// ignored unless `why` is errno_result). `op` names the operation
+/// ("weft::net::TcpStream::read_some"), `subject` the socket (" (fd 7, peer ...)"
+/// or " to 1.2.3.4:80"); what() is op + subject + ": " + the code's message.
+[[noreturn]] void throw_net_error(Failure why, int res, const char* op, const std::string& subject);
+
+/// The absolute CLOCK_MONOTONIC deadline of a Timeout starting now; -1 for none.
+std::int64_t deadline_of(Timeout t) noexcept;
+/// The time left until `deadline_ns` (kNoTimeout for -1), never negative.
+Timeout remaining(std::int64_t deadline_ns) noexcept;
+
+}  // namespace detail
+}  // namespace weft::net

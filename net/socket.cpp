@@ -1,1 +1,340 @@
-// net/socket.cpp — (being written)
+// net/socket.cpp — the fd owner: caller checks, ops counted while in flight, the
+// close protocol of incident 002. See socket.hpp for the states and invariants.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <new>
+#include <weft/net/socket.hpp>
+#include <weft/runtime/domain.hpp>
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/log.hpp>
+#include <weft/runtime/runtime.hpp>
+#include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+namespace weft::net {
+
+namespace detail {
+
+/// A fiber parked in close() while another fiber closes the socket; the node lives
+/// on that fiber's stack while it is parked.
+struct CloserNode {
+  weft::detail::FiberBase* fiber;
+  CloserNode* next;
+};
+
+// Touched only by the owner worker's thread (see socket.hpp), hence no atomics.
+struct SocketCore {
+  int fd = -1;
+  weft::detail::Worker* owner = nullptr;
+  std::uint32_t pending = 0;                   ///< fibers inside an op (or a back-off) on this socket
+  bool closing = false;                        ///< no new op admitted; the fd closes when pending hits 0
+  weft::detail::FiberBase* drainer = nullptr;  ///< the closer, parked until pending hits 0
+  CloserNode* closers = nullptr;               ///< other fibers' close() calls, woken at close(2)
+  const char* role = nullptr;                  ///< "peer" / "local": what `label` is, for messages
+  Address label;
+};
+
+}  // namespace detail
+
+using detail::SocketCore;
+using weft::detail::t_state;
+using weft::detail::Worker;
+
+namespace {
+
+std::string subject_of(const SocketCore* c) {
+  if (!c) return " (no socket)";
+  std::string s = " (fd " + std::to_string(c->fd);
+  if (c->role && c->label.family() != Address::Family::none)
+    s += std::string(", ") + c->role + " " + c->label.to_string();
+  return s + ")";
+}
+
+[[noreturn]] void throw_for(const SocketCore* c, detail::Failure why, int res, const char* op) {
+  detail::throw_net_error(why, res, op, subject_of(c));
+}
+
+[[noreturn]] void throw_wrong_worker(const SocketCore* c, const char* op) {
+  throw CrossRuntimeError(std::string(op) + ": the socket" + subject_of(c) + " belongs to worker " +
+                          std::to_string(c->owner->index()) + " of runtime '" + c->owner->runtime().name() +
+                          "', but the caller is " + describe_caller() +
+                          ". A socket is used by fibers of one worker at a time: move it into a fiber of the "
+                          "other worker (an idle socket changes hands when moved), run the work on its worker "
+                          "(Runtime::spawn_on), or pass data through a weft::Channel.");
+}
+
+// Leaves the op count; the last op out of a closing socket wakes the closer. Never
+// switches, so the caller may still read the core afterwards until it blocks.
+void leave(SocketCore* c, Worker* w) noexcept {
+  if (--c->pending == 0 && c->drainer) w->unpark_local(std::exchange(c->drainer, nullptr));
+}
+
+// One op counted in c->pending. Returns its raw result, or throws when it ended
+// because the fiber was cancelled, the socket closed or the deadline passed.
+// -EINTR not explained by those is returned for the caller to retry.
+int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::int64_t deadline, const char* op) {
+  ++c->pending;
+  const int res = w->await_op(prep, arg, deadline);
+  const bool closing = c->closing;
+  leave(c, w);
+  if (res < 0 && closing) {
+    w->check_cancel();  // FiberCancelled, now that the completion has arrived
+    throw_for(c, detail::Failure::closed, res, op);
+  }
+  if (res == -ECANCELED || res == -EINTR) {
+    w->check_cancel();
+    if (deadline >= 0 && (res == -ECANCELED || weft::detail::monotonic_ns() >= deadline))
+      throw_for(c, detail::Failure::timed_out, res, op);
+  }
+  return res;
+}
+
+void prep_poll(io_uring_sqe* sqe, void* arg) {
+  auto* p = static_cast<std::pair<int, short>*>(arg);
+  io_uring_prep_poll_add(sqe, p->first, static_cast<unsigned>(p->second));
+}
+
+void prep_cancel_fd(io_uring_sqe* sqe, void* arg) {
+  io_uring_prep_cancel_fd(sqe, *static_cast<int*>(arg), IORING_ASYNC_CANCEL_ALL);
+}
+
+SocketCore* new_core(int fd) {
+  auto* c = new (std::nothrow) SocketCore;
+  if (!c) {
+    ::close(fd);
+    throw std::bad_alloc();
+  }
+  c->fd = fd;
+  c->owner = t_state.worker;
+  return c;
+}
+
+}  // namespace
+
+// --------------------------------------------------------------- lifetime ----
+
+Socket::~Socket() {
+  close();
+  delete core_;
+}
+
+Socket& Socket::operator=(Socket&& o) noexcept {
+  if (this != &o) {
+    close();
+    delete core_;
+    core_ = std::exchange(o.core_, nullptr);
+    release_if_idle();
+  }
+  return *this;
+}
+
+void Socket::release_if_idle() noexcept {
+  // Only an idle socket may change hands: ops in flight tie it to their worker.
+  if (core_ && core_->pending == 0 && !core_->closing) core_->owner = nullptr;
+}
+
+Socket Socket::open(const char* op, int domain, int type, int protocol) {
+  if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
+  const int fd = ::socket(domain, type | SOCK_CLOEXEC, protocol);
+  if (fd < 0) detail::throw_net_error(detail::Failure::errno_result, -errno, op, "");
+  return Socket(new_core(fd));
+}
+
+Socket Socket::adopt(const char* op, int fd) {
+  if (!t_state.fiber) {
+    ::close(fd);
+    weft::detail::throw_not_in_fiber(op);
+  }
+  return Socket(new_core(fd));
+}
+
+bool Socket::is_open() const noexcept {
+  return core_ && core_->fd >= 0 && !core_->closing;
+}
+int Socket::fd() const noexcept {
+  return core_ ? core_->fd : -1;
+}
+
+void Socket::close() noexcept {
+  SocketCore* c = core_;
+  if (!c || c->fd < 0) return;
+  Worker* w = t_state.worker;
+  const bool owner_fiber = t_state.fiber && w == c->owner;
+  if (c->closing) {
+    // Another fiber is closing it: wait until the fd is closed (the core may be
+    // gone once we are woken, so nothing is touched after the park).
+    if (!owner_fiber) {
+      core_ = nullptr;  // the closing fiber still uses the core: leave it to it
+      return;
+    }
+    detail::CloserNode node{t_state.fiber, c->closers};
+    c->closers = &node;
+    w->park_current("net close: another fiber is closing", nullptr, nullptr);
+    return;
+  }
+  if (c->pending > 0) {
+    if (!owner_fiber) {
+      // Nobody here can wait for the kernel to let go: leak rather than free under it.
+      try {
+        log::logger().error(
+            "weft::net: socket{} closed with {} op(s) pending from {}; it cannot wait for them "
+            "there, so its fd and state are leaked (close it from a fiber of its worker)",
+            subject_of(c), c->pending, describe_caller());
+      } catch (...) {
+      }
+      core_ = nullptr;
+      return;
+    }
+    c->closing = true;
+    // Awaited, not fire-and-forget: the cancel must be issued before the fd number
+    // can be closed and reused, or it could cancel another socket's ops. It names
+    // only the fd (nothing on a stack). Each pending op completes with -ECANCELED,
+    // or with its own result if it won the race.
+    int fd = c->fd;
+    const int r = w->await_op(&prep_cancel_fd, &fd);
+    if (r < 0 && r != -ENOENT && r != -EALREADY) {
+      // No fd cancel here (kernel < 5.19) or it was itself cancelled: shutdown(2)
+      // ends pending socket ops too (they see the "closed" error).
+      ::shutdown(fd, SHUT_RDWR);
+    }
+    if (c->pending > 0) {
+      // No cancel hook: the wait ends only when the kernel is done with the fd;
+      // the last op out (leave()) unparks us.
+      c->drainer = t_state.fiber;
+      w->park_current("net close: draining pending ops", nullptr, nullptr);
+    }
+  }
+  ::close(c->fd);
+  c->fd = -1;
+  c->closing = false;
+  // Fibers that called close() meanwhile; they touch nothing once woken.
+  for (detail::CloserNode* n = std::exchange(c->closers, nullptr); n;) {
+    detail::CloserNode* next = n->next;
+    w->unpark_local(n->fiber);
+    n = next;
+  }
+}
+
+// ------------------------------------------------------------------- ops ----
+
+namespace {
+SocketCore* enter(SocketCore* c, const char* op) {
+  if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
+  if (!c) throw_for(c, detail::Failure::use_after_close, 0, op);
+  if (c->owner != t_state.worker) {
+    if (c->owner) throw_wrong_worker(c, op);
+    c->owner = t_state.worker;  // released by a move: the first op claims it
+  }
+  t_state.worker->check_cancel();
+  if (c->closing) throw_for(c, detail::Failure::closed, 0, op);
+  if (c->fd < 0) throw_for(c, detail::Failure::use_after_close, 0, op);
+  return c;
+}
+}  // namespace
+
+int Socket::run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadline_ns, short poll_events) {
+  SocketCore* c = enter(core_, op);
+  Worker* w = c->owner;
+  for (;;) {
+    // Between counted_op's leave() and here nothing switches, so `c` is still live
+    // and still open (closing would have made counted_op throw).
+    const int res = counted_op(c, w, prep, arg, deadline_ns, op);
+    if (res >= 0) return res;
+    if (res == -EINTR) continue;
+    if (res == -EAGAIN && poll_events != 0) {
+      // Only on old kernels or odd fds: wait for readiness, then retry the op.
+      std::pair<int, short> p{c->fd, poll_events};
+      const int pr = counted_op(c, w, &prep_poll, &p, deadline_ns, op);
+      if (pr < 0 && pr != -EINTR) throw_for(c, detail::Failure::errno_result, pr, op);
+      continue;
+    }
+    throw_for(c, detail::Failure::errno_result, res, op);
+  }
+}
+
+void Socket::backoff(const char* op, Timeout d, std::int64_t deadline_ns) {
+  SocketCore* c = enter(core_, op);
+  Worker* w = c->owner;
+  std::int64_t until = weft::detail::deadline_after(d);
+  if (deadline_ns >= 0 && deadline_ns < until) until = deadline_ns;
+  ++c->pending;
+  try {
+    weft::detail::sleep_until_ns(until);
+  } catch (...) {
+    leave(c, w);
+    throw;
+  }
+  const bool closing = c->closing;
+  leave(c, w);
+  if (closing) throw_for(c, detail::Failure::closed, 0, op);
+  if (deadline_ns >= 0 && weft::detail::monotonic_ns() >= deadline_ns) throw_for(c, detail::Failure::timed_out, 0, op);
+}
+
+int Socket::checked_fd(const char* op) const {
+  return enter(core_, op)->fd;
+}
+
+// ------------------------------------------------------- labels, errors ----
+
+void Socket::set_label(const char* role, const Address& a) {
+  if (!core_) return;
+  core_->role = role;
+  core_->label = a;
+}
+
+const Address& Socket::label_address() const {
+  static const Address kNone;
+  return core_ ? core_->label : kNone;
+}
+
+std::string Socket::subject() const {
+  return subject_of(core_);
+}
+
+void Socket::fail(int res, const char* op) const {
+  throw_for(core_, detail::Failure::errno_result, res, op);
+}
+
+// ------------------------------------------------------ synchronous calls ----
+
+void Socket::set_option(const char* op, int level, int name, int value) {
+  const int fd = checked_fd(op);
+  if (::setsockopt(fd, level, name, &value, sizeof value) != 0) fail(-errno, op);
+}
+
+int Socket::get_option(const char* op, int level, int name) const {
+  const int fd = checked_fd(op);
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (::getsockopt(fd, level, name, &value, &len) != 0) fail(-errno, op);
+  return value;
+}
+
+Address Socket::local_address(const char* op) const {
+  const int fd = checked_fd(op);
+  Address a;
+  socklen_t len = Address::capacity();
+  if (::getsockname(fd, a.storage(), &len) != 0) fail(-errno, op);
+  a.set_size(len);
+  return a;
+}
+
+Address Socket::remote_address(const char* op) const {
+  const int fd = checked_fd(op);
+  Address a;
+  socklen_t len = Address::capacity();
+  if (::getpeername(fd, a.storage(), &len) != 0) fail(-errno, op);
+  a.set_size(len);
+  return a;
+}
+
+void Socket::shutdown(const char* op, Shutdown how) {
+  const int fd = checked_fd(op);
+  if (::shutdown(fd, static_cast<int>(how)) != 0) fail(-errno, op);
+}
+
+}  // namespace weft::net

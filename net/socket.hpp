@@ -1,2 +1,125 @@
-// weft/net/socket.hpp — (being written)
+// weft/net/socket.hpp — the fd owner under TcpStream, TcpListener and UdpSocket:
+// which worker owns it, which fibers are inside an op on it, and the close protocol.
+//
+// Invariants (states, owners, which thread touches what):
+//  - States: empty (no fd) -> open -> closing (an fd, ops still pending, no new op
+//    admitted) -> closed (fd released). Never back.
+//  - One worker owns a socket at a time. Creating it (open/adopt) gives it to the
+//    calling fiber's worker. Moving a Socket that has no op pending releases it
+//    (owner = none), and the next op claims it for the worker of the fiber that
+//    runs it: so a stream accepted on one worker can be moved into a fiber placed
+//    on another (Config::placement) and used there. While owned, only fibers of the
+//    owner may run ops on it; any other caller gets CrossRuntimeError before
+//    anything is touched (a plain thread, a fiber of another worker or of another
+//    Runtime). The hand-over between workers rides on whatever carried the moved
+//    object there (a spawn, a Channel: both synchronise), so the state below is
+//    touched by one thread at a time and needs no atomics.
+//  - `pending` counts fibers inside an op on this socket (in io_uring, or in an
+//    accept back-off sleep). A fiber resumes from an op only after the op's last CQE
+//    (the worker's rule), then leaves the count.
+//  - close() (also the destructor and move-assignment) while ops are pending, from a
+//    fiber of the owner (incident 002): mark closing; run one ASYNC_CANCEL by fd
+//    (CANCEL_FD | CANCEL_ALL) and wait for its CQE, so the cancel is issued before
+//    the fd number can be closed and reused; park until `pending` is 0; only then
+//    close(2) the fd. So no CQE ever names a closed fd, and every buffer handed to
+//    the kernel stays valid until its CQE. The cancelled fibers see
+//    std::errc::operation_canceled. Without fd cancel (kernel < 5.19) shutdown(2)
+//    ends the ops instead. Another fiber calling close() meanwhile parks until the
+//    fd is closed.
+//  - close() with ops pending from anywhere else (a plain thread, another worker, the
+//    scheduler context) cannot wait safely: the fd and the state block are leaked and
+//    an error is logged, never freed under the kernel. With nothing pending any
+//    caller may close (a socket dropped on a plain thread after its runtime stopped).
+//  - The state lives in a heap block the Socket points to, so moving a Socket while
+//    other fibers are inside ops on it is safe: they hold the block, not the Socket.
+//    Destroying a socket that another fiber still *uses* (calls into) is the caller's
+//    bug, as with any object.
 #pragma once
+
+#include <cstdint>
+#include <string>
+#include <weft/net/address.hpp>
+#include <weft/net/error.hpp>
+
+struct io_uring_sqe;
+
+namespace weft::net {
+
+/// Which direction shutdown() ends (SHUT_RD, SHUT_WR, SHUT_RDWR).
+enum class Shutdown : int { read = 0, write = 1, both = 2 };
+
+namespace detail {
+struct SocketCore;
+}
+
+class Socket {
+ public:
+  /// Fills one SQE (the fd, buffers, flags); user_data is set by the worker.
+  using PrepFn = void (*)(io_uring_sqe* sqe, void* arg);
+
+  Socket() noexcept = default;
+  ~Socket();
+  /// Moving an idle socket releases it from its worker (see the invariants).
+  Socket(Socket&& o) noexcept : core_(o.core_) {
+    o.core_ = nullptr;
+    release_if_idle();
+  }
+  Socket& operator=(Socket&& o) noexcept;
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  /// socket(domain, type | SOCK_CLOEXEC, protocol), owned by the calling fiber's
+  /// worker. `op` names the public call for errors.
+  static Socket open(const char* op, int domain, int type, int protocol = 0);
+  /// Takes ownership of `fd` (an accepted socket): owned by the calling fiber's
+  /// worker. Closes `fd` if it throws.
+  static Socket adopt(const char* op, int fd);
+
+  [[nodiscard]] bool is_open() const noexcept;
+  /// The fd, or -1 when empty or closed.
+  [[nodiscard]] int fd() const noexcept;
+  /// Cancels pending ops, waits for their completions, closes the fd (see the
+  /// invariants). Idempotent; never throws.
+  void close() noexcept;
+
+  /// Runs one io_uring op filled by `fill(sqe)` for the calling fiber and returns
+  /// its non-negative result. `deadline_ns`: absolute CLOCK_MONOTONIC or -1.
+  /// `poll_events`: what to wait for when the kernel answers -EAGAIN (then the op is
+  /// retried). Throws per the error model (error.hpp).
+  template <class Fill>
+  int run(const char* op, Fill& fill, std::int64_t deadline_ns, short poll_events) {
+    return run_raw(
+        op, [](io_uring_sqe* sqe, void* f) { (*static_cast<Fill*>(f))(sqe); }, &fill, deadline_ns, poll_events);
+  }
+  int run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadline_ns, short poll_events);
+
+  /// For synchronous calls (setsockopt, shutdown, getsockname): checks the caller
+  /// like an op does and returns the fd.
+  int checked_fd(const char* op) const;
+  /// Parks the calling fiber for `d` (or until `deadline_ns`), counted as an op on
+  /// this socket so close() waits for it; throws closed / timed_out / FiberCancelled
+  /// like an op. The accept back-off under EMFILE.
+  void backoff(const char* op, Timeout d, std::int64_t deadline_ns);
+
+  /// The address shown in error messages: " (fd 7, <role> <address>)".
+  void set_label(const char* role, const Address& a);
+  [[nodiscard]] const Address& label_address() const;
+  /// " (fd 7, peer 1.2.3.4:5)": the socket part of what().
+  [[nodiscard]] std::string subject() const;
+  /// Throws the error for `res` on this socket (error.hpp).
+  [[noreturn]] void fail(int res, const char* op) const;
+
+  void set_option(const char* op, int level, int name, int value);
+  [[nodiscard]] int get_option(const char* op, int level, int name) const;
+  /// getsockname / getpeername.
+  [[nodiscard]] Address local_address(const char* op) const;
+  [[nodiscard]] Address remote_address(const char* op) const;
+  void shutdown(const char* op, Shutdown how);
+
+ private:
+  explicit Socket(detail::SocketCore* c) noexcept : core_(c) {}
+  void release_if_idle() noexcept;
+  detail::SocketCore* core_ = nullptr;
+};
+
+}  // namespace weft::net

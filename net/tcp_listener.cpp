@@ -1,1 +1,117 @@
-// net/tcp_listener.cpp — (being written)
+// net/tcp_listener.cpp — bind/listen (ring ops where the kernel has them) and accept
+// with the EMFILE back-off. See tcp_listener.hpp.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <stdexcept>
+#include <weft/net/tcp_listener.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/log.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+namespace weft::net {
+
+namespace {
+
+// liburing 2.3 / uapi 6.1 stop at opcode 48; the kernel numbers (6.11+) are fixed
+// ABI. See patches-notes/liburing-2.3-missing-opcodes.md.
+constexpr int kOpBind = 56;
+constexpr int kOpListen = 57;
+
+constexpr auto kFirstBackoff = std::chrono::milliseconds(1);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(100);
+
+bool ring_has(int op) {
+  weft::detail::Worker* w = weft::detail::t_state.worker;
+  return w && w->ring_info().has_op(op);
+}
+
+void bind_socket(Socket& s, const Address& addr, const char* op) {
+  const int fd = s.fd();
+  if (ring_has(kOpBind)) {
+    // BIND: addr = the sockaddr, addr2 (the `off` slot) = its length; len must be 0.
+    auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_rw(kOpBind, sqe, fd, addr.sockaddr_ptr(), 0, addr.size()); };
+    s.run(op, fill, -1, 0);
+  } else if (::bind(fd, addr.sockaddr_ptr(), addr.size()) != 0) {
+    s.fail(-errno, op);
+  }
+}
+
+void listen_socket(Socket& s, int backlog, const char* op) {
+  const int fd = s.fd();
+  if (ring_has(kOpListen)) {
+    // LISTEN: the backlog in len; addr and addr2 must be 0.
+    auto fill = [&](io_uring_sqe* sqe) {
+      io_uring_prep_rw(kOpListen, sqe, fd, nullptr, static_cast<unsigned>(backlog), 0);
+    };
+    s.run(op, fill, -1, 0);
+  } else if (::listen(fd, backlog) != 0) {
+    s.fail(-errno, op);
+  }
+}
+
+}  // namespace
+
+TcpListener TcpListener::bind(const Address& addr, ListenOptions opts) {
+  static constexpr const char* kOp = "weft::net::TcpListener::bind";
+  if (addr.family() == Address::Family::none)
+    throw std::invalid_argument(std::string(kOp) + ": the address is empty (Family::none)");
+  if (opts.backlog < 0) throw std::invalid_argument(std::string(kOp) + ": backlog must be >= 0");
+  TcpListener l;
+  l.sock_ = Socket::open(kOp, addr.domain(), SOCK_STREAM);
+  l.sock_.set_label("local", addr);
+  const bool inet = addr.family() != Address::Family::unix_path;
+  if (inet && opts.reuse_addr) l.sock_.set_option(kOp, SOL_SOCKET, SO_REUSEADDR, 1);
+  if (inet && opts.reuse_port) l.sock_.set_option(kOp, SOL_SOCKET, SO_REUSEPORT, 1);
+  bind_socket(l.sock_, addr, kOp);
+  listen_socket(l.sock_, opts.backlog, "weft::net::TcpListener::bind (listen)");
+  // The real address (port 0 becomes the kernel's choice) is what errors name.
+  if (inet) l.sock_.set_label("local", l.sock_.local_address(kOp));
+  return l;
+}
+
+TcpStream TcpListener::accept(Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpListener::accept";
+  const std::int64_t deadline = detail::deadline_of(timeout);
+  auto backoff = std::chrono::duration_cast<Timeout>(kFirstBackoff);
+  for (;;) {
+    Address peer;
+    socklen_t len = Address::capacity();
+    const int fd = sock_.fd();
+    auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_accept(sqe, fd, peer.storage(), &len, SOCK_CLOEXEC); };
+    int res;
+    try {
+      res = sock_.run(kOp, fill, deadline, POLLIN);
+    } catch (const std::system_error& e) {
+      const auto c = e.code();
+      if (c == std::errc::connection_aborted) continue;
+      if (c != std::errc::too_many_files_open && c != std::errc::too_many_files_open_in_system) throw;
+      if (!out_of_fds_) {
+        out_of_fds_ = true;
+        log::logger().warn("{}{}: out of file descriptors ({}); backing off (up to {} ms) and retrying", kOp,
+                           sock_.subject(), c.message(), kMaxBackoff.count());
+      }
+      sock_.backoff(kOp, backoff, deadline);
+      backoff = std::min(backoff * 2, std::chrono::duration_cast<Timeout>(kMaxBackoff));
+      continue;
+    }
+    Socket s = Socket::adopt(kOp, res);
+    if (out_of_fds_) {
+      out_of_fds_ = false;
+      log::logger().info("{}{}: accepting again", kOp, sock_.subject());
+    }
+    try {
+      peer.set_size(len);
+    } catch (const std::invalid_argument&) {
+      peer = Address();  // an unnamed Unix peer: nothing to show
+    }
+    s.set_label("peer", peer);
+    return TcpStream(std::move(s));
+  }
+}
+
+}  // namespace weft::net

@@ -1,1 +1,282 @@
-// net/tcp_stream.cpp — (being written)
+// net/tcp_stream.cpp — connect, reads and writes of a stream socket as io_uring ops.
+// Each op's arguments (buffers, iovecs, msghdr, sockaddr) live in the calling frame,
+// which the fiber does not leave before the op's last CQE (socket.hpp, worker.hpp).
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <stdexcept>
+#include <vector>
+#include <weft/net/resolve.hpp>
+#include <weft/net/tcp_stream.hpp>
+#include <weft/runtime/fiber/sanitizer.hpp>
+#include <weft/runtime/uring/worker.hpp>
+
+#include "weft_build_config.hpp"
+
+#if WEFT_VALGRIND
+#include <valgrind/memcheck.h>
+#endif
+
+namespace weft::net {
+
+namespace {
+
+// A CQE result is an int: one op moves at most this much.
+constexpr std::size_t kMaxOpBytes = std::size_t{1} << 30;
+
+unsigned clamp_len(std::size_t len) {
+  return static_cast<unsigned>(std::min(len, kMaxOpBytes));
+}
+
+// Buffers go to the kernel, which ASan cannot watch: refuse poisoned memory at
+// submit (research B11) instead of letting the kernel scribble over it unseen.
+inline void check_buffer([[maybe_unused]] const void* buf, [[maybe_unused]] std::size_t len) {
+#if WEFT_ASAN
+  if (len > 0 && __asan_region_is_poisoned(const_cast<void*>(buf), len) != nullptr)
+    throw std::invalid_argument("weft::net: a buffer handed to the kernel is poisoned (freed or out of bounds)");
+#endif
+}
+
+// Valgrind cannot see the kernel fill a buffer.
+inline void mark_filled([[maybe_unused]] void* buf, [[maybe_unused]] int n) {
+#if WEFT_VALGRIND
+  if (n > 0) VALGRIND_MAKE_MEM_DEFINED(buf, n);
+#endif
+}
+
+// IORING_RECVSEND_POLL_FIRST (5.19): arm the poll before trying the recv. Used
+// after a short read, when the socket was just drained and the next recv would
+// otherwise fail once with -EAGAIN inside the kernel before arming the poll (the
+// same "short read = drained" rule an edge-triggered epoll loop uses). The flag is
+// an ioprio bit that older kernels reject; IORING_OP_SOCKET came in the same
+// release, so its presence in the ring's probe vouches for the flag.
+inline void maybe_poll_first(io_uring_sqe* sqe, bool drained) {
+  if (drained && weft::detail::t_state.worker->ring_info().has_op(IORING_OP_SOCKET))
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+}
+
+void require_stream_address(const Address& a, const char* op) {
+  switch (a.family()) {
+    case Address::Family::ipv4:
+    case Address::Family::ipv6:
+    case Address::Family::unix_path:
+      return;
+    case Address::Family::none:
+      break;
+  }
+  throw std::invalid_argument(std::string(op) + ": the address is empty (Family::none)");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- connect ----
+
+TcpStream TcpStream::connect(const Address& to, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::connect";
+  require_stream_address(to, kOp);
+  const std::int64_t deadline = detail::deadline_of(timeout);
+  Socket s = Socket::open(kOp, to.domain(), SOCK_STREAM);
+  s.set_label("peer", to);
+  const int fd = s.fd();
+  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, fd, to.sockaddr_ptr(), to.size()); };
+  s.run(kOp, fill, deadline, 0);
+  return TcpStream(std::move(s));
+}
+
+TcpStream TcpStream::connect(std::string_view host, std::string_view service, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::connect";
+  weft::detail::require_fiber(kOp);  // before any lookup: refused from a plain thread
+  const std::int64_t deadline = detail::deadline_of(timeout);
+  std::chrono::milliseconds lookup = std::chrono::seconds(5);  // resolve's own default
+  if (deadline >= 0)
+    lookup = std::max(std::chrono::milliseconds(1),
+                      std::chrono::ceil<std::chrono::milliseconds>(detail::remaining(deadline)));
+  const std::vector<Address> addrs = resolve(host, service, lookup);
+  const std::string target = std::string(host) + ":" + std::string(service);
+  std::error_code last_code = std::make_error_code(std::errc::host_unreachable);
+  std::string last_what = "no address";
+  for (const Address& a : addrs) {
+    try {
+      return connect(a, detail::remaining(deadline));
+    } catch (const std::system_error& e) {
+      last_code = e.code();
+      last_what = e.what();
+      if (e.code() == std::errc::timed_out) break;  // the whole call's time is used up
+    }
+  }
+  throw std::system_error(last_code, std::string(kOp) + " to " + target + " (" + std::to_string(addrs.size()) +
+                                         " address(es); last attempt: " + last_what + ")");
+}
+
+// ------------------------------------------------------------------ reads ----
+
+std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::recv";
+  if (len == 0) {
+    sock_.checked_fd(kOp);
+    return 0;
+  }
+  check_buffer(buf, len);
+  const int fd = sock_.fd();
+  const unsigned n = clamp_len(len);
+  const bool drained = drained_ && !(flags & (MSG_DONTWAIT | MSG_PEEK));
+  auto fill = [&](io_uring_sqe* sqe) {
+    io_uring_prep_recv(sqe, fd, buf, n, flags);
+    maybe_poll_first(sqe, drained);
+  };
+  // MSG_DONTWAIT asks for -EAGAIN: hand it back instead of waiting for readiness.
+  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLIN);
+  if (!(flags & MSG_PEEK)) drained_ = static_cast<unsigned>(res) < n;
+  mark_filled(buf, res);
+  return static_cast<std::size_t>(res);
+}
+
+std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::read_some";
+  if (len == 0) {
+    sock_.checked_fd(kOp);
+    return 0;
+  }
+  check_buffer(buf, len);
+  const int fd = sock_.fd();
+  const unsigned n = clamp_len(len);
+  const bool drained = drained_;
+  auto fill = [&](io_uring_sqe* sqe) {
+    io_uring_prep_recv(sqe, fd, buf, n, 0);
+    maybe_poll_first(sqe, drained);
+  };
+  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLIN);
+  drained_ = static_cast<unsigned>(res) < n;
+  mark_filled(buf, res);
+  return static_cast<std::size_t>(res);
+}
+
+void TcpStream::read_exact(void* buf, std::size_t len, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::read_exact";
+  check_buffer(buf, len);
+  const std::int64_t deadline = detail::deadline_of(timeout);
+  auto* p = static_cast<char*>(buf);
+  std::size_t got = 0;
+  while (got < len) {
+    const int fd = sock_.fd();
+    char* at = p + got;
+    const unsigned n = clamp_len(len - got);
+    const bool drained = drained_;
+    auto fill = [&](io_uring_sqe* sqe) {
+      io_uring_prep_recv(sqe, fd, at, n, 0);
+      maybe_poll_first(sqe, drained);
+    };
+    const int res = sock_.run(kOp, fill, deadline, POLLIN);
+    drained_ = static_cast<unsigned>(res) < n;
+    if (res == 0) throw UnexpectedEof(kOp + sock_.subject(), got, len);
+    mark_filled(at, res);
+    got += static_cast<std::size_t>(res);
+  }
+}
+
+std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::readv";
+  if (iov.size() > IOV_MAX) throw std::invalid_argument(std::string(kOp) + ": more than IOV_MAX iovecs");
+  for (const iovec& v : iov) check_buffer(v.iov_base, v.iov_len);
+  const int fd = sock_.fd();
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov.data());
+  msg.msg_iovlen = iov.size();
+  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); };
+  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLIN);
+#if WEFT_VALGRIND
+  std::size_t left = static_cast<std::size_t>(res);
+  for (const iovec& v : iov) {
+    const std::size_t k = std::min(left, v.iov_len);
+    mark_filled(v.iov_base, static_cast<int>(k));
+    left -= k;
+  }
+#endif
+  return static_cast<std::size_t>(res);
+}
+
+// ----------------------------------------------------------------- writes ----
+
+std::size_t TcpStream::send(const void* buf, std::size_t len, int flags, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::send";
+  check_buffer(buf, len);
+  const int fd = sock_.fd();
+  const unsigned n = clamp_len(len);
+  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, buf, n, flags | MSG_NOSIGNAL); };
+  return static_cast<std::size_t>(
+      sock_.run(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
+}
+
+void TcpStream::write_all(const void* buf, std::size_t len, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::write_all";
+  check_buffer(buf, len);
+  const std::int64_t deadline = detail::deadline_of(timeout);
+  const auto* p = static_cast<const char*>(buf);
+  std::size_t done = 0;
+  if (len == 0) sock_.checked_fd(kOp);
+  while (done < len) {
+    const int fd = sock_.fd();
+    const char* at = p + done;
+    const unsigned n = clamp_len(len - done);
+    auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, at, n, MSG_NOSIGNAL); };
+    const int res = sock_.run(kOp, fill, deadline, POLLOUT);
+    if (res == 0) sock_.fail(-EPIPE, kOp);  // a stream send of n > 0 bytes never takes 0
+    done += static_cast<std::size_t>(res);
+  }
+}
+
+std::size_t TcpStream::writev(std::span<const iovec> iov, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::writev";
+  if (iov.size() > IOV_MAX) throw std::invalid_argument(std::string(kOp) + ": more than IOV_MAX iovecs");
+  for (const iovec& v : iov) check_buffer(v.iov_base, v.iov_len);
+  const int fd = sock_.fd();
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov.data());
+  msg.msg_iovlen = iov.size();
+  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL); };
+  return static_cast<std::size_t>(sock_.run(kOp, fill, detail::deadline_of(timeout), POLLOUT));
+}
+
+std::size_t TcpStream::sendmsg(const msghdr& msg, int flags, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::sendmsg";
+  for (std::size_t i = 0; i < msg.msg_iovlen; ++i) check_buffer(msg.msg_iov[i].iov_base, msg.msg_iov[i].iov_len);
+  const int fd = sock_.fd();
+  auto fill = [&](io_uring_sqe* sqe) {
+    io_uring_prep_sendmsg(sqe, fd, &msg, static_cast<unsigned>(flags | MSG_NOSIGNAL));
+  };
+  return static_cast<std::size_t>(
+      sock_.run(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
+}
+
+// ---------------------------------------------------------------- control ----
+
+void TcpStream::shutdown(Shutdown how) {
+  sock_.shutdown("weft::net::TcpStream::shutdown", how);
+}
+
+void TcpStream::set_nodelay(bool on) {
+  sock_.set_option("weft::net::TcpStream::set_nodelay", IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
+}
+
+void TcpStream::set_keepalive(bool on, std::chrono::seconds idle, std::chrono::seconds interval, int count) {
+  static constexpr const char* kOp = "weft::net::TcpStream::set_keepalive";
+  if (idle.count() < 0 || interval.count() < 0 || count < 0 || idle.count() > INT_MAX || interval.count() > INT_MAX)
+    throw std::invalid_argument(std::string(kOp) + ": idle, interval and count must be >= 0 and fit an int");
+  sock_.set_option(kOp, SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0);
+  if (!on) return;
+  if (idle.count() > 0) sock_.set_option(kOp, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(idle.count()));
+  if (interval.count() > 0) sock_.set_option(kOp, IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(interval.count()));
+  if (count > 0) sock_.set_option(kOp, IPPROTO_TCP, TCP_KEEPCNT, count);
+}
+
+Address TcpStream::local_address() const {
+  return sock_.local_address("weft::net::TcpStream::local_address");
+}
+
+}  // namespace weft::net
