@@ -211,6 +211,7 @@ class Worker {
   FiberBase* zombie_ = nullptr;
   FiberBase* all_head_ = nullptr;  // live fibers of this worker (dumps, cancel_all)
   unsigned budget_ = 0;
+  unsigned stack_color_ = 0;  // see give_stack()
   bool cancelled_all_ = false;
   std::atomic<bool> stop_requested_{false};  // release/acquire: set once by any thread
   // relaxed: the label lives in stack memory that stays mapped while this worker
