@@ -62,7 +62,7 @@ struct Config {
   /// Placement of new fibers. Fibers never migrate (no work stealing), so a
   /// server whose acceptor spawns the connections needs them spread: measured
   /// in patches-notes/placement.md.
-  Placement placement = Placement::least_loaded;
+  Placement placement = Placement::round_robin;
   /// Cross-worker wake mechanism (measured: see patches-notes/cross-worker-wake.md).
   WakeMode wake = WakeMode::msg_ring;
 };

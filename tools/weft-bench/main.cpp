@@ -31,7 +31,7 @@ const char* kCommon =
     "  --tick-budget T fiber activations between two reaps of the ring [64]\n"
     "  --wake W        cross-worker wake: eventfd | msg_ring [msg_ring]\n"
     "  --workers W     Evented workers (default: what the benchmark needs)\n"
-    "  --placement P   new fibers: local | round_robin | least_loaded [least_loaded]\n"
+    "  --placement P   new fibers: local | round_robin | least_loaded [round_robin]\n"
     "output: one line 'peer=weft bench=... key=value ...'\n";
 
 void usage(FILE* out) {
@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   const std::string wake = args.str("--wake", "msg_ring");
   if (wake != "eventfd" && wake != "msg_ring") bad_usage("--wake must be eventfd|msg_ring");
   cfg.wake = wake == "eventfd" ? weft::WakeMode::eventfd : weft::WakeMode::msg_ring;
-  const std::string placement = args.str("--placement", "least_loaded");
+  const std::string placement = args.str("--placement", "round_robin");
   if (placement == "local") cfg.placement = weft::Placement::local;
   else if (placement == "round_robin") cfg.placement = weft::Placement::round_robin;
   else if (placement == "least_loaded") cfg.placement = weft::Placement::least_loaded;
