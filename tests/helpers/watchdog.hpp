@@ -26,7 +26,11 @@ class Watchdog {
  public:
   Watchdog(const char* what, weft::Runtime& rt, std::vector<std::atomic<long>*> counters,
            std::chrono::seconds limit = 420s)
-      : thread_([this, what, &rt, counters, limit] {
+      : Watchdog(what, &rt, std::move(counters), limit) {}
+  /// `rt` may be null (a test of threads only): then no fiber dump.
+  Watchdog(const char* what, weft::Runtime* rt, std::vector<std::atomic<long>*> counters,
+           std::chrono::seconds limit = 420s)
+      : thread_([this, what, rt, counters, limit] {
           std::unique_lock lk(mu_);
           if (cv_.wait_for(lk, limit, [this] { return done_; })) return;
           std::fprintf(stderr, "WATCHDOG: '%s' did not finish within %llds; progress:", what,
@@ -34,13 +38,15 @@ class Watchdog {
           for (auto* c : counters) std::fprintf(stderr, " %ld", c->load());
           std::fprintf(stderr, "\n");
           std::fflush(stderr);
-          // dump_fibers needs live workers; if they are wedged it may not return.
-          std::thread([&rt] {
-            std::string d = rt.dump_fibers();
-            std::fprintf(stderr, "%s\n", d.c_str());
-            std::fflush(stderr);
-          }).detach();
-          std::this_thread::sleep_for(5s);
+          if (rt) {
+            // dump_fibers needs live workers; if they are wedged it may not return.
+            std::thread([rt] {
+              std::string d = rt->dump_fibers();
+              std::fprintf(stderr, "%s\n", d.c_str());
+              std::fflush(stderr);
+            }).detach();
+            std::this_thread::sleep_for(5s);
+          }
           std::abort();
         }) {}
   ~Watchdog() {

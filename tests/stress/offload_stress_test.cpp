@@ -10,6 +10,7 @@
 #include <weft/runtime/threaded/thread_pool.hpp>
 
 #include "../helpers/test_support.hpp"
+#include "../helpers/watchdog.hpp"
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
@@ -21,6 +22,7 @@ TEST_CASE("offload ping-pong: every round trip from several fibers returns its o
   weft::Runtime rt(weft::Config{.workers = 2});
   weft::ThreadPool pool({.name = "stress", .threads = 2, .queue_capacity = 4});
   std::atomic<long> ok{0};
+  weft::test::Watchdog wd("offload ping-pong", rt, {&ok});
   std::vector<weft::JoinHandle<void>> hs;
   for (int f = 0; f < kFibers; ++f) {
     hs.push_back(rt.spawn_on(static_cast<unsigned>(f % 2), [&, f] {
@@ -58,6 +60,7 @@ TEST_CASE("offload_for deadlines racing completions: each result is taken or des
   {
     weft::Runtime rt(weft::Config{.workers = 2});
     weft::ThreadPool pool({.name = "stress-to", .threads = 2, .queue_capacity = 8});
+    weft::test::Watchdog wd("offload_for deadlines", rt, {&good, &timed_out});
     std::vector<weft::JoinHandle<void>> hs;
     for (int f = 0; f < kFibers; ++f) {
       hs.push_back(rt.spawn_on(static_cast<unsigned>(f % 2), [&, f] {

@@ -26,52 +26,14 @@
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
+#include "../helpers/watchdog.hpp"
 
 using namespace std::chrono_literals;
+using weft::test::Watchdog;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
 
-/// Aborts the process if not disarmed within `limit`, after printing the progress
-/// counters and (best effort, bounded) the runtime's fiber dump.
-class Watchdog {
- public:
-  Watchdog(const char* what, weft::Runtime* rt, std::vector<std::atomic<long>*> counters,
-           std::chrono::seconds limit = 420s)
-      : thread_([this, what, rt, counters, limit] {
-          std::unique_lock lk(mu_);
-          if (cv_.wait_for(lk, limit, [this] { return done_; })) return;
-          std::fprintf(stderr, "WATCHDOG: '%s' did not finish within %llds; progress:", what,
-                       static_cast<long long>(limit.count()));
-          for (auto* c : counters) std::fprintf(stderr, " %ld", c->load());
-          std::fprintf(stderr, "\n");
-          std::fflush(stderr);
-          if (rt) {
-            std::thread([rt] {  // dump_fibers needs live workers: it may not return
-              std::string d = rt->dump_fibers();
-              std::fprintf(stderr, "%s\n", d.c_str());
-              std::fflush(stderr);
-            })
-                .detach();
-            std::this_thread::sleep_for(5s);
-          }
-          std::abort();
-        }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard lk(mu_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
 
 }  // namespace
 
