@@ -18,7 +18,7 @@ namespace {
 
 void copy_label(char (&dst)[32], std::string_view src) noexcept {
   const std::size_t n = src.size() < sizeof dst - 1 ? src.size() : sizeof dst - 1;
-  std::memcpy(dst, src.data(), n);
+  if (n) std::memcpy(dst, src.data(), n);  // an empty string_view may carry a null data()
   dst[n] = '\0';
 }
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -63,6 +64,10 @@ inline ChildResult run_in_child(const std::function<int()>& body) {
     dup2(fds[1], 2);
     close(fds[0]);
     close(fds[1]);
+    // The child must die of its own signals: the parent's handlers (Catch2's
+    // fatal-signal reporter) would run unsafe code in the handler, which TSan
+    // (halt_on_error=1) turns into exit(66) instead of the expected SIGABRT.
+    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE}) std::signal(sig, SIG_DFL);
     int rc = body();
     std::fflush(nullptr);
     _exit(rc);
