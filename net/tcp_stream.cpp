@@ -180,14 +180,22 @@ void TcpStream::read_exact(void* buf, std::size_t len, Timeout timeout) {
   }
 }
 
-std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
-  static constexpr const char* kOp = "weft::net::TcpStream::readv";
-  if (iov.size() > IOV_MAX) throw std::invalid_argument(std::string(kOp) + ": more than IOV_MAX iovecs");
+namespace {
+/// The msghdr of readv/writev: at most IOV_MAX buffers, each checked as one.
+msghdr iov_message(const char* op, std::span<const iovec> iov) {
+  if (iov.size() > IOV_MAX) throw std::invalid_argument(std::string(op) + ": more than IOV_MAX iovecs");
   for (const iovec& v : iov) check_buffer(v.iov_base, v.iov_len);
-  const int fd = sock_.fd();
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(iov.data());
   msg.msg_iovlen = iov.size();
+  return msg;
+}
+}  // namespace
+
+std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
+  static constexpr const char* kOp = "weft::net::TcpStream::readv";
+  msghdr msg = iov_message(kOp, iov);
+  const int fd = sock_.fd();
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); };
   const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLIN);
 #if WEFT_VALGRIND
@@ -233,12 +241,8 @@ void TcpStream::write_all(const void* buf, std::size_t len, Timeout timeout) {
 
 std::size_t TcpStream::writev(std::span<const iovec> iov, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::writev";
-  if (iov.size() > IOV_MAX) throw std::invalid_argument(std::string(kOp) + ": more than IOV_MAX iovecs");
-  for (const iovec& v : iov) check_buffer(v.iov_base, v.iov_len);
+  msghdr msg = iov_message(kOp, iov);
   const int fd = sock_.fd();
-  msghdr msg{};
-  msg.msg_iov = const_cast<iovec*>(iov.data());
-  msg.msg_iovlen = iov.size();
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL); };
   return static_cast<std::size_t>(sock_.run(kOp, fill, detail::deadline_of(timeout), POLLOUT));
 }

@@ -153,7 +153,7 @@ auto offload_for(ThreadPool& pool, F&& fn, std::chrono::nanoseconds timeout) -> 
 template <class F>
 auto offload(F&& fn) -> detail::OffloadResult<F> {
   ThreadPool* pool = detail::current_runtime_pool();
-  if (!pool) return std::invoke(fn);
+  if (!pool) return std::invoke(fn);  // Threaded caller: inline, as offload(pool, fn) does
   return detail::offload_impl(*pool, std::forward<F>(fn), -1);
 }
 
@@ -162,7 +162,7 @@ template <class F>
 auto offload_for(F&& fn, std::chrono::nanoseconds timeout) -> detail::OffloadResult<F> {
   ThreadPool* pool = detail::current_runtime_pool();
   if (!pool) return std::invoke(fn);
-  return detail::offload_impl(*pool, std::forward<F>(fn), detail::deadline_after(timeout));
+  return offload_for(*pool, std::forward<F>(fn), timeout);
 }
 
 }  // namespace weft
