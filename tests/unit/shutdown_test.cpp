@@ -95,6 +95,26 @@ TEST_CASE("the stall detector names a fiber that runs without yielding") {
   REQUIRE_THAT(all, Contains("stall: fiber cpu-hog"));
 }
 
+TEST_CASE("fibers that keep yielding to each other are never reported as stalled") {
+  // The yield fast path counts activations per tick, and quiet_tick() starts new
+  // budgets without returning to the scheduler: the detector's epoch must still
+  // move, or this busy-but-yielding pair would be reported.
+  weft::Config cfg;
+  cfg.stall_threshold = 200ms;
+  weft::Runtime rt(cfg);
+  rt.block_on([&] {
+    auto until = std::chrono::steady_clock::now() + 1s;  // five thresholds
+    auto spin = [until] {
+      while (std::chrono::steady_clock::now() < until) weft::yield();
+    };
+    auto a = weft::spawn(spin);
+    auto b = weft::spawn(spin);
+    a.join();
+    b.join();
+  });
+  REQUIRE(rt.stats().stalls == 0);
+}
+
 TEST_CASE("dump_fibers lists live fibers with their state and what they wait on") {
   weft::Runtime rt;
   weft::Timer* t = nullptr;
