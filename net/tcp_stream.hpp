@@ -93,8 +93,9 @@ class TcpStream {
   friend class TcpListener;
   explicit TcpStream(Socket&& s) noexcept : sock_(std::move(s)) {}
   Socket sock_;
-  /// The last read returned less than asked: the socket was drained, so the next
-  /// read arms its poll first (tcp_stream.cpp). Owner worker's fibers only.
+  /// The last read returned less than asked and nothing was written since: the
+  /// socket was drained, so the next read arms its poll first (tcp_stream.cpp).
+  /// Owner worker's fibers only.
   bool drained_ = false;
 };
 
