@@ -5,8 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <new>
+#include <system_error>
 #include <weft/net/socket.hpp>
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
@@ -36,6 +38,15 @@ struct SocketCore {
   CloserNode* closers = nullptr;               ///< other fibers' close() calls, woken at close(2)
   const char* role = nullptr;                  ///< "peer" / "local": what `label` is, for messages
   Address label;
+  /// The slot in `slot_owner`'s registered-file table (runtime/uring/fixed_files.hpp),
+  /// or -1. Installed by the first op on a worker; ops of that worker name it
+  /// instead of the fd. A move that releases the socket keeps it (the next op is
+  /// most often on the same worker); a claim by another worker, or the close,
+  /// removes it. Atomic (relaxed) only because the slot owner's shutdown resets it
+  /// under the table's mutex; then `slot_owner` is never looked at again.
+  std::atomic<int> slot{-1};
+  weft::detail::Worker* slot_owner = nullptr;
+  bool fixed_refused = false;  ///< an op named the slot and got -EBADF: use the fd from now on
 };
 
 }  // namespace detail
@@ -67,6 +78,89 @@ std::string subject_of(const SocketCore* c) {
                           "(Runtime::spawn_on), or pass data through a weft::Channel.");
 }
 
+// Registered files. The slot is installed by the first op on a worker and removed
+// when another worker claims the socket, or before close(2). From the slot owner's
+// thread the removal is queued on its ring; from any other thread the slot owner
+// applies it at its next tick.
+void remove_slot(SocketCore* c) noexcept {
+  const int slot = c->slot.load(std::memory_order_relaxed);
+  if (slot < 0) return;
+  Worker* w = c->slot_owner;
+  try {
+    if (t_state.worker == w) w->files().remove(w->ring(), slot);
+    else w->remove_file_remote(&c->slot);
+  } catch (const std::exception& e) {
+    // Out of memory, or the ring refused the SQE: the table keeps a reference to
+    // the file (the connection stays open) until the runtime stops.
+    try {
+      log::logger().error("weft::net: socket{}: cannot remove it from the registered-file table: {}", subject_of(c),
+                          e.what());
+    } catch (...) {
+    }
+  }
+}
+
+// Before close(2): while the table holds the file, closing the fd would not end
+// the connection (nor free a listener's port). From a fiber of the owner the
+// removal is an op we wait for, so the close(2) that follows drops the file's last
+// reference and close() returns with the socket really closed. From anywhere else
+// it is queued (or handed to the owner), and the connection ends when the owner's
+// ring issues it, at its next tick.
+void close_slot(SocketCore* c) noexcept {
+  int slot = c->slot.load(std::memory_order_relaxed);
+  if (slot < 0) return;
+  Worker* w = c->slot_owner;
+  if (!t_state.fiber || t_state.worker != w) return remove_slot(c);
+  w->files().forget(slot);
+  try {
+    const int r = w->await_op(&weft::detail::FixedFiles::prep_remove, &slot);
+    if (r < 0) throw std::system_error(-r, std::generic_category(), "FILES_UPDATE");
+  } catch (const std::exception& e) {
+    try {
+      log::logger().error("weft::net: socket{}: removing it from the registered-file table failed: {}",
+                          subject_of(c), e.what());
+    } catch (...) {
+    }
+  }
+}
+
+struct FixedPrep {
+  Socket::PrepFn prep;
+  void* arg;
+  int slot;
+};
+
+// The op's own prep, then the fd it filled in is replaced by the slot.
+void prep_fixed(io_uring_sqe* sqe, void* a) {
+  auto* p = static_cast<FixedPrep*>(a);
+  p->prep(sqe, p->arg);
+  sqe->fd = p->slot;
+  sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+// The slot was empty (-EBADF: the FILES_UPDATE that installed it failed): drop it
+// and run the op again on the fd; nothing was done by the failed attempt. Out of
+// line, so the logging's buffers stay off the stack of every op.
+[[gnu::noinline, gnu::cold]] int retry_on_fd(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg,
+                                             std::int64_t deadline, int slot) {
+  log::logger().debug("weft::net: socket{}: registered-file slot {} refused (-EBADF); using the fd", subject_of(c),
+                      slot);
+  c->fixed_refused = true;
+  remove_slot(c);
+  return w->await_op(prep, arg, deadline);
+}
+
+// One io_uring op on the socket, naming its slot when it has one.
+int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::int64_t deadline) {
+  const int slot = c->slot.load(std::memory_order_relaxed);
+  if (slot < 0) return w->await_op(prep, arg, deadline);
+  FixedPrep fp{prep, arg, slot};
+  const int res = w->await_op(&prep_fixed, &fp, deadline);
+  if (res == -EBADF && !c->closing) [[unlikely]]
+    return retry_on_fd(c, w, prep, arg, deadline, slot);
+  return res;
+}
+
 // Leaves the op count; the last op out of a closing socket wakes the closer. Never
 // switches, so the caller may still read the core afterwards until it blocks.
 void leave(SocketCore* c, Worker* w) noexcept {
@@ -78,7 +172,7 @@ void leave(SocketCore* c, Worker* w) noexcept {
 // -EINTR not explained by those is returned for the caller to retry.
 int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::int64_t deadline, const char* op) {
   ++c->pending;
-  const int res = w->await_op(prep, arg, deadline);
+  const int res = await_socket_op(c, w, prep, arg, deadline);
   const bool closing = c->closing;
   leave(c, w);
   if (res < 0 && closing) {
@@ -134,7 +228,9 @@ Socket& Socket::operator=(Socket&& o) noexcept {
 
 void Socket::release_if_idle() noexcept {
   // Only an idle socket may change hands: ops in flight tie it to their worker.
-  if (core_ && core_->pending == 0 && !core_->closing) core_->owner = nullptr;
+  if (core_ && core_->pending == 0 && !core_->closing) {
+    core_->owner = nullptr;  // its slot stays until another worker claims it
+  }
 }
 
 Socket Socket::open(const char* op, int domain, int type, int protocol) {
@@ -208,6 +304,7 @@ void Socket::close() noexcept {
       w->park_current("net close: draining pending ops", nullptr, nullptr);
     }
   }
+  close_slot(c);
   ::close(c->fd);
   c->fd = -1;
   c->closing = false;
@@ -234,10 +331,26 @@ SocketCore* enter(SocketCore* c, const char* op) {
   if (c->fd < 0) throw_for(c, detail::Failure::use_after_close, 0, op);
   return c;
 }
+
+// enter() for an op that goes through the ring: the socket is also installed in
+// the owner's registered-file table (first op on this worker), after leaving the
+// table of the worker that used it before.
+SocketCore* enter_ring_op(SocketCore* c, const char* op) {
+  enter(c, op);
+  Worker* w = c->owner;
+  if (c->slot_owner != w) {
+    remove_slot(c);
+    c->slot_owner = nullptr;
+  }
+  if (c->slot.load(std::memory_order_relaxed) < 0 && !c->fixed_refused &&
+      w->files().install(w->ring(), c->fd, &c->slot) >= 0)
+    c->slot_owner = w;
+  return c;
+}
 }  // namespace
 
 int Socket::run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadline_ns, short poll_events) {
-  SocketCore* c = enter(core_, op);
+  SocketCore* c = enter_ring_op(core_, op);
   Worker* w = c->owner;
   for (;;) {
     // Between counted_op's leave() and here nothing switches, so `c` is still live

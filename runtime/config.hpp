@@ -65,6 +65,11 @@ struct Config {
   Placement placement = Placement::round_robin;
   /// Cross-worker wake mechanism (measured: see patches-notes/cross-worker-wake.md).
   WakeMode wake = WakeMode::msg_ring;
+  /// Slots of each worker's registered-file table: a socket in use on a worker is
+  /// installed there and its ops name the slot, sparing the kernel an fd lookup
+  /// and a reference count per op (patches-notes/fixed-files.md). Sockets beyond
+  /// the table use their fd. Capped by RLIMIT_NOFILE; 0 turns the table off.
+  unsigned fixed_files = 4096;
 };
 
 }  // namespace weft

@@ -24,6 +24,7 @@ struct Stats {
   std::uint64_t stalls = 0;             ///< stall reports
   std::uint64_t stacks_live = 0;
   std::uint64_t stack_mappings = 0;     ///< VMAs the stack pools created
+  std::uint64_t files_registered = 0;   ///< sockets installed in the rings' file tables now
   std::uint64_t unjoined_exceptions = 0;
 };
 

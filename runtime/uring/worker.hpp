@@ -28,6 +28,7 @@
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/fiber/stack_pool.hpp>
 #include <weft/runtime/stats.hpp>
+#include <weft/runtime/uring/fixed_files.hpp>
 #include <weft/runtime/uring/inbox.hpp>
 #include <weft/runtime/uring/op_table.hpp>
 #include <weft/runtime/uring/ring.hpp>
@@ -139,6 +140,17 @@ class Worker {
   void unpark_local(FiberBase* f);
   TimerQueue& timers() { return timers_; }
   Ring& ring() { return ring_; }
+  /// The registered-file table (capacity 0 when off).
+  FixedFiles& files() { return files_; }
+
+  // ---- any thread ----
+  /// Takes the slot out of `holder` and has this worker clear it at its next tick
+  /// (the caller is not this worker's thread).
+  void remove_file_remote(std::atomic<int>* holder) {
+    if (files_.remove_remote(holder)) write_wake_fd();
+  }
+
+  // ---- this worker's thread ----
   /// The running fiber (null in scheduler context): the thread's own slot,
   /// t_state.fiber, is the one record of it.
   [[nodiscard]] FiberBase* current() const { return t_state.fiber; }
@@ -175,7 +187,10 @@ class Worker {
   void arm_wake_read();
   bool adopt(FiberBase* f);
   FiberBase* pick_next();
-  bool give_stack(FiberBase* f);
+  void prefetch_after() noexcept;
+  // Out of line: its error path (logging, exceptions) would otherwise give
+  // pick_next(), which runs on every parking fiber's stack, a frame of 600+ bytes.
+  [[gnu::noinline]] bool give_stack(FiberBase* f);
   void complete_without_running(FiberBase* f, std::exception_ptr why);
   void publish_done(FiberBase* f);
   void switch_away(FiberBase* self);
@@ -198,6 +213,7 @@ class Worker {
   std::thread thread_;
 
   Ring ring_;
+  FixedFiles files_;
   OpTable ops_;
   TimerQueue timers_;
   StackPool stacks_;

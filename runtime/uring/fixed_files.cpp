@@ -1,0 +1,126 @@
+// runtime/uring/fixed_files.cpp — the registered-file table of one worker. See
+// fixed_files.hpp for the invariants.
+#include <weft/runtime/uring/fixed_files.hpp>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/log.hpp>
+#include <weft/runtime/uring/op_table.hpp>
+
+namespace weft::detail {
+
+namespace {
+// FILES_UPDATE reads the new fds from user memory when it is issued (the kernel
+// only reads it); a removal names this constant.
+int kNoFile = -1;
+}  // namespace
+
+unsigned FixedFiles::init(Ring& ring, unsigned want) {
+  if (want == 0) return 0;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    want = static_cast<unsigned>(std::min<rlim_t>(want, rl.rlim_cur));
+  if (!ring.info().has_op(IORING_OP_FILES_UPDATE)) {
+    log::logger().debug("registered files off: the kernel has no IORING_OP_FILES_UPDATE");
+    return 0;
+  }
+  const int r = want > 0 ? io_uring_register_files_sparse(ring.raw(), want) : -EINVAL;
+  if (r < 0) {
+    log::logger().debug("registered files off: io_uring_register_files_sparse({}) failed: {}", want,
+                        errno_code(r).message());
+    return 0;
+  }
+  holders_.assign(want, nullptr);
+  fds_.assign(want, -1);
+  free_.reserve(want);
+  for (unsigned i = want; i-- > 0;) free_.push_back(static_cast<int>(i));  // slot 0 handed out first
+  return want;
+}
+
+void FixedFiles::queue_update(Ring& ring, int* fd, int slot) {
+  io_uring_sqe* sqe = ring.get_sqe();
+  io_uring_prep_files_update(sqe, fd, 1, slot);
+  // Fire and forget: an install that failed shows up as -EBADF on the op that
+  // names the slot, and the socket then falls back to its fd (net/socket.cpp).
+  io_uring_sqe_set_data64(sqe, kTagIgnore);
+}
+
+int FixedFiles::install(Ring& ring, int fd, std::atomic<int>* holder) {
+  if (free_.empty()) return -1;
+  const int slot = free_.back();
+  free_.pop_back();
+  holders_[static_cast<unsigned>(slot)] = holder;
+  holder->store(slot, std::memory_order_relaxed);  // see the invariants: mu_ orders the racing writers
+  live_.add();
+  fds_[static_cast<unsigned>(slot)] = fd;
+  queue_update(ring, &fds_[static_cast<unsigned>(slot)], slot);
+  return slot;
+}
+
+void FixedFiles::forget(int slot) {
+  std::atomic<int>*& h = holders_[static_cast<unsigned>(slot)];
+  if (!h) return;  // already free (retired, or forgotten twice)
+  h->store(-1, std::memory_order_relaxed);
+  h = nullptr;
+  live_.sub();
+  // Handed out again only after the caller's removal is queued: SQEs issue in order.
+  free_.push_back(slot);
+}
+
+void FixedFiles::remove(Ring& ring, int slot) {
+  if (!holders_[static_cast<unsigned>(slot)]) return;
+  queue_update(ring, &kNoFile, slot);
+  forget(slot);
+}
+
+void FixedFiles::prep_remove(io_uring_sqe* sqe, void* slot) {
+  io_uring_prep_files_update(sqe, &kNoFile, 1, *static_cast<int*>(slot));
+}
+
+bool FixedFiles::remove_remote(std::atomic<int>* holder) {
+  std::lock_guard<AnnotatedMutex> g(mu_);
+  // retire() may have reset the holder since the caller looked: read it under mu_.
+  const int slot = holder->exchange(-1, std::memory_order_relaxed);
+  if (slot < 0 || retired_) return false;  // a stopped worker's ring exit releases the file
+  remote_.push_back(slot);
+  // release: pairs with the acquire in remote_pending(); the caller's wake (an
+  // eventfd write, a syscall after this store) makes the worker tick and look.
+  remote_pending_.store(true, std::memory_order_release);
+  return true;
+}
+
+void FixedFiles::drain_remote(Ring& ring) {
+  std::vector<int> slots;
+  {
+    std::lock_guard<AnnotatedMutex> g(mu_);
+    slots.swap(remote_);
+    remote_pending_.store(false, std::memory_order_relaxed);  // under mu_: a later push sets it again
+  }
+  for (int s : slots) {
+    // The remover already reset the holder: free the slot without touching it.
+    holders_[static_cast<unsigned>(s)] = nullptr;
+    live_.sub();
+    queue_update(ring, &kNoFile, s);
+    free_.push_back(s);
+  }
+}
+
+void FixedFiles::retire() {
+  std::lock_guard<AnnotatedMutex> g(mu_);
+  retired_ = true;
+  // Slots handed over remotely are no longer held by their sockets (which may be
+  // gone already): free them without touching the holder.
+  for (int s : remote_) holders_[static_cast<unsigned>(s)] = nullptr;
+  remote_.clear();
+  for (std::atomic<int>*& h : holders_) {
+    if (h) h->store(-1, std::memory_order_relaxed);
+    h = nullptr;
+  }
+  live_.set(0);
+}
+
+}  // namespace weft::detail
