@@ -30,9 +30,10 @@ bool ring_has(int op) {
   return w && w->ring_info().has_op(op);
 }
 
-void bind_socket(Socket& s, const Address& addr, const char* op) {
+// ring_ops false: the syscalls even where the ring has the op (ListenOptions::detail_syscalls).
+void bind_socket(Socket& s, const Address& addr, bool ring_ops, const char* op) {
   const int fd = s.fd();
-  if (ring_has(kOpBind)) {
+  if (ring_ops && ring_has(kOpBind)) {
     // BIND: addr = the sockaddr, addr2 (the `off` slot) = its length; len must be 0.
     auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_rw(kOpBind, sqe, fd, addr.sockaddr_ptr(), 0, addr.size()); };
     s.run(op, fill, -1, 0);
@@ -41,9 +42,9 @@ void bind_socket(Socket& s, const Address& addr, const char* op) {
   }
 }
 
-void listen_socket(Socket& s, int backlog, const char* op) {
+void listen_socket(Socket& s, int backlog, bool ring_ops, const char* op) {
   const int fd = s.fd();
-  if (ring_has(kOpListen)) {
+  if (ring_ops && ring_has(kOpListen)) {
     // LISTEN: the backlog in len; addr and addr2 must be 0.
     auto fill = [&](io_uring_sqe* sqe) {
       io_uring_prep_rw(kOpListen, sqe, fd, nullptr, static_cast<unsigned>(backlog), 0);
@@ -67,8 +68,9 @@ TcpListener TcpListener::bind(const Address& addr, ListenOptions opts) {
   const bool inet = addr.family() != Address::Family::unix_path;
   if (inet && opts.reuse_addr) l.sock_.set_option(kOp, SOL_SOCKET, SO_REUSEADDR, 1);
   if (inet && opts.reuse_port) l.sock_.set_option(kOp, SOL_SOCKET, SO_REUSEPORT, 1);
-  bind_socket(l.sock_, addr, kOp);
-  listen_socket(l.sock_, opts.backlog, "weft::net::TcpListener::bind (listen)");
+  const bool ring_ops = !opts.detail_syscalls;
+  bind_socket(l.sock_, addr, ring_ops, kOp);
+  listen_socket(l.sock_, opts.backlog, ring_ops, "weft::net::TcpListener::bind (listen)");
   // The real address (port 0 becomes the kernel's choice) is what errors name.
   if (inet) l.sock_.set_label("local", l.sock_.local_address(kOp));
   return l;

@@ -7,7 +7,8 @@
 //    fiber that first uses it owns it (so it may be moved into a fiber elsewhere).
 //  - bind()/listen() go through IORING_OP_BIND/LISTEN when the kernel has them
 //    (6.11+, probed per ring; SQEs filled by hand for liburing 2.3) and through the
-//    syscalls otherwise: the same result either way.
+//    syscalls otherwise: the same result either way. ListenOptions::detail_syscalls
+//    (a test hook) forces the syscalls.
 //  - accept() out of file descriptors (EMFILE/ENFILE): the listener logs once per
 //    episode, sleeps with a growing back-off (1 ms doubling to 100 ms), retries, and
 //    logs again when it accepts: it keeps serving, never spins and never throws for
@@ -28,6 +29,10 @@ struct ListenOptions {
   int backlog = 1024;       ///< listen(2)'s backlog (the kernel caps it at somaxconn)
   bool reuse_addr = true;   ///< SO_REUSEADDR: rebind while old connections linger in TIME_WAIT
   bool reuse_port = false;  ///< SO_REUSEPORT: several listeners (e.g. one per worker) share the port
+  /// Test-only: bind and listen with the bind(2)/listen(2) syscalls even where the
+  /// ring has IORING_OP_BIND/LISTEN, so tests reach the path that kernels before
+  /// 6.11 take. false: the ring ops where the kernel has them.
+  bool detail_syscalls = false;
 };
 
 class TcpListener {

@@ -17,7 +17,6 @@
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
-using weft::net::Address;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
 
@@ -34,7 +33,7 @@ int highest_fd() {
 int child_body() {
   weft::Runtime rt;
   return rt.block_on([&]() -> int {
-    TcpListener l = TcpListener::bind(Address::ipv4_loopback(0));
+    TcpListener l = weft::test::loopback_listener();
     long served = 0;
     auto server = weft::spawn([&] {
       for (;;) {

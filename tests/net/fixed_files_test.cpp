@@ -21,13 +21,10 @@ using namespace std::chrono_literals;
 using weft::net::Address;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
+using weft::test::loopback_listener;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
-
-TcpListener loopback_listener() {
-  return TcpListener::bind(Address::ipv4_loopback(0));
-}
 
 std::uint64_t registered(const weft::Runtime& rt) {
   return rt.stats().files_registered;

@@ -20,7 +20,6 @@
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
-using weft::net::Address;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
 
@@ -48,7 +47,7 @@ TEST_CASE("incident 002: close while reads and writes are pending in other fiber
   weft::test::Watchdog wd("incident_002_close_with_pending_ops", rt, {&done, &canceled, &other});
   const int fds_before = weft::test::stable_open_fds();
   rt.block_on([&] {
-    TcpListener l = TcpListener::bind(Address::ipv4_loopback(0));
+    TcpListener l = weft::test::loopback_listener();
     std::vector<char> big(1 << 20, 'w');  // shared by the writers: the kernel only reads it
     weft::test::Rng rng(2002);
     for (long round = 0; round < rounds; ++round) {

@@ -1,6 +1,7 @@
 // tests/net/net_test_support.hpp — what the net/ tests share: open-fd counting (leak
-// checks), RLIMIT_NOFILE adjustment, a deterministic byte pattern, and a connected
-// loopback pair made inside a fiber.
+// checks), RLIMIT_NOFILE adjustment, a deterministic byte pattern, a loopback
+// listener, a connected loopback pair made inside a fiber (alone, or with a
+// runtime and a fiber around it), and an echo loop.
 #pragma once
 
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <utility>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
+#include <weft/runtime/runtime.hpp>
 
 namespace weft::test {
 
@@ -74,11 +76,58 @@ struct Rng {
   std::size_t between(std::size_t lo, std::size_t hi) { return lo + next() % (hi - lo + 1); }
 };
 
+/// A listener on 127.0.0.1, port chosen by the kernel (fiber only).
+inline net::TcpListener loopback_listener(net::ListenOptions opts = {}) {
+  return net::TcpListener::bind(net::Address::ipv4_loopback(0), opts);
+}
+
 /// A connected loopback pair (fiber only): {client side, server side}.
 inline std::pair<net::TcpStream, net::TcpStream> tcp_pair(net::TcpListener& l) {
   net::TcpStream c = net::TcpStream::connect(l.local_address());
   net::TcpStream s = l.accept();
   return {std::move(c), std::move(s)};
+}
+
+/// A loopback listener and one connection through it (members destroyed server,
+/// client, listener: the order of locals declared listener, client, server).
+struct LoopbackConnection {
+  net::TcpListener listener;
+  net::TcpStream client;
+  net::TcpStream server;
+};
+
+/// loopback_listener() plus tcp_pair() on it (fiber only).
+inline LoopbackConnection loopback_connection() {
+  net::TcpListener l = loopback_listener();
+  auto pr = tcp_pair(l);
+  return {std::move(l), std::move(pr.first), std::move(pr.second)};
+}
+
+/// Runs fn(listener, client, server) in a fiber of `rt` (block_on) on a fresh
+/// loopback_connection(), which lives until fn returns; returns fn's result.
+template <class Fn>
+auto on_loopback_connection(Runtime& rt, Fn&& fn) {
+  return rt.block_on([&] {
+    LoopbackConnection conn = loopback_connection();
+    return fn(conn.listener, conn.client, conn.server);
+  });
+}
+
+/// The same on a default Runtime of its own, destroyed when fn has returned.
+template <class Fn>
+auto on_loopback_connection(Fn&& fn) {
+  Runtime rt;
+  return on_loopback_connection(rt, std::forward<Fn>(fn));
+}
+
+/// Echoes what `s` reads back to it until end of stream (fiber only).
+inline void echo_until_eof(net::TcpStream& s) {
+  char buf[4096];
+  for (;;) {
+    const std::size_t n = s.read_some(buf, sizeof buf);
+    if (n == 0) return;
+    s.write_all(buf, n);
+  }
 }
 
 }  // namespace weft::test

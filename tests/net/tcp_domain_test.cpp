@@ -4,7 +4,6 @@
 // another worker is claimed and used there.
 #include <catch2/catch.hpp>
 #include <string>
-#include <tuple>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/uring/worker.hpp>
@@ -20,10 +19,6 @@ using weft::net::TcpStream;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
-
-TcpListener loopback_listener() {
-  return TcpListener::bind(Address::ipv4_loopback(0));
-}
 }  // namespace
 
 TEST_CASE("every net call from a plain thread throws CrossRuntimeError") {
@@ -34,13 +29,7 @@ TEST_CASE("every net call from a plain thread throws CrossRuntimeError") {
   const int before = weft::test::stable_open_fds();
   {
     // Made in a fiber, then used from this thread: refused, and dropped safely here.
-    auto [l, c, s] = rt.block_on([] {
-      TcpListener l = loopback_listener();
-      auto pr = weft::test::tcp_pair(l);
-      TcpStream& c = pr.first;
-      TcpStream& s = pr.second;
-      return std::tuple<TcpListener, TcpStream, TcpStream>(std::move(l), std::move(c), std::move(s));
-    });
+    auto [l, c, s] = rt.block_on([] { return weft::test::loopback_connection(); });
     char b[4];
     REQUIRE_THROWS_AS(s.read_some(b, 4), weft::CrossRuntimeError);
     REQUIRE_THROWS_AS(s.write_all("x"), weft::CrossRuntimeError);
@@ -57,7 +46,7 @@ TEST_CASE("every net call from a plain thread throws CrossRuntimeError") {
 
 TEST_CASE("a socket in use on one worker is refused to a fiber of another worker") {
   weft::Runtime rt(weft::Config{.workers = 2});
-  TcpListener l = rt.spawn_on(0, [] { return loopback_listener(); }).join();
+  TcpListener l = rt.spawn_on(0, [] { return weft::test::loopback_listener(); }).join();
   // The move out of the fiber released it; an op on worker 0 claims it there.
   rt.spawn_on(0, [&] { REQUIRE_THROWS_AS(l.accept(1ms), std::system_error); }).join();
   auto r = rt.spawn_on(1, [&] {
@@ -77,17 +66,16 @@ TEST_CASE("a stream accepted on one worker and moved into a fiber of another is 
   weft::Runtime rt(weft::Config{.workers = 2});
   const int before = weft::test::stable_open_fds();
   rt.spawn_on(0, [&rt] {
-      TcpListener l = loopback_listener();
-      auto pr = weft::test::tcp_pair(l);
-      pr.first.write_all("ping");
-      auto echo = rt.spawn_on(1, [s = std::move(pr.second)]() mutable {
+      weft::test::LoopbackConnection conn = weft::test::loopback_connection();
+      conn.client.write_all("ping");
+      auto echo = rt.spawn_on(1, [s = std::move(conn.server)]() mutable {
         char b[4];
         s.read_exact(b, 4, 10s);
         s.write_all(b, 4);
         return weft::detail::t_state.worker->index();
       });
       char b[4];
-      pr.first.read_exact(b, 4, 10s);
+      conn.client.read_exact(b, 4, 10s);
       REQUIRE(std::string(b, 4) == "ping");
       REQUIRE(echo.join() == 1u);
     }).join();

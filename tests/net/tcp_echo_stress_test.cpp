@@ -23,13 +23,8 @@ namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
 
 void echo(TcpStream s) {
-  char buf[4096];
   try {
-    for (;;) {
-      const std::size_t n = s.read_some(buf, sizeof buf);
-      if (n == 0) return;
-      s.write_all(buf, n);
-    }
+    weft::test::echo_until_eof(s);
   } catch (const std::system_error& e) {
     std::fprintf(stderr, "echo server connection failed: %s\n", e.what());
     throw;
@@ -47,7 +42,7 @@ void run_echo(unsigned workers, long conns, long messages) {
     weft::Runtime rt(weft::Config{.workers = workers});
     weft::test::Watchdog wd("tcp echo stress", rt, {&connected, &echoed, &mismatches}, 400s);
     rt.block_on([&] {
-      TcpListener listener = TcpListener::bind(Address::ipv4_loopback(0), {.backlog = 4096});
+      TcpListener listener = weft::test::loopback_listener({.backlog = 4096});
       const Address to = listener.local_address();
       // Moved into the acceptor, which may run on another worker (placement).
       auto server = weft::spawn([&, l = std::move(listener)]() mutable {

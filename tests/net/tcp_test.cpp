@@ -30,23 +30,14 @@ using weft::net::TcpStream;
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
 
-TcpListener loopback_listener() {
-  return TcpListener::bind(Address::ipv4_loopback(0));
-}
-
 bool has_code(const std::system_error& e, std::errc c) {
   return e.code() == std::make_error_code(c);
 }
 }  // namespace
 
 TEST_CASE("a listener on port 0 reports the real port; both ends see each other's addresses") {
-  weft::Runtime rt;
-  rt.block_on([] {
-    TcpListener l = loopback_listener();
+  weft::test::on_loopback_connection([](TcpListener& l, TcpStream& c, TcpStream& s) {
     REQUIRE(l.local_address().port() != 0);
-    auto pr = weft::test::tcp_pair(l);
-    TcpStream& c = pr.first;
-    TcpStream& s = pr.second;
     REQUIRE(c.peer_address() == l.local_address());
     REQUIRE(s.peer_address() == c.local_address());
     REQUIRE(s.local_address() == l.local_address());
@@ -54,12 +45,7 @@ TEST_CASE("a listener on port 0 reports the real port; both ends see each other'
 }
 
 TEST_CASE("read_some returns 0 at end of stream; read_exact throws UnexpectedEof with the byte count") {
-  weft::Runtime rt;
-  rt.block_on([] {
-    TcpListener l = loopback_listener();
-    auto pr = weft::test::tcp_pair(l);
-    TcpStream& c = pr.first;
-    TcpStream& s = pr.second;
+  weft::test::on_loopback_connection([](TcpListener&, TcpStream& c, TcpStream& s) {
     c.write_all("abc");
     c.shutdown(weft::net::Shutdown::write);
     char buf[8];
@@ -82,11 +68,7 @@ TEST_CASE("a byte stream split and coalesced at random sizes arrives byte-exact"
   weft::Runtime rt;
   const std::size_t total = static_cast<std::size_t>(weft::test::scaled(4 << 20));
   for (std::uint64_t seed : {1u, 2u, 3u}) {
-    rt.block_on([&] {
-      TcpListener l = loopback_listener();
-      auto pr = weft::test::tcp_pair(l);
-      TcpStream& c = pr.first;
-      TcpStream& s = pr.second;
+    weft::test::on_loopback_connection(rt, [&](TcpListener&, TcpStream& c, TcpStream& s) {
       auto writer = weft::spawn([&, seed] {
         weft::test::Rng rng(seed);
         std::vector<unsigned char> chunk(64 * 1024);
@@ -148,7 +130,7 @@ TEST_CASE("a peer that resets mid-write gives ECONNRESET or EPIPE, never SIGPIPE
   sigaction(SIGPIPE, &dfl, &old);
   weft::Runtime rt;
   rt.block_on([] {
-    TcpListener l = loopback_listener();
+    TcpListener l = weft::test::loopback_listener();
     for (int round = 0; round < 5; ++round) {
       auto pr = weft::test::tcp_pair(l);
       TcpStream& c = pr.first;
@@ -177,12 +159,7 @@ TEST_CASE("a peer that resets mid-write gives ECONNRESET or EPIPE, never SIGPIPE
 }
 
 TEST_CASE("a read past its timeout throws timed_out, and the stream stays usable") {
-  weft::Runtime rt;
-  rt.block_on([] {
-    TcpListener l = loopback_listener();
-    auto pr = weft::test::tcp_pair(l);
-    TcpStream& c = pr.first;
-    TcpStream& s = pr.second;
+  weft::test::on_loopback_connection([](TcpListener& l, TcpStream& c, TcpStream& s) {
     char buf[16];
     const auto t0 = std::chrono::steady_clock::now();
     try {
@@ -216,7 +193,7 @@ TEST_CASE("connect to a closed port throws ECONNREFUSED naming the address") {
   rt.block_on([] {
     Address gone;
     {
-      TcpListener l = loopback_listener();
+      TcpListener l = weft::test::loopback_listener();
       gone = l.local_address();
     }
     try {
@@ -234,7 +211,7 @@ TEST_CASE("connect to a closed port throws ECONNREFUSED naming the address") {
 TEST_CASE("connect by name resolves localhost and reaches the listener") {
   weft::Runtime rt;
   rt.block_on([] {
-    TcpListener l = TcpListener::bind(Address::ipv4_loopback(0));
+    TcpListener l = weft::test::loopback_listener();
     const std::string port = std::to_string(l.local_address().port());
     auto acceptor = weft::spawn([&] { return l.accept(10s); });
     TcpStream c = TcpStream::connect("127.0.0.1", port, 10s);
@@ -253,12 +230,7 @@ TEST_CASE("connect by name resolves localhost and reaches the listener") {
 }
 
 TEST_CASE("nodelay and keepalive options reach the socket") {
-  weft::Runtime rt;
-  rt.block_on([] {
-    TcpListener l = loopback_listener();
-    auto pr = weft::test::tcp_pair(l);
-    TcpStream& c = pr.first;
-    [[maybe_unused]] TcpStream& s = pr.second;
+  weft::test::on_loopback_connection([](TcpListener&, TcpStream& c, TcpStream&) {
     c.set_nodelay(true);
     c.set_keepalive(true, 30s, 5s, 4);
     int v = 0;
@@ -274,12 +246,7 @@ TEST_CASE("nodelay and keepalive options reach the socket") {
 }
 
 TEST_CASE("sendmsg and writev deliver in order; send never raises SIGPIPE after the peer closed") {
-  weft::Runtime rt;
-  rt.block_on([] {
-    TcpListener l = loopback_listener();
-    auto pr = weft::test::tcp_pair(l);
-    TcpStream& c = pr.first;
-    TcpStream& s = pr.second;
+  weft::test::on_loopback_connection([](TcpListener&, TcpStream& c, TcpStream& s) {
     char a[] = "one-", b[] = "two";
     iovec iov[2] = {{a, 4}, {b, 3}};
     msghdr m{};
@@ -295,11 +262,7 @@ TEST_CASE("sendmsg and writev deliver in order; send never raises SIGPIPE after 
 TEST_CASE("close while a read and a write are pending: both see operation_canceled, the fd is gone") {
   weft::Runtime rt;
   const int before = weft::test::stable_open_fds();
-  rt.block_on([] {
-    TcpListener l = loopback_listener();
-    auto pr = weft::test::tcp_pair(l);
-    [[maybe_unused]] TcpStream& c = pr.first;
-    TcpStream& s = pr.second;
+  weft::test::on_loopback_connection(rt, [](TcpListener&, TcpStream&, TcpStream& s) {
     int small = 4096;
     REQUIRE(setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
     std::vector<char> big(8 << 20);
@@ -343,10 +306,8 @@ TEST_CASE("a fiber cancelled in a pending read resumes with FiberCancelled after
   {
     weft::Runtime rt;
     rt.post([&] {
-      TcpListener l = loopback_listener();
-      auto pr = weft::test::tcp_pair(l);
-      [[maybe_unused]] TcpStream& c = pr.first;
-      TcpStream& s = pr.second;
+      weft::test::LoopbackConnection conn = weft::test::loopback_connection();
+      TcpStream& s = conn.server;
       char b[16];
       reading = true;
       try {
@@ -374,7 +335,7 @@ TEST_CASE("bad input gives clear errors: empty address, port in use, unix stream
     REQUIRE_THROWS_AS(TcpListener::bind(Address()), std::invalid_argument);
     REQUIRE_THROWS_AS(TcpStream::connect(Address()), std::invalid_argument);
     REQUIRE_THROWS_AS(TcpListener::bind(Address::ipv4_loopback(0), {.backlog = -1}), std::invalid_argument);
-    TcpListener l = loopback_listener();
+    TcpListener l = weft::test::loopback_listener();
     try {
       (void)TcpListener::bind(l.local_address(), {.reuse_addr = false});
       FAIL("bound a port in use");

@@ -15,6 +15,7 @@
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
+#include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
@@ -58,25 +59,22 @@ TEST_CASE("notify_all wakes every thread waiter; each returns owning the mutex")
   weft::Condition cv{weft::threaded};
   bool go = false;
   int owners = 0;
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i)
-    ts.emplace_back([&] {
-      std::unique_lock lk(m);
-      cv.wait(lk, [&] { return go; });
-      if (m.owned_by_caller()) ++owners;
-    });
+  auto ts = weft::test::start_threads(4, [&] {
+    std::unique_lock lk(m);
+    cv.wait(lk, [&] { return go; });
+    if (m.owned_by_caller()) ++owners;
+  });
   {
     std::unique_lock lk(m);
     go = true;
   }
   cv.notify_all();
-  for (auto& t : ts) t.join();
+  weft::test::join_all(ts);
   REQUIRE(owners == 4);
 }
 
 TEST_CASE("wait_for times out owning the mutex again") {
-  weft::Runtime rt;
-  rt.block_on([&] {
+  weft::test::block_on_fresh_runtime([](weft::Runtime& rt) {
     weft::Mutex m{rt};
     weft::Condition cv{rt};
     std::unique_lock lk(m);
@@ -127,18 +125,13 @@ TEST_CASE("a fiber cancelled in wait() throws FiberCancelled owning the mutex ag
 }
 
 TEST_CASE("destroying a Condition with a waiter aborts with a clear message") {
-  auto r = weft::test::run_in_child([] {
-    auto* m = new weft::Mutex{weft::threaded};
-    auto* cv = new weft::Condition{weft::threaded, "doomed"};
-    std::thread t([m, cv] {
-      std::unique_lock lk(*m);
-      cv->wait(lk);
-    });
-    while (!cv->has_waiters()) std::this_thread::yield();
-    delete cv;
-    t.detach();
-    return 0;
-  });
+  auto r = weft::test::destroy_while_a_thread_waits(
+      [] { return new weft::Condition{weft::threaded, "doomed"}; },
+      [](weft::Condition& cv) {
+        auto* m = new weft::Mutex{weft::threaded};  // never freed: the child aborts
+        std::unique_lock lk(*m);
+        cv.wait(lk);
+      });
   REQUIRE(r.signaled);
   REQUIRE_THAT(r.output, Contains("weft::Condition 'doomed'") && Contains("destroyed while"));
 }

@@ -12,6 +12,7 @@
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
+#include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
@@ -25,18 +26,16 @@ TEST_CASE("a manual-reset event releases every waiter, fibers on two workers and
   weft::Runtime rt(weft::Config{.workers = 2});
   weft::Event e{rt, Mode::manual_reset, "gate"};
   std::atomic<int> through{0};
-  std::vector<weft::JoinHandle<void>> hs;
-  for (unsigned i = 0; i < 10; ++i)
-    hs.push_back(rt.spawn_on(i % 2, [&] {
-      e.wait();
-      through.fetch_add(1);
-    }));
+  auto hs = weft::test::spawn_across_workers(rt, 10, [&] {
+    e.wait();
+    through.fetch_add(1);
+  });
   rt.block_on([&] {
     while (through.load() == 0 && !e.has_waiters()) weft::yield();
     REQUIRE(through.load() == 0);
     e.set();
   });
-  for (auto& h : hs) h.join();
+  weft::test::join_all(hs);
   REQUIRE(through.load() == 10);
   REQUIRE(e.is_set());
   rt.block_on([&] { e.wait(); });  // set: returns at once
@@ -45,18 +44,16 @@ TEST_CASE("a manual-reset event releases every waiter, fibers on two workers and
 TEST_CASE("an auto-reset event releases exactly one waiter per set()") {
   weft::Event e{weft::threaded, Mode::auto_reset};
   std::atomic<int> through{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 3; ++i)
-    ts.emplace_back([&] {
-      e.wait();
-      through.fetch_add(1);
-    });
+  auto ts = weft::test::start_threads(3, [&] {
+    e.wait();
+    through.fetch_add(1);
+  });
   for (int k = 1; k <= 3; ++k) {
     while (!e.has_waiters()) std::this_thread::yield();
     e.set();
     while (through.load() < k) std::this_thread::yield();
   }
-  for (auto& t : ts) t.join();
+  weft::test::join_all(ts);
   REQUIRE(through.load() == 3);
   REQUIRE_FALSE(e.is_set());
   e.set();  // nobody waits: stays set for the next wait, which consumes it
@@ -67,8 +64,7 @@ TEST_CASE("an auto-reset event releases exactly one waiter per set()") {
 }
 
 TEST_CASE("wait_for times out on an unset event, and a later set still works") {
-  weft::Runtime rt;
-  rt.block_on([&] {
+  weft::test::block_on_fresh_runtime([](weft::Runtime& rt) {
     weft::Event e{rt};
     REQUIRE_FALSE(e.wait_for(2ms));
     REQUIRE_FALSE(e.has_waiters());
@@ -92,14 +88,9 @@ TEST_CASE("a fiber waiting on an event is cancelled by shutdown and leaves no wa
 }
 
 TEST_CASE("destroying an Event with a waiter aborts with a clear message") {
-  auto r = weft::test::run_in_child([] {
-    auto* e = new weft::Event{weft::threaded, Mode::manual_reset, "doomed"};
-    std::thread t([e] { e->wait(); });
-    while (!e->has_waiters()) std::this_thread::yield();
-    delete e;
-    t.detach();
-    return 0;
-  });
+  auto r = weft::test::destroy_while_a_thread_waits(
+      [] { return new weft::Event{weft::threaded, Mode::manual_reset, "doomed"}; },
+      [](weft::Event& e) { e.wait(); });
   REQUIRE(r.signaled);
   REQUIRE_THAT(r.output, Contains("weft::Event 'doomed'") && Contains("destroyed while"));
 }

@@ -11,6 +11,7 @@
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
+#include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
@@ -36,12 +37,10 @@ TEST_CASE("increment_and_wake(n) wakes at most n waiters, oldest first; all wake
   weft::Runtime rt(weft::Config{.workers = 2});
   weft::FutexCounter c{rt, 0, "fanout"};
   std::atomic<int> woke{0};
-  std::vector<weft::JoinHandle<void>> hs;
-  for (unsigned i = 0; i < 6; ++i)
-    hs.push_back(rt.spawn_on(i % 2, [&] {
-      c.wait_until_changed(0);
-      woke.fetch_add(1);
-    }));
+  auto hs = weft::test::spawn_across_workers(rt, 6, [&] {
+    c.wait_until_changed(0);
+    woke.fetch_add(1);
+  });
   rt.block_on([&] {
     // Every waiter either queued or (if it started late) sees the change itself.
     while (woke.load() == 0 && c.has_waiters() == false) weft::yield();
@@ -50,7 +49,7 @@ TEST_CASE("increment_and_wake(n) wakes at most n waiters, oldest first; all wake
     REQUIRE(first <= 2);
     c.increment_and_wake(weft::FutexCounter::all);
   });
-  for (auto& h : hs) h.join();
+  weft::test::join_all(hs);
   REQUIRE(woke.load() == 6);
   REQUIRE(c.value() == 2);
 }
@@ -66,8 +65,7 @@ TEST_CASE("the counter wraps at 2^32 and a waiter still sees the change") {
 }
 
 TEST_CASE("a fiber's timed wait gives up, and the counter is still usable") {
-  weft::Runtime rt;
-  rt.block_on([&] {
+  weft::test::block_on_fresh_runtime([](weft::Runtime& rt) {
     weft::FutexCounter c{rt};
     REQUIRE_FALSE(c.wait_until_changed(0, 2ms));
     REQUIRE_FALSE(c.has_waiters());
@@ -79,14 +77,9 @@ TEST_CASE("a fiber's timed wait gives up, and the counter is still usable") {
 }
 
 TEST_CASE("destroying a FutexCounter with a waiter aborts with a clear message") {
-  auto r = weft::test::run_in_child([] {
-    auto* c = new weft::FutexCounter{weft::threaded, 0, "doomed"};
-    std::thread t([c] { c->wait_until_changed(0); });
-    while (!c->has_waiters()) std::this_thread::yield();
-    delete c;
-    t.detach();
-    return 0;
-  });
+  auto r = weft::test::destroy_while_a_thread_waits(
+      [] { return new weft::FutexCounter{weft::threaded, 0, "doomed"}; },
+      [](weft::FutexCounter& c) { c.wait_until_changed(0); });
   REQUIRE(r.signaled);
   REQUIRE_THAT(r.output, Contains("weft::FutexCounter 'doomed'") && Contains("destroyed while"));
 }

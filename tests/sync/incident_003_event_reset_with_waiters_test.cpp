@@ -13,6 +13,7 @@
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
+#include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 
@@ -24,19 +25,17 @@ TEST_CASE("set() wakes many fibers, the first one resets, every released waiter 
   weft::Runtime rt(weft::Config{.workers = 2});
   weft::Event e{rt, weft::Event::Mode::manual_reset, "pool-free"};
   std::atomic<int> through{0};
-  std::vector<weft::JoinHandle<void>> hs;
-  for (unsigned i = 0; i < 16; ++i)
-    hs.push_back(rt.spawn_on(i % 2, [&] {
-      e.wait();
-      e.reset();  // the pg.Pool pattern: the woken one takes the resource and resets
-      through.fetch_add(1);
-    }));
+  auto hs = weft::test::spawn_across_workers(rt, 16, [&] {
+    e.wait();
+    e.reset();  // the pg.Pool pattern: the woken one takes the resource and resets
+    through.fetch_add(1);
+  });
   rt.block_on([&] {
     while (e.waiting() < 16) weft::yield();
     e.set();
     e.reset();  // reset right after set, before any waiter has run
   });
-  for (auto& h : hs) h.join();
+  weft::test::join_all(hs);
   REQUIRE(through.load() == 16);
   REQUIRE_FALSE(e.is_set());
 }
@@ -44,17 +43,15 @@ TEST_CASE("set() wakes many fibers, the first one resets, every released waiter 
 TEST_CASE("threads: reset() while waiters are blocked keeps them waiting for the next set()") {
   weft::Event e{weft::threaded, weft::Event::Mode::manual_reset, "threads"};
   std::atomic<int> through{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 8; ++i)
-    ts.emplace_back([&] {
-      e.wait();
-      through.fetch_add(1);
-    });
+  auto ts = weft::test::start_threads(8, [&] {
+    e.wait();
+    through.fetch_add(1);
+  });
   while (e.waiting() < 8) std::this_thread::yield();
   e.reset();  // with waiters blocked: defined, a no-op for them
   REQUIRE(through.load() == 0);
   e.set();
   e.reset();
-  for (auto& t : ts) t.join();
+  weft::test::join_all(ts);
   REQUIRE(through.load() == 8);
 }

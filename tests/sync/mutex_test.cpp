@@ -21,6 +21,7 @@
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
+#include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
@@ -49,8 +50,7 @@ TEST_CASE("an unbound Mutex binds to its first locker's domain and works unconte
 }
 
 TEST_CASE("fibers on one worker get the mutex in the order they queued (FIFO hand-off, no barging)") {
-  weft::Runtime rt;
-  rt.block_on([&] {
+  weft::test::block_on_fresh_runtime([](weft::Runtime& rt) {
     weft::Mutex m{rt, "fifo"};
     std::vector<int> order;
     m.lock();
@@ -80,16 +80,14 @@ TEST_CASE("fibers on two workers contend on one mutex; every increment is kept")
   weft::Mutex m{rt, "two-workers"};
   long counter = 0;
   const long per = weft::test::scaled(2000);
-  std::vector<weft::JoinHandle<void>> hs;
-  for (unsigned i = 0; i < 20; ++i)
-    hs.push_back(rt.spawn_on(i % 2, [&] {
-      for (long k = 0; k < per; ++k) {
-        weft::MutexGuard g(m);
-        ++counter;
-        if (k % 7 == 0) weft::yield();
-      }
-    }));
-  for (auto& h : hs) h.join();
+  auto hs = weft::test::spawn_across_workers(rt, 20, [&] {
+    for (long k = 0; k < per; ++k) {
+      weft::MutexGuard g(m);
+      ++counter;
+      if (k % 7 == 0) weft::yield();
+    }
+  });
+  weft::test::join_all(hs);
   REQUIRE(counter == 20 * per);
 }
 
@@ -97,22 +95,19 @@ TEST_CASE("threads contend on a Threaded mutex; every increment is kept") {
   weft::Mutex m{weft::threaded, "threads"};
   long counter = 0;
   const long per = weft::test::scaled(20000);
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i)
-    ts.emplace_back([&] {
-      for (long k = 0; k < per; ++k) {
-        std::lock_guard g(m);
-        ++counter;
-      }
-    });
-  for (auto& t : ts) t.join();
+  auto ts = weft::test::start_threads(4, [&] {
+    for (long k = 0; k < per; ++k) {
+      std::lock_guard g(m);
+      ++counter;
+    }
+  });
+  weft::test::join_all(ts);
   REQUIRE(counter == 4 * per);
 }
 
 TEST_CASE("lock_for gives up when the holder keeps it, and the mutex stays usable") {
   SECTION("fiber") {
-    weft::Runtime rt;
-    rt.block_on([&] {
+    weft::test::block_on_fresh_runtime([](weft::Runtime& rt) {
       weft::Mutex m{rt};
       m.lock();
       auto h = weft::spawn([&] { return m.lock_for(5ms); });
@@ -145,8 +140,7 @@ TEST_CASE("lock_for gives up when the holder keeps it, and the mutex stays usabl
 }
 
 TEST_CASE("a timed-out waiter between live waiters does not take or lose the hand-off") {
-  weft::Runtime rt;
-  rt.block_on([&] {
+  weft::test::block_on_fresh_runtime([](weft::Runtime& rt) {
     weft::Mutex m{rt};
     m.lock();
     auto a = weft::spawn([&] { return m.lock_for(2ms); });  // queues first, times out
@@ -203,8 +197,7 @@ TEST_CASE("a recursive lock is refused with resource_deadlock_would_occur before
     m.unlock();
   }
   SECTION("fiber") {
-    weft::Runtime rt;
-    rt.block_on([&] {
+    weft::test::block_on_fresh_runtime([](weft::Runtime& rt) {
       weft::Mutex m{rt, "rec"};
       m.lock();
       REQUIRE_THROWS_AS(m.lock(), std::system_error);
@@ -269,15 +262,13 @@ TEST_CASE("unlock from another domain aborts with the cross-domain message") {
 }
 
 TEST_CASE("destroying a Mutex with a waiter aborts with a clear message") {
-  auto r = weft::test::run_in_child([] {
-    auto* m = new weft::Mutex{weft::threaded, "doomed"};
-    m->lock();
-    std::thread t([m] { m->lock(); });
-    while (!m->has_waiters()) std::this_thread::yield();
-    delete m;  // aborts here
-    t.detach();
-    return 0;
-  });
+  auto r = weft::test::destroy_while_a_thread_waits(
+      [] {
+        auto* m = new weft::Mutex{weft::threaded, "doomed"};
+        m->lock();
+        return m;
+      },
+      [](weft::Mutex& m) { m.lock(); });
   REQUIRE(r.signaled);
   REQUIRE_THAT(r.output, Contains("weft::Mutex 'doomed'") && Contains("destroyed while"));
 }

@@ -11,6 +11,7 @@
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
+#include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
@@ -35,12 +36,10 @@ TEST_CASE("release hands permits to queued waiters; no permit is lost or duplica
   weft::Runtime rt(weft::Config{.workers = 2});
   weft::Semaphore s{rt, 0, "handoff"};
   std::atomic<int> got{0};
-  std::vector<weft::JoinHandle<void>> hs;
-  for (unsigned i = 0; i < 8; ++i)
-    hs.push_back(rt.spawn_on(i % 2, [&] {
-      s.acquire();
-      got.fetch_add(1);
-    }));
+  auto hs = weft::test::spawn_across_workers(rt, 8, [&] {
+    s.acquire();
+    got.fetch_add(1);
+  });
   rt.block_on([&] {
     while (!s.has_waiters()) weft::yield();
     s.release(5);
@@ -49,7 +48,7 @@ TEST_CASE("release hands permits to queued waiters; no permit is lost or duplica
     REQUIRE(got.load() == 5);
     s.release(4);  // three for the rest, one left over
   });
-  for (auto& h : hs) h.join();
+  weft::test::join_all(hs);
   REQUIRE(got.load() == 8);
   REQUIRE(s.available() == 1);
 }
@@ -57,27 +56,24 @@ TEST_CASE("release hands permits to queued waiters; no permit is lost or duplica
 TEST_CASE("threads share a Threaded semaphore as a bounded gate") {
   weft::Semaphore s{weft::threaded, 2};
   std::atomic<int> inside{0}, max_inside{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 6; ++i)
-    ts.emplace_back([&] {
-      for (int k = 0; k < weft::test::scaled(500); ++k) {
-        s.acquire();
-        int now = inside.fetch_add(1) + 1;
-        int m = max_inside.load();
-        while (now > m && !max_inside.compare_exchange_weak(m, now)) {
-        }
-        inside.fetch_sub(1);
-        s.release();
+  auto ts = weft::test::start_threads(6, [&] {
+    for (int k = 0; k < weft::test::scaled(500); ++k) {
+      s.acquire();
+      int now = inside.fetch_add(1) + 1;
+      int m = max_inside.load();
+      while (now > m && !max_inside.compare_exchange_weak(m, now)) {
       }
-    });
-  for (auto& t : ts) t.join();
+      inside.fetch_sub(1);
+      s.release();
+    }
+  });
+  weft::test::join_all(ts);
   REQUIRE(max_inside.load() <= 2);
   REQUIRE(s.available() == 2);
 }
 
 TEST_CASE("a timed-out acquirer does not swallow a later permit") {
-  weft::Runtime rt;
-  rt.block_on([&] {
+  weft::test::block_on_fresh_runtime([](weft::Runtime& rt) {
     weft::Semaphore s{rt};
     auto a = weft::spawn([&] { return s.acquire_for(2ms); });
     REQUIRE_FALSE(a.join());
@@ -90,14 +86,9 @@ TEST_CASE("a timed-out acquirer does not swallow a later permit") {
 }
 
 TEST_CASE("destroying a Semaphore with a waiter aborts with a clear message") {
-  auto r = weft::test::run_in_child([] {
-    auto* s = new weft::Semaphore{weft::threaded, 0, "doomed"};
-    std::thread t([s] { s->acquire(); });
-    while (!s->has_waiters()) std::this_thread::yield();
-    delete s;
-    t.detach();
-    return 0;
-  });
+  auto r = weft::test::destroy_while_a_thread_waits(
+      [] { return new weft::Semaphore{weft::threaded, 0, "doomed"}; },
+      [](weft::Semaphore& s) { s.acquire(); });
   REQUIRE(r.signaled);
   REQUIRE_THAT(r.output, Contains("weft::Semaphore 'doomed'") && Contains("destroyed while"));
 }

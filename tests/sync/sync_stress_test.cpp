@@ -27,6 +27,7 @@
 
 #include "../helpers/test_support.hpp"
 #include "../helpers/watchdog.hpp"
+#include "sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 using weft::test::Watchdog;
@@ -34,7 +35,36 @@ using weft::test::Watchdog;
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
 
+/// `total` increments of `c`, from `start` (wrapping): two players take turns by
+/// parity of (value - start); watchers wait for every change. Each increment is
+/// published only through the counter. Run by threads or by fibers.
+struct CounterRace {
+  weft::FutexCounter& c;
+  std::uint32_t start;
+  std::uint32_t total;
+  std::atomic<long>& progress;
 
+  void player(std::uint32_t parity) {
+    for (;;) {
+      const std::uint32_t v = c.value();
+      const std::uint32_t done = v - start;  // wrapping arithmetic
+      if (done >= total) return;
+      if (done % 2 == parity) {
+        c.increment_and_wake(weft::FutexCounter::all);
+        progress.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        c.wait_until_changed(v);
+      }
+    }
+  }
+  void watcher() {
+    for (;;) {
+      const std::uint32_t v = c.value();
+      if (static_cast<std::uint32_t>(v - start) >= total) return;
+      c.wait_until_changed(v);
+    }
+  }
+};
 }  // namespace
 
 TEST_CASE("1,000 fibers on 2 workers share one Mutex for 1M lock/unlock; every increment is kept") {
@@ -45,18 +75,15 @@ TEST_CASE("1,000 fibers on 2 workers share one Mutex for 1M lock/unlock; every i
   long counter = 0;               // guarded by m
   std::atomic<long> progress{0};  // relaxed: watchdog display only
   Watchdog dog("mutex 1000 fibers x 2 workers", &rt, {&progress});
-  std::vector<weft::JoinHandle<void>> hs;
-  hs.reserve(fibers);
-  for (long f = 0; f < fibers; ++f)
-    hs.push_back(rt.spawn_on(static_cast<unsigned>(f % 2), [&, f] {
-      for (long i = 0; i < per; ++i) {
-        weft::MutexGuard g(m);
-        ++counter;
-        if ((i + f) % 3 == 0) weft::yield();  // hold it across a switch now and then
-        progress.fetch_add(1, std::memory_order_relaxed);
-      }
-    }));
-  for (auto& h : hs) h.join();
+  auto hs = weft::test::spawn_across_workers(rt, fibers, [&](long f) {
+    for (long i = 0; i < per; ++i) {
+      weft::MutexGuard g(m);
+      ++counter;
+      if ((i + f) % 3 == 0) weft::yield();  // hold it across a switch now and then
+      progress.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  weft::test::join_all(hs);
   REQUIRE(counter == fibers * per);
   REQUIRE_FALSE(m.has_waiters());
 }
@@ -69,15 +96,13 @@ TEST_CASE("Event set/reset storms with 100 waiting fibers: no waiter lost, none 
   const long rounds = weft::test::scaled(2000);
   std::atomic<long> arrived{0}, passed{0}, round_no{0};
   Watchdog dog("event storms", &rt, {&round_no, &arrived, &passed});
-  std::vector<weft::JoinHandle<void>> hs;
-  for (long w = 0; w < waiters; ++w)
-    hs.push_back(rt.spawn_on(static_cast<unsigned>(w % 2), [&] {
-      for (long r = 0; r < rounds; ++r) {
-        arrived.fetch_add(1);
-        ev[r % 2].wait();
-        passed.fetch_add(1);
-      }
-    }));
+  auto hs = weft::test::spawn_across_workers(rt, waiters, [&] {
+    for (long r = 0; r < rounds; ++r) {
+      arrived.fetch_add(1);
+      ev[r % 2].wait();
+      passed.fetch_add(1);
+    }
+  });
   rt.spawn_on(0, [&] {
       for (long r = 0; r < rounds; ++r) {
         round_no = r;
@@ -94,7 +119,7 @@ TEST_CASE("Event set/reset storms with 100 waiting fibers: no waiter lost, none 
         e.reset();  // nobody waits on it now: round r+1 uses the other event
       }
     }).join();
-  for (auto& h : hs) h.join();
+  weft::test::join_all(hs);
   REQUIRE(passed.load() == waiters * rounds);
 }
 
@@ -104,34 +129,13 @@ TEST_CASE("FutexCounter increment/wait races between threads for 1M increments, 
   weft::FutexCounter c{weft::threaded, start, "race"};
   std::atomic<long> progress{0};
   Watchdog dog("futex counter races", nullptr, {&progress});
-  // Two players take turns by parity of (value - start); two watchers wait for
-  // every change. Each increment is published only through the counter.
-  auto player = [&](std::uint32_t parity) {
-    for (;;) {
-      const std::uint32_t v = c.value();
-      const std::uint32_t done = v - start;  // wrapping arithmetic
-      if (done >= total) return;
-      if (done % 2 == parity) {
-        c.increment_and_wake(weft::FutexCounter::all);
-        progress.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        c.wait_until_changed(v);
-      }
-    }
-  };
-  auto watcher = [&] {
-    for (;;) {
-      const std::uint32_t v = c.value();
-      if (static_cast<std::uint32_t>(v - start) >= total) return;
-      c.wait_until_changed(v);
-    }
-  };
+  CounterRace race{c, start, total, progress};
   std::vector<std::thread> ts;
-  ts.emplace_back(player, 0u);
-  ts.emplace_back(player, 1u);
-  ts.emplace_back(watcher);
-  ts.emplace_back(watcher);
-  for (auto& t : ts) t.join();
+  ts.emplace_back([&] { race.player(0); });
+  ts.emplace_back([&] { race.player(1); });
+  ts.emplace_back([&] { race.watcher(); });
+  ts.emplace_back([&] { race.watcher(); });
+  weft::test::join_all(ts);
   REQUIRE(static_cast<std::uint32_t>(c.value() - start) == total);
   REQUIRE(progress.load() == static_cast<long>(total));
   REQUIRE_FALSE(c.has_waiters());
@@ -144,30 +148,11 @@ TEST_CASE("FutexCounter increment/wait races between fibers on two workers, acro
   weft::FutexCounter c{rt, start, "fiber-race"};
   std::atomic<long> progress{0};
   Watchdog dog("futex counter fiber races", &rt, {&progress});
-  auto player = [&](std::uint32_t parity) {
-    for (;;) {
-      const std::uint32_t v = c.value();
-      const std::uint32_t done = v - start;
-      if (done >= total) return;
-      if (done % 2 == parity) {
-        c.increment_and_wake(weft::FutexCounter::all);
-        progress.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        c.wait_until_changed(v);
-      }
-    }
-  };
-  auto watcher = [&] {
-    for (;;) {
-      const std::uint32_t v = c.value();
-      if (static_cast<std::uint32_t>(v - start) >= total) return;
-      c.wait_until_changed(v);
-    }
-  };
-  auto p0 = rt.spawn_on(0, [&] { player(0); });
-  auto p1 = rt.spawn_on(1, [&] { player(1); });
-  auto w0 = rt.spawn_on(0, watcher);
-  auto w1 = rt.spawn_on(1, watcher);
+  CounterRace race{c, start, total, progress};
+  auto p0 = rt.spawn_on(0, [&] { race.player(0); });
+  auto p1 = rt.spawn_on(1, [&] { race.player(1); });
+  auto w0 = rt.spawn_on(0, [&] { race.watcher(); });
+  auto w1 = rt.spawn_on(1, [&] { race.watcher(); });
   p0.join();
   p1.join();
   w0.join();
