@@ -511,8 +511,13 @@ FiberBase* Worker::pick_next() {
 void Worker::prefetch_after() noexcept {
   FiberBase* next = runq_.front();
   if (!next) return;
+  // 12 lines (768 bytes): the saved registers plus the scheduler and op frames a
+  // parked fiber returns through (measured with 512 echo connections: 12 lines
+  // took the worker's user time per request from 0.30-0.45 to 0.21-0.36 µs, 4 lines
+  // left most of it).
+  constexpr int kStackLines = 12;
   if (const char* sp = static_cast<const char*>(next->ctx_.fc)) {
-    for (int line = 0; line < 4; ++line) __builtin_prefetch(sp + 64 * line);
+    for (int line = 0; line < kStackLines; ++line) __builtin_prefetch(sp + 64 * line);
   }
   if (FiberBase* after = next->run_next_) __builtin_prefetch(after);
 }
