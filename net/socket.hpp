@@ -30,6 +30,12 @@
 //    scheduler context) cannot wait safely: the fd and the state block are leaked and
 //    an error is logged, never freed under the kernel. With nothing pending any
 //    caller may close (a socket dropped on a plain thread after its runtime stopped).
+//  - Registered files (runtime/uring/fixed_files.hpp): the first op on a worker
+//    installs the socket in that worker's file table and later ops there name the
+//    slot. A claim by another worker removes it from the old table; close()
+//    removes it before close(2) (waiting for the removal when called from a fiber
+//    of that worker, so close() returns with the socket really closed; from
+//    elsewhere the worker applies it at its next tick).
 //  - The state lives in a heap block the Socket points to, so moving a Socket while
 //    other fibers are inside ops on it is safe: they hold the block, not the Socket.
 //    Destroying a socket that another fiber still *uses* (calls into) is the caller's
