@@ -5,7 +5,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <mutex>
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
@@ -82,7 +81,7 @@ void FixedFiles::prep_remove(io_uring_sqe* sqe, void* slot) {
 }
 
 bool FixedFiles::remove_remote(std::atomic<int>* holder) {
-  std::lock_guard<AnnotatedMutex> g(mu_);
+  LockGuard g(mu_);
   // retire() may have reset the holder since the caller looked: read it under mu_.
   const int slot = holder->exchange(-1, std::memory_order_relaxed);
   if (slot < 0 || retired_) return false;  // a stopped worker's ring exit releases the file
@@ -96,7 +95,7 @@ bool FixedFiles::remove_remote(std::atomic<int>* holder) {
 void FixedFiles::drain_remote(Ring& ring) {
   std::vector<int> slots;
   {
-    std::lock_guard<AnnotatedMutex> g(mu_);
+    LockGuard g(mu_);
     slots.swap(remote_);
     remote_pending_.store(false, std::memory_order_relaxed);  // under mu_: a later push sets it again
   }
@@ -110,7 +109,7 @@ void FixedFiles::drain_remote(Ring& ring) {
 }
 
 void FixedFiles::retire() {
-  std::lock_guard<AnnotatedMutex> g(mu_);
+  LockGuard g(mu_);
   retired_ = true;
   // Slots handed over remotely are no longer held by their sockets (which may be
   // gone already): free them without touching the holder.
