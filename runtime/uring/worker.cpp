@@ -157,9 +157,9 @@ void Worker::join_thread() {
 
 void Worker::run_loop() {
   for (;;) {
-    budget_ = cfg_.tick_budget;
+    budget_ = tick_base_ = cfg_.tick_budget;
     if (FiberBase* next = pick_next()) resume(&sched_ctx_, false, next);
-    switches_.add(cfg_.tick_budget - budget_);  // this tick's activations (the hot path counts nothing)
+    count_activations();  // this tick's (the hot path counts nothing)
     // Checked right before the tick, which may block: the last fiber may just have
     // ended.
     if (stop_requested_.load(std::memory_order_acquire)) {
@@ -221,8 +221,8 @@ bool Worker::quiet_tick() noexcept {
       ops_.in_flight() > 0 || ring_.cq_ready() > 0)
     return false;
   if (!timers_.empty() && timers_.next_deadline() <= monotonic_ns()) return false;
-  switches_.add(cfg_.tick_budget);  // the stall detector's epoch must keep moving
-  budget_ = cfg_.tick_budget;
+  count_activations();  // the stall detector's epoch must keep moving
+  budget_ = tick_base_ = cfg_.tick_budget;
   return true;
 }
 
@@ -419,6 +419,8 @@ bool Worker::give_stack(FiberBase* f) {
 }
 
 void Worker::publish_done(FiberBase* f) {
+  // A joiner that reads stats() right after join() sees this fiber's activations.
+  count_activations();
   f->cancel_hook_ = nullptr;
   f->state_ = FiberState::done;
   alive_.sub();

@@ -227,6 +227,13 @@ class Worker {
   FiberBase* zombie_ = nullptr;
   FiberBase* all_head_ = nullptr;  // live fibers of this worker (dumps, cancel_all)
   unsigned budget_ = 0;
+  unsigned tick_base_ = 0;  // budget_ when activations were last added to switches_
+  /// Adds the activations since the last count to switches_ (per tick, and when a
+  /// fiber ends, so a joiner's stats() includes them).
+  void count_activations() noexcept {
+    switches_.add(tick_base_ - budget_);
+    tick_base_ = budget_;
+  }
   unsigned stack_color_ = 0;  // see give_stack()
   bool cancelled_all_ = false;
   std::atomic<bool> stop_requested_{false};  // release/acquire: set once by any thread
