@@ -82,6 +82,17 @@ std::string subject_of(const SocketCore* c) {
 // when another worker claims the socket, or before close(2). From the slot owner's
 // thread the removal is queued on its ring; from any other thread the slot owner
 // applies it at its next tick.
+// A removal that failed (out of memory, or the ring refused the SQE): the table
+// keeps a reference to the file, so the connection stays open until the runtime
+// stops. Said once, from a noexcept path.
+void log_slot_failure(const SocketCore* c, const std::exception& e) noexcept {
+  try {
+    log::logger().error("weft::net: socket{}: removing it from the registered-file table failed: {}", subject_of(c),
+                        e.what());
+  } catch (...) {
+  }
+}
+
 void remove_slot(SocketCore* c) noexcept {
   const int slot = c->slot.load(std::memory_order_relaxed);
   if (slot < 0) return;
@@ -90,13 +101,7 @@ void remove_slot(SocketCore* c) noexcept {
     if (t_state.worker == w) w->files().remove(w->ring(), slot);
     else w->remove_file_remote(&c->slot);
   } catch (const std::exception& e) {
-    // Out of memory, or the ring refused the SQE: the table keeps a reference to
-    // the file (the connection stays open) until the runtime stops.
-    try {
-      log::logger().error("weft::net: socket{}: cannot remove it from the registered-file table: {}", subject_of(c),
-                          e.what());
-    } catch (...) {
-    }
+    log_slot_failure(c, e);
   }
 }
 
@@ -116,11 +121,7 @@ void close_slot(SocketCore* c) noexcept {
     const int r = w->await_op(&weft::detail::FixedFiles::prep_remove, &slot);
     if (r < 0) throw std::system_error(-r, std::generic_category(), "FILES_UPDATE");
   } catch (const std::exception& e) {
-    try {
-      log::logger().error("weft::net: socket{}: removing it from the registered-file table failed: {}",
-                          subject_of(c), e.what());
-    } catch (...) {
-    }
+    log_slot_failure(c, e);
   }
 }
 
@@ -228,9 +229,8 @@ Socket& Socket::operator=(Socket&& o) noexcept {
 
 void Socket::release_if_idle() noexcept {
   // Only an idle socket may change hands: ops in flight tie it to their worker.
-  if (core_ && core_->pending == 0 && !core_->closing) {
-    core_->owner = nullptr;  // its slot stays until another worker claims it
-  }
+  // Its registered-file slot stays until another worker claims it.
+  if (core_ && core_->pending == 0 && !core_->closing) core_->owner = nullptr;
 }
 
 Socket Socket::open(const char* op, int domain, int type, int protocol) {
