@@ -12,6 +12,8 @@
 #include <vector>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
+#include <weft/runtime/uring/fixed_files.hpp>
+#include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
@@ -161,6 +163,30 @@ TEST_CASE("a full table leaves the remaining sockets on their fds") {
       p.second.close();
       expect_eof(p.first);
     }
+  });
+  REQUIRE(registered(rt) == 0);
+}
+
+// The fallback for an install that failed (net/socket.cpp, retry_on_fd): empty the
+// slots behind the sockets' backs, as a failed FILES_UPDATE would leave them. The
+// next op on each socket gets -EBADF from the kernel, runs again on the fd, and the
+// socket stays on its fd from then on: no data lost, nothing reported to the caller.
+TEST_CASE("an op that finds its registered slot empty runs again on the fd") {
+  weft::Runtime rt;
+  rt.block_on([&] {
+    TcpListener l = loopback_listener();
+    auto [c, s] = weft::test::tcp_pair(l);
+    round_trip(c, s, "installed");
+    REQUIRE(registered(rt) == 3);  // slots 0..2: listener and both ends
+    weft::detail::Worker* w = weft::detail::t_state.worker;
+    for (int slot = 0; slot < 3; ++slot)
+      REQUIRE(w->await_op(&weft::detail::FixedFiles::prep_remove, &slot) >= 0);
+    round_trip(c, s, "refused, then on the fd");
+    REQUIRE(registered(rt) == 1);  // both ends left the table; the idle listener did not
+    round_trip(c, s, "still on the fd");
+    REQUIRE(registered(rt) == 1);  // a refused socket is not installed again
+    s.close();
+    expect_eof(c);
   });
   REQUIRE(registered(rt) == 0);
 }
