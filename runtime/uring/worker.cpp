@@ -157,7 +157,7 @@ void Worker::join_thread() {
 
 void Worker::run_loop() {
   for (;;) {
-    budget_ = tick_base_ = cfg_.tick_budget;
+    budget_ = tick_base_ = tick_budget_for();
     if (FiberBase* next = pick_next()) resume(&sched_ctx_, false, next);
     count_activations();  // this tick's (the hot path counts nothing)
     // Checked right before the tick, which may block: the last fiber may just have

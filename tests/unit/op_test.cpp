@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <vector>
 
 #include <weft/weft.hpp>
 #include <weft/runtime/uring/worker.hpp>
@@ -111,4 +112,46 @@ TEST_CASE("shutdown cancels a fiber blocked in a read and waits for the op's com
     rt.block_on([] { weft::sleep_for(5ms); });
   }  // ~Runtime: cancel, wait for the CQE, stop
   REQUIRE(res == -ECANCELED);
+}
+
+namespace {
+// `fibers` fibers each run `rounds` NOP ops; returns the io_uring_enter calls made.
+// A NOP completes when it is submitted, so after each enter every fiber is ready
+// again: how many enters a round takes shows how many fibers one tick runs.
+std::uint64_t enters_for_nop_rounds(unsigned tick_budget, int fibers, int rounds) {
+  weft::Config cfg;
+  cfg.workers = 1;
+  cfg.tick_budget = tick_budget;
+  weft::Runtime rt(cfg);
+  int failures = 0;
+  const std::uint64_t enters = rt.block_on([&] {
+    const std::uint64_t before = rt.stats().enters;
+    std::vector<weft::JoinHandle<int>> hs;
+    for (int f = 0; f < fibers; ++f)
+      hs.push_back(weft::spawn([rounds] {
+        int failed = 0;
+        for (int r = 0; r < rounds; ++r) failed += here().await_op(&prep_nop, nullptr) != 0;
+        return failed;
+      }));
+    for (auto& h : hs) failures += h.join();
+    return rt.stats().enters - before;
+  });
+  REQUIRE(failures == 0);
+  return enters;
+}
+}  // namespace
+
+TEST_CASE("a tick runs every fiber that was ready when it began before entering the ring again") {
+  // tick_budget 4 alone would take 64 / 4 = 16 enters per round, 320 in all.
+  const std::uint64_t enters = enters_for_nop_rounds(4, 64, 20);
+  INFO("enters: " << enters);
+  REQUIRE(enters < 20 * 4);
+}
+
+TEST_CASE("a tick runs at most 16 x tick_budget fibers however many are ready") {
+  // tick_budget 1: at most 16 activations per tick, so 64 ready fibers take at
+  // least 4 ticks, each ending with an enter that submits their NOPs.
+  const std::uint64_t enters = enters_for_nop_rounds(1, 64, 20);
+  INFO("enters: " << enters);
+  REQUIRE(enters >= 20 * 64 / 16);
 }
