@@ -65,6 +65,17 @@ class RunQueue {
     }
     return f;
   }
+  /// pop_front() then push_back(f) in one step, for the yield fast path (the size
+  /// is unchanged, so it is not touched). The queue must not be empty.
+  FiberBase* exchange_front(FiberBase* f) noexcept {
+    FiberBase* n = head_;
+    head_ = n->run_next_;
+    n->run_next_ = nullptr;
+    f->run_next_ = nullptr;
+    if (head_) tail_->run_next_ = f; else head_ = f;
+    tail_ = f;
+    return n;
+  }
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   [[nodiscard]] FiberBase* front() const noexcept { return head_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -111,7 +122,7 @@ class Worker {
   void start_fiber(FiberBase* f, const SpawnOptions& opts);
   /// Lets the other ready fibers run. Inline: the common case (a started fiber
   /// is ready, budget left, nothing cancelled) is one direct switch. A stop
-  /// request is seen at the next tick (at most tick_budget activations away),
+  /// request is seen at the next tick (at most the tick's budget of activations away),
   /// and activations are counted per tick, to keep this path short. When the
   /// budget runs out and the tick would find nothing to do, quiet_tick() starts
   /// a new budget without the round trip through the scheduler context.
@@ -120,10 +131,9 @@ class Worker {
     FiberBase* next = runq_.front();
     if (next && next->state_ == FiberState::ready && !self->cancel_requested_ &&
         (budget_ > 0 || quiet_tick())) {
-      runq_.pop_front();
+      runq_.exchange_front(self);
       --budget_;
       self->state_ = FiberState::ready;
-      runq_.push_back(self);
       next->state_ = FiberState::running;
       t_state.fiber = next;
       running_.store(next->label_, std::memory_order_relaxed);  // see resume()
