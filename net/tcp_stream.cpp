@@ -215,15 +215,22 @@ std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
 
 // ----------------------------------------------------------------- writes ----
 
+// A write clears the drained mark (see maybe_poll_first()).
+template <class Fill>
+int TcpStream::run_write(const char* op, Fill& fill, std::int64_t deadline_ns, short poll_events) {
+  const int res = sock_.run(op, fill, deadline_ns, poll_events);
+  drained_ = false;
+  return res;
+}
+
 std::size_t TcpStream::send(const void* buf, std::size_t len, int flags, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::send";
   check_buffer(buf, len);
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, buf, n, flags | MSG_NOSIGNAL); };
-  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT);
-  drained_ = false;
-  return static_cast<std::size_t>(res);
+  return static_cast<std::size_t>(
+      run_write(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
 }
 
 void TcpStream::write_all(const void* buf, std::size_t len, Timeout timeout) {
@@ -238,11 +245,10 @@ void TcpStream::write_all(const void* buf, std::size_t len, Timeout timeout) {
     const char* at = p + done;
     const unsigned n = clamp_len(len - done);
     auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, at, n, MSG_NOSIGNAL); };
-    const int res = sock_.run(kOp, fill, deadline, POLLOUT);
+    const int res = run_write(kOp, fill, deadline, POLLOUT);
     if (res == 0) sock_.fail(-EPIPE, kOp);  // a stream send of n > 0 bytes never takes 0
     done += static_cast<std::size_t>(res);
   }
-  drained_ = false;
 }
 
 std::size_t TcpStream::writev(std::span<const iovec> iov, Timeout timeout) {
@@ -250,9 +256,7 @@ std::size_t TcpStream::writev(std::span<const iovec> iov, Timeout timeout) {
   msghdr msg = iov_message(kOp, iov);
   const int fd = sock_.fd();
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL); };
-  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLOUT);
-  drained_ = false;
-  return static_cast<std::size_t>(res);
+  return static_cast<std::size_t>(run_write(kOp, fill, detail::deadline_of(timeout), POLLOUT));
 }
 
 std::size_t TcpStream::sendmsg(const msghdr& msg, int flags, Timeout timeout) {
@@ -262,9 +266,8 @@ std::size_t TcpStream::sendmsg(const msghdr& msg, int flags, Timeout timeout) {
   auto fill = [&](io_uring_sqe* sqe) {
     io_uring_prep_sendmsg(sqe, fd, &msg, static_cast<unsigned>(flags | MSG_NOSIGNAL));
   };
-  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT);
-  drained_ = false;
-  return static_cast<std::size_t>(res);
+  return static_cast<std::size_t>(
+      run_write(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
 }
 
 // ---------------------------------------------------------------- control ----

@@ -92,6 +92,9 @@ class TcpStream {
  private:
   friend class TcpListener;
   explicit TcpStream(Socket&& s) noexcept : sock_(std::move(s)) {}
+  /// Every write goes through here: it runs the op and clears drained_ (tcp_stream.cpp).
+  template <class Fill>
+  int run_write(const char* op, Fill& fill, std::int64_t deadline_ns, short poll_events);
   Socket sock_;
   /// The last read returned less than asked and nothing was written since: the
   /// socket was drained, so the next read arms its poll first (tcp_stream.cpp).
