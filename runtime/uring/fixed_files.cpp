@@ -60,14 +60,18 @@ int FixedFiles::install(Ring& ring, int fd, std::atomic<int>* holder) {
   return slot;
 }
 
-void FixedFiles::forget(int slot) {
-  std::atomic<int>*& h = holders_[static_cast<unsigned>(slot)];
-  if (!h) return;  // already free (retired, or forgotten twice)
-  h->store(-1, std::memory_order_relaxed);
-  h = nullptr;
+void FixedFiles::release(int slot) {
+  holders_[static_cast<unsigned>(slot)] = nullptr;
   live_.sub();
   // Handed out again only after the caller's removal is queued: SQEs issue in order.
   free_.push_back(slot);
+}
+
+void FixedFiles::forget(int slot) {
+  std::atomic<int>* h = holders_[static_cast<unsigned>(slot)];
+  if (!h) return;  // already free (retired, or forgotten twice)
+  h->store(-1, std::memory_order_relaxed);
+  release(slot);
 }
 
 void FixedFiles::remove(Ring& ring, int slot) {
@@ -101,10 +105,8 @@ void FixedFiles::drain_remote(Ring& ring) {
   }
   for (int s : slots) {
     // The remover already reset the holder: free the slot without touching it.
-    holders_[static_cast<unsigned>(s)] = nullptr;
-    live_.sub();
     queue_update(ring, &kNoFile, s);
-    free_.push_back(s);
+    release(s);
   }
 }
 

@@ -74,6 +74,8 @@ class FixedFiles {
 
  private:
   void queue_update(Ring& ring, int* fd, int slot);
+  /// Marks `slot` free (its holder is not touched) after its removal was queued.
+  void release(int slot);
 
   std::vector<std::atomic<int>*> holders_;  // per slot: the holder, or null when free
   // Per slot: the fd its last install names. FILES_UPDATE reads it from here when
