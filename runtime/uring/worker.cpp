@@ -157,7 +157,7 @@ void Worker::join_thread() {
 
 void Worker::run_loop() {
   for (;;) {
-    budget_ = tick_base_ = tick_budget_for();
+    start_budget();
     if (FiberBase* next = pick_next()) resume(&sched_ctx_, false, next);
     count_activations();  // this tick's (the hot path counts nothing)
     // Checked right before the tick, which may block: the last fiber may just have
@@ -222,7 +222,7 @@ bool Worker::quiet_tick() noexcept {
     return false;
   if (!timers_.empty() && timers_.next_deadline() <= monotonic_ns()) return false;
   count_activations();  // the stall detector's epoch must keep moving
-  budget_ = tick_base_ = cfg_.tick_budget;
+  start_budget();
   return true;
 }
 

@@ -256,6 +256,7 @@ class Worker {
   /// for fibers that yield, and 16x it the cap, so the ring is still polled at
   /// least every 16 x tick_budget activations however many fibers are ready.
   static constexpr unsigned kMaxBudgetFactor = 16;
+  void start_budget() noexcept { budget_ = tick_base_ = tick_budget_for(); }
   [[nodiscard]] unsigned tick_budget_for() const noexcept {
     const std::size_t floor = cfg_.tick_budget;
     const std::size_t cap = std::min<std::size_t>(floor * kMaxBudgetFactor, std::numeric_limits<unsigned>::max());
