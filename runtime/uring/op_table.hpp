@@ -61,13 +61,6 @@ class OpTable {
   /// that generation (stale). Tags are not slots: check is_tag() first.
   bool lookup(std::uint64_t ud, std::uint32_t* idx, bool* timeout_cqe);
   static bool is_tag(std::uint64_t ud) { return (ud & kSlotMask) == 0; }
-  /// The fiber a CQE would wake, or null (a tag, a stale or an unknown slot): a
-  /// hint for prefetching, checked like lookup() so it never reads out of bounds.
-  [[nodiscard]] FiberBase* waiter_hint(std::uint64_t ud) {
-    const std::uint64_t slot = ud & kSlotMask;
-    if (slot == 0 || slot > capacity_) return nullptr;
-    return at(static_cast<std::uint32_t>(slot - 1)).waiter;
-  }
   /// Returns the slot to the free list and bumps its generation (pending must be 0).
   void release(std::uint32_t idx);
   [[nodiscard]] std::uint32_t in_flight() const { return in_flight_; }

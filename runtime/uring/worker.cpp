@@ -230,12 +230,6 @@ void Worker::reap() {
   io_uring_cqe* batch[64];
   unsigned n;
   while ((n = ring_.peek(batch, 64)) > 0) {
-    // With many connections the woken fibers' objects are cold. Touching them one
-    // CQE at a time makes the misses serial; prefetching the whole batch first
-    // lets them overlap (measured with 512 echo connections: this loop and
-    // pick_next() were the worker's hottest user-space lines).
-    for (unsigned i = 0; i < n; ++i)
-      if (FiberBase* f = ops_.waiter_hint(batch[i]->user_data)) __builtin_prefetch(f, 1);
     for (unsigned i = 0; i < n; ++i) dispatch_cqe(batch[i]);
     ring_.advance(n);
     cqes_.add(n);
