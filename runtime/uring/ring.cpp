@@ -108,6 +108,12 @@ void Ring::init(unsigned entries, bool want_defer_taskrun) {
         info_.ext_arg = (p.features & IORING_FEAT_EXT_ARG) != 0;
         info_.nodrop = (p.features & IORING_FEAT_NODROP) != 0;
         probe_ops(&ring_, &info_);
+        // Registered ring fd (5.18): liburing then enters with
+        // IORING_ENTER_REGISTERED_RING, sparing the fd lookup and the file
+        // reference every io_uring_enter takes otherwise (an atomic pair, since the
+        // runtime's threads share the fd table). Owner thread only, as here.
+        // Refused (older kernel, or the table full): the plain fd still works.
+        info_.registered_fd = io_uring_register_ring_fd(&ring_) == 1;
         ready_ = true;
         return;
       }
