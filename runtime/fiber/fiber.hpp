@@ -156,25 +156,30 @@ class FiberResult<void> : public FiberBase {
   void take() {}
 };
 
+// The callable, and so everything it captured, is destroyed at the end of run(),
+// in the fiber itself, before its result is published: a captured socket closes
+// there (where close() may wait for the kernel), not in whatever context later
+// frees the fiber object. A fiber that never runs drops it with the object.
 template <class F, class R>
 class FiberImpl final : public FiberResult<R> {
  public:
   template <class G>
-  explicit FiberImpl(G&& g) : fn_(std::forward<G>(g)) {}
+  explicit FiberImpl(G&& g) : fn_(std::in_place, std::forward<G>(g)) {}
   void run() noexcept override {
     try {
       if constexpr (std::is_void_v<R>) {
-        fn_();
+        (*fn_)();
       } else {
-        this->value_.emplace(fn_());
+        this->value_.emplace((*fn_)());
       }
     } catch (...) {
       this->error_ = std::current_exception();
     }
+    fn_.reset();
   }
 
  private:
-  F fn_;
+  std::optional<F> fn_;
 };
 
 /// Places a new fiber on the calling fiber's worker. Throws CrossRuntimeError when

@@ -181,3 +181,31 @@ TEST_CASE("post from plain threads runs every task on the runtime") {
   });
   REQUIRE(ran == 1000);
 }
+
+TEST_CASE("a fiber's captures are destroyed in the fiber itself, before join returns") {
+  // Where a capture dies matters: a captured socket's close() can wait for the
+  // kernel only in a fiber of its worker (net/socket.hpp).
+  struct Probe {
+    std::atomic<std::uint64_t>* seen;
+    bool armed = true;
+    Probe(std::atomic<std::uint64_t>* s) : seen(s) {}
+    Probe(Probe&& o) noexcept : seen(o.seen) { o.armed = false; }
+    ~Probe() {
+      if (!armed) return;
+      try {
+        seen->store(weft::this_fiber::id() + 1);
+      } catch (...) {
+        seen->store(~std::uint64_t{0});  // not in a fiber
+      }
+    }
+  };
+  weft::Runtime rt;
+  std::atomic<std::uint64_t> seen{0};
+  std::uint64_t fiber_id = 0;
+  rt.block_on([&] {
+    auto h = weft::spawn([p = Probe(&seen), &fiber_id] { fiber_id = weft::this_fiber::id(); });
+    h.join();
+    // join() returned: the capture is gone already, and it died in the child.
+    REQUIRE(seen.load() == fiber_id + 1);
+  });
+}
