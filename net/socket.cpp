@@ -10,6 +10,7 @@
 #include <new>
 #include <system_error>
 #include <weft/net/socket.hpp>
+#include <weft/net/socket_core.hpp>
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
@@ -19,37 +20,6 @@
 
 namespace weft::net {
 
-namespace detail {
-
-/// A fiber parked in close() while another fiber closes the socket; the node lives
-/// on that fiber's stack while it is parked.
-struct CloserNode {
-  weft::detail::FiberBase* fiber;
-  CloserNode* next;
-};
-
-// Touched only by the owner worker's thread (see socket.hpp), hence no atomics.
-struct SocketCore {
-  int fd = -1;
-  weft::detail::Worker* owner = nullptr;
-  std::uint32_t pending = 0;                   ///< fibers inside an op (or a back-off) on this socket
-  bool closing = false;                        ///< no new op admitted; the fd closes when pending hits 0
-  weft::detail::FiberBase* drainer = nullptr;  ///< the closer, parked until pending hits 0
-  CloserNode* closers = nullptr;               ///< other fibers' close() calls, woken at close(2)
-  const char* role = nullptr;                  ///< "peer" / "local": what `label` is, for messages
-  Address label;
-  /// The slot in `slot_owner`'s registered-file table (runtime/uring/fixed_files.hpp),
-  /// or -1. Installed by the first op on a worker; ops of that worker name it
-  /// instead of the fd. A move that releases the socket keeps it (the next op is
-  /// most often on the same worker); a claim by another worker, or the close,
-  /// removes it. Atomic (relaxed) only because the slot owner's shutdown resets it
-  /// under the table's mutex; then `slot_owner` is never looked at again.
-  std::atomic<int> slot{-1};
-  weft::detail::Worker* slot_owner = nullptr;
-  bool fixed_refused = false;  ///< an op named the slot and got -EBADF: use the fd from now on
-};
-
-}  // namespace detail
 
 using detail::SocketCore;
 using weft::detail::t_state;
@@ -57,17 +27,7 @@ using weft::detail::Worker;
 
 namespace {
 
-std::string subject_of(const SocketCore* c) {
-  if (!c) return " (no socket)";
-  std::string s = " (fd " + std::to_string(c->fd);
-  if (c->role && c->label.family() != Address::Family::none)
-    s += std::string(", ") + c->role + " " + c->label.to_string();
-  return s + ")";
-}
 
-[[noreturn]] void throw_for(const SocketCore* c, detail::Failure why, int res, const char* op) {
-  detail::throw_net_error(why, res, op, subject_of(c));
-}
 
 [[noreturn]] void throw_wrong_worker(const SocketCore* c, const char* op) {
   throw CrossRuntimeError(std::string(op) + ": the socket" + subject_of(c) + " belongs to worker " +
@@ -93,6 +53,10 @@ void log_slot_failure(const SocketCore* c, const std::exception& e) noexcept {
   }
 }
 
+}  // namespace
+
+namespace detail {
+
 void remove_slot(SocketCore* c) noexcept {
   const int slot = c->slot.load(std::memory_order_relaxed);
   if (slot < 0) return;
@@ -104,6 +68,65 @@ void remove_slot(SocketCore* c) noexcept {
     log_slot_failure(c, e);
   }
 }
+
+std::string subject_of(const SocketCore* c) {
+  if (!c) return " (no socket)";
+  std::string s = " (fd " + std::to_string(c->fd);
+  if (c->role && c->label.family() != Address::Family::none)
+    s += std::string(", ") + c->role + " " + c->label.to_string();
+  return s + ")";
+}
+
+[[noreturn]] void throw_for(const SocketCore* c, Failure why, int res, const char* op) {
+  throw_net_error(why, res, op, subject_of(c));
+}
+
+SocketCore* enter_op(SocketCore* c, const char* op) {
+  if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
+  if (!c) throw_for(c, Failure::use_after_close, 0, op);
+  if (c->owner != t_state.worker) {
+    if (c->owner) throw_wrong_worker(c, op);
+    c->owner = t_state.worker;  // released by a move: the first op claims it
+  }
+  t_state.worker->check_cancel();
+  if (c->closing) throw_for(c, Failure::closed, 0, op);
+  if (c->fd < 0) throw_for(c, Failure::use_after_close, 0, op);
+  return c;
+}
+
+// enter() for an op that goes through the ring: the socket is also installed in
+// the owner's registered-file table (first op on this worker), after leaving the
+// table of the worker that used it before.
+SocketCore* enter_ring_op(SocketCore* c, const char* op) {
+  enter_op(c, op);
+  Worker* w = c->owner;
+  if (c->slot_owner != w) {
+    remove_slot(c);
+    c->slot_owner = nullptr;
+  }
+  if (c->slot.load(std::memory_order_relaxed) < 0 && !c->fixed_refused &&
+      w->files().install(w->ring(), c->fd, &c->slot) >= 0)
+    c->slot_owner = w;
+  return c;
+}
+
+void leave(SocketCore* c, Worker* w) noexcept {
+  // The closer waits for the buffered receive too (it wakes it itself otherwise).
+  if (--c->pending == 0 && c->drainer && !rx_in_flight(c)) w->unpark_local(std::exchange(c->drainer, nullptr));
+}
+
+}  // namespace detail
+
+using detail::leave;
+using detail::subject_of;
+using detail::throw_for;
+using detail::enter_op;
+using detail::enter_ring_op;
+using detail::remove_slot;
+using detail::rx_release;
+
+namespace {
+
 
 // Before close(2): while the table holds the file, closing the fd would not end
 // the connection (nor free a listener's port). From a fiber of the owner the
@@ -162,11 +185,6 @@ int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, st
   return res;
 }
 
-// Leaves the op count; the last op out of a closing socket wakes the closer. Never
-// switches, so the caller may still read the core afterwards until it blocks.
-void leave(SocketCore* c, Worker* w) noexcept {
-  if (--c->pending == 0 && c->drainer) w->unpark_local(std::exchange(c->drainer, nullptr));
-}
 
 // One op counted in c->pending. Returns its raw result, or throws when it ended
 // because the fiber was cancelled, the socket closed or the deadline passed.
@@ -230,7 +248,7 @@ Socket& Socket::operator=(Socket&& o) noexcept {
 void Socket::release_if_idle() noexcept {
   // Only an idle socket may change hands: ops in flight tie it to their worker.
   // Its registered-file slot stays until another worker claims it.
-  if (core_ && core_->pending == 0 && !core_->closing) core_->owner = nullptr;
+  if (core_ && core_->pending == 0 && !core_->closing && !detail::rx_busy(core_)) core_->owner = nullptr;
 }
 
 Socket Socket::open(const char* op, int domain, int type, int protocol) {
@@ -272,7 +290,11 @@ void Socket::close() noexcept {
     w->park_current("net close: another fiber is closing", nullptr, nullptr);
     return;
   }
-  if (c->pending > 0) {
+  if (!owner_fiber && c->pending == 0 && detail::rx_orphan(c)) {
+    core_ = nullptr;  // the receive's last completion closes it on the worker
+    return;
+  }
+  if (c->pending > 0 || detail::rx_in_flight(c)) {
     if (!owner_fiber) {
       // Nobody here can wait for the kernel to let go: leak rather than free under it.
       try {
@@ -297,13 +319,14 @@ void Socket::close() noexcept {
       // ends pending socket ops too (they see the "closed" error).
       ::shutdown(fd, SHUT_RDWR);
     }
-    if (c->pending > 0) {
+    if (c->pending > 0 || detail::rx_in_flight(c)) {
       // No cancel hook: the wait ends only when the kernel is done with the fd;
-      // the last op out (leave()) unparks us.
+      // the last op out (leave()), or the buffered receive's last CQE, unparks us.
       c->drainer = t_state.fiber;
       w->park_current("net close: draining pending ops", nullptr, nullptr);
     }
   }
+  rx_release(c);
   close_slot(c);
   ::close(c->fd);
   c->fd = -1;
@@ -317,37 +340,6 @@ void Socket::close() noexcept {
 }
 
 // ------------------------------------------------------------------- ops ----
-
-namespace {
-SocketCore* enter(SocketCore* c, const char* op) {
-  if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
-  if (!c) throw_for(c, detail::Failure::use_after_close, 0, op);
-  if (c->owner != t_state.worker) {
-    if (c->owner) throw_wrong_worker(c, op);
-    c->owner = t_state.worker;  // released by a move: the first op claims it
-  }
-  t_state.worker->check_cancel();
-  if (c->closing) throw_for(c, detail::Failure::closed, 0, op);
-  if (c->fd < 0) throw_for(c, detail::Failure::use_after_close, 0, op);
-  return c;
-}
-
-// enter() for an op that goes through the ring: the socket is also installed in
-// the owner's registered-file table (first op on this worker), after leaving the
-// table of the worker that used it before.
-SocketCore* enter_ring_op(SocketCore* c, const char* op) {
-  enter(c, op);
-  Worker* w = c->owner;
-  if (c->slot_owner != w) {
-    remove_slot(c);
-    c->slot_owner = nullptr;
-  }
-  if (c->slot.load(std::memory_order_relaxed) < 0 && !c->fixed_refused &&
-      w->files().install(w->ring(), c->fd, &c->slot) >= 0)
-    c->slot_owner = w;
-  return c;
-}
-}  // namespace
 
 int Socket::run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadline_ns, short poll_events) {
   SocketCore* c = enter_ring_op(core_, op);
@@ -370,7 +362,7 @@ int Socket::run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadlin
 }
 
 void Socket::backoff(const char* op, Timeout d, std::int64_t deadline_ns) {
-  SocketCore* c = enter(core_, op);
+  SocketCore* c = enter_op(core_, op);
   Worker* w = c->owner;
   std::int64_t until = weft::detail::deadline_after(d);
   if (deadline_ns >= 0 && deadline_ns < until) until = deadline_ns;
@@ -388,7 +380,7 @@ void Socket::backoff(const char* op, Timeout d, std::int64_t deadline_ns) {
 }
 
 int Socket::checked_fd(const char* op) const {
-  return enter(core_, op)->fd;
+  return enter_op(core_, op)->fd;
 }
 
 // ------------------------------------------------------- labels, errors ----

@@ -30,6 +30,12 @@
 //    scheduler context) cannot wait safely: the fd and the state block are leaked and
 //    an error is logged, never freed under the kernel. With nothing pending any
 //    caller may close (a socket dropped on a plain thread after its runtime stopped).
+//  - A buffered receive (read_chunk(); net/buffered_recv.cpp) in flight is not in
+//    `pending` but is waited for like an op: an owner fiber's close() cancels it
+//    with the ops and waits for its last CQE. A close from anywhere else with no
+//    fiber inside an op hands the close to the worker, which closes the fd at the
+//    receive's last CQE (after shutdown(2) ends it), so a stream whose fiber
+//    finished, or that is dropped on a plain thread, never leaks its fd.
 //  - Registered files (runtime/uring/fixed_files.hpp): the first op on a worker
 //    installs the socket in that worker's file table and later ops there name the
 //    slot. A claim by another worker removes it from the old table; close()
@@ -46,6 +52,7 @@
 #include <string>
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
+#include <weft/net/recv_buffer.hpp>
 
 struct io_uring_sqe;
 
@@ -98,6 +105,22 @@ class Socket {
         op, [](io_uring_sqe* sqe, void* f) { (*static_cast<Fill*>(f))(sqe); }, &fill, deadline_ns, poll_events);
   }
   int run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadline_ns, short poll_events);
+
+  /// Buffered reads (buffered_recv.cpp): the next chunk of the stream from the
+  /// socket's multishot receive, armed by the first call; empty at end of stream.
+  /// Without a provided-buffer ring (or none free) one plain receive fills a heap
+  /// buffer of the ring's buffer size instead. Throws like run().
+  RecvBuffer read_chunk(const char* op, std::int64_t deadline_ns);
+  /// When earlier read_chunk() calls left a multishot receive armed or bytes queued,
+  /// serves a read_some() from that queue (copying up to `len` bytes, waiting for
+  /// the next chunk if needed), sets `*got` and returns true. False: read with a
+  /// plain receive (nothing queued, nothing armed), so the byte order holds.
+  bool read_queued(const char* op, void* buf, std::size_t len, std::int64_t deadline_ns, std::size_t* got);
+  /// True while read_queued() would serve reads (a receive armed, bytes or the
+  /// stream's end queued).
+  [[nodiscard]] bool read_queued_pending() const noexcept;
+  /// True when bytes are queued now (read_queued() would not wait).
+  [[nodiscard]] bool read_queued_ready() const noexcept;
 
   /// For synchronous calls (setsockopt, shutdown, getsockname): checks the caller
   /// like an op does and returns the fd.

@@ -127,6 +127,11 @@ std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeo
     return 0;
   }
   check_buffer(buf, len);
+  if (std::size_t got = 0; flags == 0 && sock_.read_queued(kOp, buf, len, detail::deadline_of(timeout), &got))
+    return got;
+  if (flags != 0 && sock_.read_queued_pending())
+    throw std::invalid_argument(std::string(kOp) + sock_.subject() +
+                                ": flags are not available while read_buffer() has bytes queued or armed");
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
   const bool drained = drained_ && !(flags & (MSG_DONTWAIT | MSG_PEEK));
@@ -141,6 +146,10 @@ std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeo
   return static_cast<std::size_t>(res);
 }
 
+RecvBuffer TcpStream::read_buffer(Timeout timeout) {
+  return sock_.read_chunk("weft::net::TcpStream::read_buffer", detail::deadline_of(timeout));
+}
+
 std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::read_some";
   if (len == 0) {
@@ -148,6 +157,7 @@ std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
     return 0;
   }
   check_buffer(buf, len);
+  if (std::size_t got = 0; sock_.read_queued(kOp, buf, len, detail::deadline_of(timeout), &got)) return got;
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
   const bool drained = drained_;
@@ -168,8 +178,13 @@ void TcpStream::read_exact(void* buf, std::size_t len, Timeout timeout) {
   auto* p = static_cast<char*>(buf);
   std::size_t got = 0;
   while (got < len) {
-    const int fd = sock_.fd();
     char* at = p + got;
+    if (std::size_t q = 0; sock_.read_queued(kOp, at, len - got, deadline, &q)) {
+      if (q == 0) throw UnexpectedEof(kOp + sock_.subject(), got, len);
+      got += q;
+      continue;
+    }
+    const int fd = sock_.fd();
     const unsigned n = clamp_len(len - got);
     const bool drained = drained_;
     auto fill = [&](io_uring_sqe* sqe) {
@@ -199,6 +214,23 @@ msghdr iov_message(const char* op, std::span<const iovec> iov) {
 std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::readv";
   msghdr msg = iov_message(kOp, iov);
+  if (sock_.read_queued_pending()) {
+    // read_buffer() left a receive armed or bytes queued: fill the iovecs from the
+    // queue in order, waiting only for the first bytes (as recvmsg would).
+    const std::int64_t deadline = detail::deadline_of(timeout);
+    std::size_t total = 0;
+    bool served = false;
+    for (const iovec& v : iov) {
+      if (v.iov_len == 0) continue;
+      if (served && !sock_.read_queued_ready()) break;
+      std::size_t got = 0;
+      if (!sock_.read_queued(kOp, v.iov_base, v.iov_len, deadline, &got)) break;
+      served = true;
+      total += got;
+      if (got < v.iov_len) break;  // the queue ran empty, or the stream ended
+    }
+    if (served) return total;
+  }
   const int fd = sock_.fd();
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); };
   const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLIN);

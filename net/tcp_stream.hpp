@@ -28,6 +28,7 @@
 #include <string_view>
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
+#include <weft/net/recv_buffer.hpp>
 #include <weft/net/socket.hpp>
 
 struct msghdr;
@@ -51,6 +52,20 @@ class TcpStream {
   /// every attempt. On failure the error names the host and the last attempt.
   static TcpStream connect(std::string_view host, std::string_view service, Timeout timeout = kNoTimeout);
 
+  /// The next bytes of the stream in a buffer lent by the runtime, without a copy
+  /// into one of yours; empty at end of stream. The first call arms a multishot
+  /// receive into the worker's provided-buffer ring (Config::recv_buffers), which
+  /// stays armed from one call to the next, so the kernel's poll on the socket is
+  /// not re-armed for every read (patches-notes/buffered-reads.md has the
+  /// figures). Chunks that arrive while the caller is away queue on the stream (a
+  /// few; past that TCP's window holds the peer back). Where the ring is off, full
+  /// or unsupported by the kernel, one plain receive fills a heap buffer instead.
+  /// Once used, read_some, read_exact, readv and recv (flags 0) read the same
+  /// queue first; recv with flags throws std::invalid_argument while the receive
+  /// is armed or bytes are queued. One fiber at a time may wait in read_buffer on
+  /// a stream (a second throws std::logic_error). The stream stays with its
+  /// worker while the receive is armed or bytes are queued.
+  RecvBuffer read_buffer(Timeout timeout = kNoTimeout);
   /// Up to `len` bytes; 0 = the peer ended the stream (or len == 0).
   std::size_t read_some(void* buf, std::size_t len, Timeout timeout = kNoTimeout);
   /// Exactly `len` bytes, or UnexpectedEof (the bytes that did arrive are in `buf`).

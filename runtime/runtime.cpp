@@ -124,6 +124,11 @@ void Runtime::Impl::run_monitor() {
 Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
   if (cfg.workers == 0) cfg.workers = 1;
   if (cfg.tick_budget == 0) cfg.tick_budget = 1;
+  if (cfg.recv_buffers != 0 &&
+      (cfg.recv_buffers > 32768 || (cfg.recv_buffers & (cfg.recv_buffers - 1)) != 0 || cfg.recv_buffer_size == 0))
+    throw std::invalid_argument("weft::Config: recv_buffers must be 0 or a power of two up to 32768 (got " +
+                                std::to_string(cfg.recv_buffers) + "), recv_buffer_size non-zero (got " +
+                                std::to_string(cfg.recv_buffer_size) + ")");
   impl_->cfg = cfg;
   for (unsigned i = 0; i < cfg.workers; ++i)
     impl_->workers.push_back(std::make_unique<detail::Worker>(*this, i, impl_->cfg, impl_->fiber_ids));

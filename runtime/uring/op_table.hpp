@@ -13,6 +13,8 @@
 //  - Everything the kernel may read or write for an op (the waiter's buffers, the
 //    link timeout's timespec stored here) stays valid until pending reaches 0;
 //    the waiting fiber does not resume before that.
+//  - A multishot op (sink set) has no waiter: each of its CQEs goes to the sink, and
+//    its slot is freed by the first CQE without IORING_CQE_F_MORE (research B1).
 //  - Only the owning worker's thread touches the table. Slots live in fixed chunks,
 //    so a slot reference stays valid while the table grows.
 #pragma once
@@ -34,6 +36,9 @@ struct OpSlot {
   std::int32_t res = 0;       ///< the op's own CQE result (raw -errno on failure)
   std::uint32_t cqe_flags = 0;
   FiberBase* waiter = nullptr;  ///< parked until pending == 0
+  /// Multishot ops: called (scheduler context) with every CQE; null otherwise.
+  void (*sink)(void* ctx, int res, std::uint32_t flags) = nullptr;
+  void* sink_ctx = nullptr;
   __kernel_timespec ts{};       ///< storage for the linked timeout
   std::uint32_t next_free = 0;
 };
@@ -64,6 +69,12 @@ class OpTable {
   /// Returns the slot to the free list and bumps its generation (pending must be 0).
   void release(std::uint32_t idx);
   [[nodiscard]] std::uint32_t in_flight() const { return in_flight_; }
+  /// The user_data of every in-flight multishot op (for the shutdown's cancel).
+  template <class F>
+  void for_each_multishot(F&& f) {
+    for (std::uint32_t i = 0; i < capacity_; ++i)
+      if (at(i).pending > 0 && at(i).sink) f(user_data(i));
+  }
 
  private:
   static constexpr std::uint32_t kChunk = 1024;

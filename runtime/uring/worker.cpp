@@ -134,6 +134,10 @@ void Worker::thread_main(void* started_arg) {
   arm_wake_read();
   started->set_value();  // `started` is gone after this line
   run_loop();
+  if (buf_ring_) {
+    buf_ring_->retire(ring_.raw());  // leases and queues still out keep the memory
+    buf_ring_ = nullptr;
+  }
   // Hand the last queued SQEs (file-table removals of sockets closed at the end)
   // to the kernel, then let every socket forget its slot: the ring's exit
   // releases what the table still holds.
@@ -165,6 +169,14 @@ void Worker::run_loop() {
     if (stop_requested_.load(std::memory_order_acquire)) {
       if (!cancelled_all_) cancel_all();
       if (!all_head_ && ops_.in_flight() == 0) break;
+      if (runq_.empty() && inbox_.empty() && !cancelled_multishots_) {
+        // The cancelled fibers have unwound. Multishot ops still armed belong to
+        // sockets nobody closed (kept past their fibers): cancel them, so their
+        // last CQEs arrive and the loop can end (their sockets stay leaked).
+        cancelled_multishots_ = true;
+        ops_.for_each_multishot([this](std::uint64_t ud) { cancel_op(ud); });
+        continue;
+      }
       if (runq_.empty() && inbox_.empty() && ops_.in_flight() == 0) {
         // Every fiber was cancelled and nothing runnable or in flight is left:
         // what remains is parked on something with no cancel hook (or on another
@@ -189,6 +201,7 @@ void Worker::tick() {
   inbox_.mark_running();
   drain_inbox();
   if (files_.remote_pending()) files_.drain_remote(ring_);
+  if (buf_ring_ && buf_ring_->remote_pending()) buf_ring_->drain_remote();
   if (!timers_.empty()) timers_fired_.add(timers_.fire_due(monotonic_ns()));
   bool idle = runq_.empty();
   if (idle) {
@@ -273,6 +286,18 @@ void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
     return;
   }
   OpSlot& s = ops_.at(idx);
+  if (s.sink) {
+    // A multishot op: every CQE to its sink; the first without F_MORE is its last.
+    auto* sink = s.sink;
+    void* ctx = s.sink_ctx;
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+      s.sink = nullptr;
+      s.pending = 0;
+      ops_.release(idx);
+    }
+    sink(ctx, cqe->res, cqe->flags);
+    return;
+  }
   if (!timeout_cqe) {
     s.res = cqe->res;
     s.cqe_flags = cqe->flags;
@@ -636,6 +661,39 @@ int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint
   if (cqe_flags) *cqe_flags = s.cqe_flags;
   ops_.release(idx);
   return res;
+}
+
+std::uint64_t Worker::arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx) {
+  const std::uint32_t idx = ops_.acquire(1);
+  OpSlot& s = ops_.at(idx);
+  s.sink = sink;
+  s.sink_ctx = ctx;
+  io_uring_sqe* sqe = ring_.get_sqe();
+  prep(sqe, arg);
+  const std::uint64_t ud = ops_.user_data(idx);
+  io_uring_sqe_set_data64(sqe, ud);
+  return ud;
+}
+
+void Worker::cancel_op(std::uint64_t user_data) {
+  io_uring_sqe* c = ring_.get_sqe();
+  io_uring_prep_cancel64(c, user_data, 0);
+  io_uring_sqe_set_data64(c, kTagIgnore);
+}
+
+void Worker::make_buf_ring() {
+  buf_ring_failed_ = true;  // until it works: one attempt per worker
+  if (cfg_.recv_buffers == 0) return;
+  int err = 0;
+  buf_ring_ = BufRing::create(ring_.raw(), this, cfg_.recv_buffers, cfg_.recv_buffer_size, &err);
+  if (buf_ring_) {
+    buf_ring_failed_ = false;
+    log::logger().debug("worker {}: provided-buffer ring of {} x {} bytes", index_, cfg_.recv_buffers,
+                        cfg_.recv_buffer_size);
+  } else {
+    log::logger().info("worker {}: no provided-buffer ring ({}); buffered reads use plain receives", index_,
+                       errno_code(err).message());
+  }
 }
 
 void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {

@@ -32,6 +32,7 @@
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/fiber/stack_pool.hpp>
 #include <weft/runtime/stats.hpp>
+#include <weft/runtime/uring/buf_ring.hpp>
 #include <weft/runtime/uring/fixed_files.hpp>
 #include <weft/runtime/uring/inbox.hpp>
 #include <weft/runtime/uring/op_table.hpp>
@@ -152,6 +153,19 @@ class Worker {
   /// -errno on failure). `deadline_ns` (absolute CLOCK_MONOTONIC, or <0 for none)
   /// links a timeout: on expiry the op completes with -ECANCELED.
   int await_op(PrepFn prep, void* arg, std::int64_t deadline_ns = -1, std::uint32_t* cqe_flags = nullptr);
+  /// Starts a multishot op: every CQE goes to `sink(ctx, res, flags)` in scheduler
+  /// context, until the first one without IORING_CQE_F_MORE, which frees the slot.
+  /// No fiber waits on it; the caller keeps `ctx` alive until that last CQE.
+  /// Returns the op's user_data (for cancel_op()).
+  std::uint64_t arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx);
+  /// Queues an ASYNC_CANCEL of the op named by `user_data` (fire-and-forget).
+  void cancel_op(std::uint64_t user_data);
+  /// The provided-buffer ring, made at the first call; null when Config::recv_buffers
+  /// is 0 or the kernel refused it (said once in the log).
+  BufRing* buf_ring() {
+    if (!buf_ring_ && !buf_ring_failed_) make_buf_ring();
+    return buf_ring_;
+  }
   /// Fire-and-forget SQE with a caller-chosen user_data (test hook for forged CQEs).
   void submit_raw(PrepFn prep, void* arg, std::uint64_t user_data);
 
@@ -222,6 +236,7 @@ class Worker {
   }
   void reclaim(FiberBase* f);
   void cancel_all();
+  void make_buf_ring();
   [[noreturn]] void finish_current(FiberBase* self);
   friend void fiber_entry(transfer_t t);
 
@@ -233,6 +248,9 @@ class Worker {
 
   Ring ring_;
   FixedFiles files_;
+  BufRing* buf_ring_ = nullptr;  // see buf_ring(); retired at the thread's exit
+  bool buf_ring_failed_ = false;
+  bool cancelled_multishots_ = false;
   OpTable ops_;
   TimerQueue timers_;
   StackPool stacks_;

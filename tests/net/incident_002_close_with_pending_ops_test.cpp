@@ -79,23 +79,7 @@ TEST_CASE("incident 002: close while reads and writes are pending in other fiber
               },
               {.name = reader ? "reader" : "writer", .launch = weft::Launch::dispatch}));
         }
-        switch (variant) {
-          case 0:
-            s->close();
-            break;  // close() from the owner fiber
-          case 1:
-            s.reset();
-            break;   // the destructor closes
-          case 2: {  // a second closer races the first
-            auto other_closer = weft::spawn([st = s.get()] { st->close(); }, {.launch = weft::Launch::dispatch});
-            s->close();
-            other_closer.join();
-            break;
-          }
-          default:  // the ops have a chance to be submitted and armed in the kernel first
-            weft::yield();
-            s->close();
-        }
+        weft::test::close_variant(s, variant);
         for (auto& k : kids) k.join();
       }
       for (Outcome o : seen) {

@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <utility>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/runtime.hpp>
+#include <weft/weft.hpp>
 
 namespace weft::test {
 
@@ -127,6 +129,29 @@ inline void echo_until_eof(net::TcpStream& s) {
     const std::size_t n = s.read_some(buf, sizeof buf);
     if (n == 0) return;
     s.write_all(buf, n);
+  }
+}
+
+/// Closes `s` in one of the ways incident 002's tests vary (0..3): close() from
+/// this fiber (the owner), the destructor, a second closer racing the first, or
+/// close() after a yield, so ops started just before reach the kernel first.
+inline void close_variant(std::unique_ptr<net::TcpStream>& s, unsigned variant) {
+  switch (variant) {
+    case 0:
+      s->close();
+      break;
+    case 1:
+      s.reset();
+      break;
+    case 2: {
+      auto other_closer = weft::spawn([st = s.get()] { st->close(); }, {.launch = weft::Launch::dispatch});
+      s->close();
+      other_closer.join();
+      break;
+    }
+    default:
+      weft::yield();
+      s->close();
   }
 }
 

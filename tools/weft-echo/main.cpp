@@ -1,5 +1,7 @@
-// weft-echo: a TCP echo server on weft. A fiber per connection loops read_some ->
-// write_all; one accept loop per worker (SO_REUSEPORT listeners when --workers > 1).
+// weft-echo: a TCP echo server on weft. A fiber per connection loops read_buffer ->
+// write_all (the bytes stay in the runtime's receive buffer; `--read copy` loops
+// read_some into a buffer of the connection's instead); one accept loop per worker
+// (SO_REUSEPORT listeners when --workers > 1).
 // It serves 127.0.0.1:P and exits by itself after --timeout seconds, or on
 // SIGTERM/SIGINT (the flag is polled by the main thread every 20 ms; the Runtime's
 // destructor then cancels every fiber, which closes every socket).
@@ -25,11 +27,17 @@
 namespace {
 
 const char* kUsage =
-    "usage: weft-echo [--port P] [--timeout S] [--workers N] [--buf B]\n"
+    "usage: weft-echo [--port P] [--timeout S] [--workers N] [--buf B] [--read buffer|copy] [--stats]\n"
     "  --port P      listen on 127.0.0.1:P [19003]\n"
     "  --timeout S   exit after S seconds (also on SIGTERM/SIGINT) [60]\n"
     "  --workers N   Evented workers, one listener each (SO_REUSEPORT) [1]\n"
-    "  --buf B       per-connection buffer bytes [16384]\n";
+    "  --buf B       bytes per receive buffer (the runtime's ring buffers, or each\n"
+    "                connection's own with --read copy) [16384]\n"
+    "  --read M      buffer: TcpStream::read_buffer (multishot receive into the\n"
+    "                worker's buffer ring); copy: read_some into the connection's\n"
+    "                buffer [buffer]\n"
+    "  --ring-buffers N  buffers in each worker's ring, a power of two [256]\n"
+    "  --stats       print the runtime's counters to stderr at exit\n";
 
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) {
@@ -51,9 +59,16 @@ long parse_num(const char* flag, const char* text, long lo, long hi) {
   return v;
 }
 
-void serve(weft::net::TcpStream s, std::size_t buf_size) {
+void serve(weft::net::TcpStream s, std::size_t buf_size, bool copy) {
   try {
     s.set_nodelay(true);
+    if (!copy) {
+      for (;;) {
+        const weft::net::RecvBuffer b = s.read_buffer();
+        if (b.empty()) return;  // the client closed
+        s.write_all(b.data(), b.size());
+      }
+    }
     std::unique_ptr<char[]> buf(new char[buf_size]);
     for (;;) {
       const std::size_t n = s.read_some(buf.get(), buf_size);
@@ -65,12 +80,28 @@ void serve(weft::net::TcpStream s, std::size_t buf_size) {
   }
 }
 
-void accept_loop(unsigned port, bool reuse_port, std::size_t buf_size) {
+void print_stats(const weft::Stats& s) {
+  const double enters = s.enters ? static_cast<double>(s.enters) : 1.0;
+  std::fprintf(stderr,
+               "weft-echo: stats fibers_spawned=%llu switches=%llu sqes=%llu cqes=%llu enters=%llu "
+               "sqes_per_enter=%.1f cqes_per_enter=%.1f switches_per_enter=%.1f sq_full=%llu cq_overflow=%llu "
+               "wakes=%llu stale=%llu\n",
+               static_cast<unsigned long long>(s.fibers_spawned), static_cast<unsigned long long>(s.switches),
+               static_cast<unsigned long long>(s.sqes_submitted), static_cast<unsigned long long>(s.cqes_reaped),
+               static_cast<unsigned long long>(s.enters), static_cast<double>(s.sqes_submitted) / enters,
+               static_cast<double>(s.cqes_reaped) / enters, static_cast<double>(s.switches) / enters,
+               static_cast<unsigned long long>(s.sq_full), static_cast<unsigned long long>(s.cq_overflow),
+               static_cast<unsigned long long>(s.wakes), static_cast<unsigned long long>(s.stale_completions));
+}
+
+void accept_loop(unsigned port, bool reuse_port, std::size_t buf_size, bool copy) {
   auto l = weft::net::TcpListener::bind(weft::net::Address::ipv4_loopback(static_cast<std::uint16_t>(port)),
                                         {.backlog = 4096, .reuse_addr = true, .reuse_port = reuse_port});
   for (;;) {
     weft::net::TcpStream s = l.accept();
-    weft::spawn([s = std::move(s), buf_size]() mutable { serve(std::move(s), buf_size); }, {.name = "conn"}).detach();
+    weft::spawn([s = std::move(s), buf_size, copy]() mutable { serve(std::move(s), buf_size, copy); },
+                {.name = "conn"})
+        .detach();
   }
 }
 
@@ -78,11 +109,17 @@ void accept_loop(unsigned port, bool reuse_port, std::size_t buf_size) {
 
 int main(int argc, char** argv) {
   long port = 19003, timeout = 60, workers = 1, buf = 16384;
+  long ring_bufs = 0;  // 0: the runtime's default
+  bool stats = false, copy = false;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
       std::fputs(kUsage, stdout);
       return 0;
+    }
+    if (!std::strcmp(a, "--stats")) {
+      stats = true;
+      continue;
     }
     if (i + 1 >= argc) usage_error(std::string("missing value for ") + a);
     const char* v = argv[++i];
@@ -94,6 +131,10 @@ int main(int argc, char** argv) {
       workers = parse_num(a, v, 1, 256);
     else if (!std::strcmp(a, "--buf"))
       buf = parse_num(a, v, 1, 64L << 20);
+    else if (!std::strcmp(a, "--ring-buffers"))
+      ring_bufs = parse_num(a, v, 1, 32768);
+    else if (!std::strcmp(a, "--read") && (!std::strcmp(v, "buffer") || !std::strcmp(v, "copy")))
+      copy = !std::strcmp(v, "copy");
     else
       usage_error(std::string("unknown argument: ") + a);
   }
@@ -107,6 +148,8 @@ int main(int argc, char** argv) {
     cfg.name = "weft-echo";
     cfg.workers = static_cast<unsigned>(workers);
     cfg.ring_entries = 4096;
+    cfg.recv_buffer_size = static_cast<unsigned>(buf);
+    if (ring_bufs) cfg.recv_buffers = static_cast<unsigned>(ring_bufs);
     // Each worker has its own SO_REUSEPORT listener, so the kernel already spreads
     // connections; a connection's fiber stays on the worker that accepted it.
     cfg.placement = weft::Placement::local;
@@ -114,9 +157,9 @@ int main(int argc, char** argv) {
     std::vector<weft::JoinHandle<void>> loops;
     for (unsigned w = 0; w < cfg.workers; ++w)
       loops.push_back(rt.spawn_on(w,
-                                  [port, workers, buf] {
+                                  [port, workers, buf, copy] {
                                     accept_loop(static_cast<unsigned>(port), workers > 1,
-                                                static_cast<std::size_t>(buf));
+                                                static_cast<std::size_t>(buf), copy);
                                   },
                                   {.name = "accept"}));
     std::fprintf(stderr, "weft-echo: listening on 127.0.0.1:%ld with %ld worker(s)\n", port, workers);
@@ -126,6 +169,7 @@ int main(int argc, char** argv) {
         if (l.done()) l.join();  // a listener that failed (e.g. port in use): rethrows
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    if (stats) print_stats(rt.stats());
     rt.shutdown();
     for (auto& l : loops) {
       try {

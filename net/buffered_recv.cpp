@@ -1,0 +1,344 @@
+// net/buffered_recv.cpp — buffered reads: one multishot receive per socket, armed
+// by the first read_chunk(), fills buffers of the worker's provided-buffer ring
+// (runtime/uring/buf_ring.hpp) that queue on the socket until a reader takes them.
+// The kernel's poll on the socket stays armed from one chunk to the next, where a
+// plain receive re-arms it for every read.
+//
+// Invariants (the owner worker's thread only, like the rest of SocketCore):
+//  - The receive is idle, armed (its op in flight) or orphaned (in flight, and its
+//    socket closed by someone who could not wait for it). Its last CQE (no F_MORE)
+//    ends it: end of stream (res 0), an error, -ENOBUFS (the ring ran dry), or
+//    -ECANCELED (close, the runtime's stop, or the flow cap below).
+//  - Armed, it ties the socket to its worker, and close() from a fiber of the owner
+//    cancels it (by fd, with the ops) and waits for its last CQE as for an op.
+//    close() from anywhere else (a plain thread, the scheduler context, another
+//    worker) with no fiber inside an op hands the close over: shutdown(2) ends the
+//    receive, a CAS armed -> orphaned claims it, and the last CQE closes the fd and
+//    frees the state on the worker. The worker's last-CQE handling ends with the
+//    CAS armed -> idle, its last touch of the socket, so exactly one side closes.
+//    `state` is the one field other threads touch (acq_rel CAS, acquire loads).
+//  - The queue holds the chunks the kernel delivered and no reader took yet, in
+//    arrival order, linked through the ring's per-buffer links; `off` bytes of the
+//    head were already copied out by a read_some(). The queue holds a reference to
+//    its ring, so its buffers stay valid after the worker's exit.
+//  - Flow: an armed receive keeps taking buffers while its reader is busy, so from
+//    kMaxQueued chunks on it is cancelled; TCP's window then holds the peer back
+//    until the reader drains the queue, and the next read arms it again.
+//  - One reader at a time waits for a chunk (a Waiter on its stack, counted in
+//    `pending`); the sink notifies it on every CQE and it re-checks the state.
+//  - End of stream and errors are kept in `end` until the queue before them is
+//    read: end of stream then reads as 0 every time, an error is thrown once.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <utility>
+#include <weft/net/socket.hpp>
+#include <weft/net/socket_core.hpp>
+#include <weft/runtime/runtime.hpp>
+#include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/waiter.hpp>
+
+namespace weft::net {
+
+using weft::detail::BufRing;
+using weft::detail::t_state;
+using weft::detail::Worker;
+
+namespace detail {
+
+constexpr std::uint8_t kIdle = 0, kArmed = 1, kOrphaned = 2;
+
+struct BufferedRecv {
+  BufRing* ring = nullptr;  ///< holds a reference while set
+  std::uint64_t ud = 0;     ///< the armed receive's user_data (for the flow cap's cancel)
+  std::uint16_t head = BufRing::kNone, tail = BufRing::kNone;
+  std::uint32_t off = 0;     ///< bytes of the head chunk already copied out
+  std::uint32_t queued = 0;  ///< chunks in the queue
+  int end = 1;               ///< 1: none; 0: end of stream; < 0: -errno to throw
+  std::atomic<std::uint8_t> state{kIdle};
+  bool cancel_sent = false;    ///< the flow cap cancelled the armed receive
+  bool starved = false;        ///< it last ended with -ENOBUFS
+  bool fixed = false;          ///< it names the registered-file slot
+  bool refused_fixed = false;  ///< it ended with -EBADF on the slot: use the fd
+  bool delivered = false;      ///< a chunk ever arrived (an -EINVAL after that is an error)
+  weft::detail::Waiter* reader = nullptr;
+
+  void push(std::uint16_t bid, std::uint32_t len) {
+    ring->len(bid) = len;
+    ring->next(bid) = BufRing::kNone;
+    if (tail == BufRing::kNone) head = bid;
+    else ring->next(tail) = bid;
+    tail = bid;
+    ++queued;
+    delivered = true;
+  }
+  std::uint16_t pop() {
+    const std::uint16_t bid = head;
+    head = ring->next(bid);
+    if (head == BufRing::kNone) tail = BufRing::kNone;
+    --queued;
+    off = 0;
+    return bid;
+  }
+};
+
+bool rx_in_flight(const SocketCore* c) noexcept {
+  return c->rx && c->rx->state.load(std::memory_order_acquire) != kIdle;
+}
+
+bool rx_busy(const SocketCore* c) noexcept {
+  // The queue is read only when nothing is in flight: then the worker does not
+  // touch it, whichever thread asks.
+  return rx_in_flight(c) || (c->rx && c->rx->head != BufRing::kNone);
+}
+
+bool rx_orphan(SocketCore* c) noexcept {
+  BufferedRecv* rx = c->rx;
+  if (!rx || rx->state.load(std::memory_order_acquire) != kArmed) return false;
+  ::shutdown(c->fd, SHUT_RDWR);  // ends the receive; harmless if it already ended
+  std::uint8_t expected = kArmed;
+  return rx->state.compare_exchange_strong(expected, kOrphaned, std::memory_order_acq_rel,
+                                           std::memory_order_acquire);
+}
+
+// Reads go through the queue: a receive armed, bytes queued, or the end queued.
+bool rx_serves_reads(const SocketCore* c) noexcept {
+  return c->rx && (rx_busy(c) || c->rx->end < 1);
+}
+
+void rx_release(SocketCore* c) noexcept {
+  BufferedRecv* rx = std::exchange(c->rx, nullptr);
+  if (!rx) return;
+  if (BufRing* ring = rx->ring) {
+    const bool here = t_state.worker == ring->owner();
+    while (rx->head != BufRing::kNone) ring->put(rx->pop(), here);
+    ring->release();
+  }
+  delete rx;
+}
+
+}  // namespace detail
+
+using detail::BufferedRecv;
+using detail::kArmed;
+using detail::kIdle;
+using detail::kOrphaned;
+using detail::SocketCore;
+
+namespace {
+
+// Past this many unread chunks the armed receive is cancelled (see the invariants).
+constexpr std::uint32_t kMaxQueued = 16;
+
+struct ArmArgs {
+  int fd;  // or the registered-file slot
+  bool fixed;
+};
+
+void prep_multishot(io_uring_sqe* sqe, void* a) {
+  auto* p = static_cast<ArmArgs*>(a);
+  io_uring_prep_recv_multishot(sqe, p->fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  if (p->fixed) sqe->flags |= IOSQE_FIXED_FILE;
+  sqe->buf_group = BufRing::kGroup;
+}
+
+// Every CQE of the armed receive, in scheduler context.
+void on_cqe(void* ctx, int res, std::uint32_t flags) {
+  auto* c = static_cast<SocketCore*>(ctx);
+  BufferedRecv* rx = c->rx;
+  BufRing* ring = rx->ring;
+  const bool orphaned = rx->state.load(std::memory_order_acquire) == kOrphaned;
+  if (flags & IORING_CQE_F_BUFFER) {
+    ring->taken();
+    const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    if (res > 0 && !c->closing && !orphaned) rx->push(bid, static_cast<std::uint32_t>(res));
+    else ring->give_back(bid);
+  }
+  if (!(flags & IORING_CQE_F_MORE)) {
+    if (res == 0) {
+      rx->end = 0;
+    } else if (res == -ENOBUFS) {
+      rx->starved = true;
+    } else if (res == -EINVAL && !rx->delivered) {
+      ring->multishot_ok = false;  // no multishot receive here (kernel < 6.0)
+    } else if (res == -EBADF && rx->fixed && !c->closing) {
+      rx->refused_fixed = true;
+    } else if (res < 0 && res != -ECANCELED) {
+      rx->end = res;
+    }
+    // A closer (a fiber of the owner) waits for the ops and this receive to end.
+    if (c->closing && c->pending == 0 && c->drainer) c->owner->unpark_local(std::exchange(c->drainer, nullptr));
+    if (rx->reader) std::exchange(rx->reader, nullptr)->notify();
+    std::uint8_t expected = kArmed;
+    if (!rx->state.compare_exchange_strong(expected, kIdle, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      // Orphaned: its socket was closed from where nobody could wait; finish here.
+      detail::rx_release(c);
+      detail::remove_slot(c);  // queued on this worker's ring
+      ::close(c->fd);
+      delete c;
+    }
+    return;
+  }
+  if (rx->queued >= kMaxQueued && !rx->cancel_sent && !orphaned) {
+    rx->cancel_sent = true;
+    c->owner->cancel_op(rx->ud);
+  }
+  if (rx->reader) std::exchange(rx->reader, nullptr)->notify();
+}
+
+void arm(SocketCore* c, Worker* w, BufRing* ring) {
+  BufferedRecv* rx = c->rx;
+  if (rx->ring != ring) {  // the queue is empty here: rebind it
+    if (rx->ring) rx->ring->release();
+    ring->retain();
+    rx->ring = ring;
+  }
+  if (rx->refused_fixed) {
+    rx->refused_fixed = false;
+    c->fixed_refused = true;
+    detail::remove_slot(c);
+  }
+  const int slot = c->slot.load(std::memory_order_relaxed);
+  ArmArgs a{slot >= 0 ? slot : c->fd, slot >= 0};
+  rx->fixed = a.fixed;
+  rx->starved = false;
+  rx->cancel_sent = false;
+  rx->ud = w->arm_multishot(&prep_multishot, &a, &on_cqe, c);
+  rx->state.store(kArmed, std::memory_order_release);  // see rx_orphan()
+}
+
+enum class Next { chunk, end, plain };
+
+// Waits until the queue has a chunk or the stream's end, arming the receive when
+// `may_arm`; `plain` when the caller should use a plain receive instead.
+Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, bool may_arm) {
+  for (;;) {
+    BufferedRecv* rx = c->rx;
+    if (rx->head != BufRing::kNone) return Next::chunk;
+    if (rx->end <= 0) return Next::end;
+    if (rx->state.load(std::memory_order_relaxed) == kIdle) {  // owner thread: its own writes
+      if (!may_arm) return Next::plain;
+      BufRing* ring = w->buf_ring();
+      if (!ring || !ring->multishot_ok || (rx->starved && ring->available() == 0)) return Next::plain;
+      arm(c, w, ring);
+    }
+    if (rx->reader)
+      throw std::logic_error(std::string(op) + detail::subject_of(c) +
+                             ": another fiber is already waiting in a buffered read of this socket");
+    weft::detail::Waiter waiter;
+    rx->reader = &waiter;
+    ++c->pending;
+    const auto r = waiter.wait(deadline);
+    if (rx->reader == &waiter) rx->reader = nullptr;
+    const bool closing = c->closing;
+    detail::leave(c, w);  // never switches: `c` stays usable below
+    if (closing) {
+      w->check_cancel();
+      detail::throw_for(c, detail::Failure::closed, -ECANCELED, op);
+    }
+    if (r == weft::detail::Waiter::Result::cancelled) w->check_cancel();
+    if (r == weft::detail::Waiter::Result::timed_out) detail::throw_for(c, detail::Failure::timed_out, -ETIMEDOUT, op);
+  }
+}
+
+// The queue is empty and the stream has ended: 0 (every time), or its error (once).
+void take_end(SocketCore* c, const char* op) {
+  BufferedRecv* rx = c->rx;
+  if (rx->end < 0) {
+    const int e = std::exchange(rx->end, 0);
+    detail::throw_for(c, detail::Failure::errno_result, e, op);
+  }
+}
+
+}  // namespace
+
+RecvBuffer Socket::read_chunk(const char* op, std::int64_t deadline_ns) {
+  SocketCore* c = enter_ring_op(core_, op);
+  Worker* w = c->owner;
+  if (!c->rx) c->rx = new BufferedRecv;
+  switch (wait_next(c, w, op, deadline_ns, true)) {
+    case Next::chunk: {
+      BufferedRecv* rx = c->rx;
+      BufRing* ring = rx->ring;
+      const std::uint32_t off = rx->off;
+      const std::uint16_t bid = rx->pop();
+      ring->retain();
+      return RecvBuffer(ring, bid, ring->data(bid) + off, ring->len(bid) - off);
+    }
+    case Next::end:
+      take_end(c, op);
+      return {};
+    case Next::plain:
+      break;
+  }
+  // No ring buffer to be had: one plain receive into a heap buffer of that size.
+  const unsigned cfg_size = w->runtime().config().recv_buffer_size;
+  const std::size_t size = cfg_size ? cfg_size : 16384;
+  std::unique_ptr<char[]> heap(new char[size]);
+  char* p = heap.get();
+  const int fd = c->fd;
+  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, p, static_cast<unsigned>(size), 0); };
+  const int res = run(op, fill, deadline_ns, POLLIN);
+  if (res == 0) return {};
+  return RecvBuffer(std::move(heap), static_cast<std::size_t>(res));
+}
+
+bool Socket::read_queued(const char* op, void* buf, std::size_t len, std::int64_t deadline_ns, std::size_t* got) {
+  SocketCore* c = core_;
+  if (!c || !detail::rx_serves_reads(c)) return false;
+  enter_ring_op(c, op);
+  Worker* w = c->owner;
+  switch (wait_next(c, w, op, deadline_ns, false)) {
+    case Next::plain:
+      return false;
+    case Next::end:
+      take_end(c, op);
+      *got = 0;
+      return true;
+    case Next::chunk:
+      break;
+  }
+  BufferedRecv* rx = c->rx;
+  BufRing* ring = rx->ring;
+  auto* out = static_cast<char*>(buf);
+  std::size_t copied = 0;
+  while (copied < len && rx->head != BufRing::kNone) {
+    const std::uint16_t bid = rx->head;
+    const std::size_t n = std::min<std::size_t>(len - copied, ring->len(bid) - rx->off);
+    std::memcpy(out + copied, ring->data(bid) + rx->off, n);
+    copied += n;
+    rx->off += static_cast<std::uint32_t>(n);
+    if (rx->off == ring->len(bid)) ring->give_back(rx->pop());
+  }
+  *got = copied;
+  return true;
+}
+
+bool Socket::read_queued_pending() const noexcept {
+  return core_ && detail::rx_serves_reads(core_);
+}
+
+bool Socket::read_queued_ready() const noexcept {
+  return core_ && core_->rx && core_->rx->head != BufRing::kNone;
+}
+
+void RecvBuffer::reset() noexcept {
+  if (ring_) {
+    ring_->put(bid_, t_state.worker == ring_->owner());
+    ring_->release();
+    ring_ = nullptr;
+  }
+  heap_.reset();
+  data_ = nullptr;
+  size_ = 0;
+}
+
+}  // namespace weft::net

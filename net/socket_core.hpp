@@ -1,0 +1,81 @@
+// weft/net/socket_core.hpp — the state block behind a Socket (internal to net/):
+// shared by socket.cpp (ops, close) and buffered_recv.cpp (multishot receive).
+// The invariants are in socket.hpp; the receive queue's in buffered_recv.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <weft/net/address.hpp>
+#include <weft/net/error.hpp>
+
+namespace weft::detail {
+class FiberBase;
+class Worker;
+}  // namespace weft::detail
+
+namespace weft::net::detail {
+
+struct BufferedRecv;
+
+/// A fiber parked in close() while another fiber closes the socket; the node lives
+/// on that fiber's stack while it is parked.
+struct CloserNode {
+  weft::detail::FiberBase* fiber;
+  CloserNode* next;
+};
+
+// Touched only by the owner worker's thread (see socket.hpp), hence no atomics.
+struct SocketCore {
+  int fd = -1;
+  weft::detail::Worker* owner = nullptr;
+  std::uint32_t pending = 0;                   ///< fibers inside an op (or a back-off) on this socket
+  bool closing = false;                        ///< no new op admitted; the fd closes when pending hits 0
+  weft::detail::FiberBase* drainer = nullptr;  ///< the closer, parked until pending hits 0
+  CloserNode* closers = nullptr;               ///< other fibers' close() calls, woken at close(2)
+  const char* role = nullptr;                  ///< "peer" / "local": what `label` is, for messages
+  Address label;
+  /// The slot in `slot_owner`'s registered-file table (runtime/uring/fixed_files.hpp),
+  /// or -1. Installed by the first op on a worker; ops of that worker name it
+  /// instead of the fd. A move that releases the socket keeps it (the next op is
+  /// most often on the same worker); a claim by another worker, or the close,
+  /// removes it. Atomic (relaxed) only because the slot owner's shutdown resets it
+  /// under the table's mutex; then `slot_owner` is never looked at again.
+  std::atomic<int> slot{-1};
+  weft::detail::Worker* slot_owner = nullptr;
+  bool fixed_refused = false;  ///< an op named the slot and got -EBADF: use the fd from now on
+  /// The multishot receive and its queue (buffered_recv.cpp); null until the first
+  /// buffered read.
+  BufferedRecv* rx = nullptr;
+};
+
+/// " (fd 7, peer 1.2.3.4:5)": the socket part of an error's what().
+std::string subject_of(const SocketCore* c);
+[[noreturn]] void throw_for(const SocketCore* c, Failure why, int res, const char* op);
+/// The checks every op starts with: a fiber of the owner (a released socket is
+/// claimed), not cancelled, open. Returns `c`.
+SocketCore* enter_op(SocketCore* c, const char* op);
+/// enter_op(), plus the socket's registered-file slot on this worker.
+SocketCore* enter_ring_op(SocketCore* c, const char* op);
+/// Leaves the op count; the last op out of a closing socket wakes the closer. Never
+/// switches, so the caller may still read the core afterwards until it blocks.
+void leave(SocketCore* c, weft::detail::Worker* w) noexcept;
+/// Takes the socket out of its registered-file table (socket.cpp).
+void remove_slot(SocketCore* c) noexcept;
+/// True while the receive queue ties the socket to its worker: a multishot receive
+/// armed or bytes queued (buffered_recv.cpp).
+bool rx_busy(const SocketCore* c) noexcept;
+/// A multishot receive is in flight (armed or orphaned). Any thread.
+bool rx_in_flight(const SocketCore* c) noexcept;
+/// close() from where it cannot wait, with no fiber inside an op: if a receive is
+/// armed, ends it and hands the close to its worker (true: the caller must forget
+/// the core). False: nothing in flight, close here.
+bool rx_orphan(SocketCore* c) noexcept;
+/// rx_busy(), or the stream's end queued: reads are served from the queue.
+bool rx_serves_reads(const SocketCore* c) noexcept;
+/// After the last op has left: gives queued buffers back and frees the queue.
+void rx_release(SocketCore* c) noexcept;
+
+
+
+}  // namespace weft::net::detail
