@@ -80,7 +80,8 @@ struct Config {
   /// 256 x 16 KiB: the kernel takes the ring's buffers in turn, so a bigger ring
   /// cycles more memory through the cache (1024 cost 3% CPU per request at 64 echo
   /// connections, patches-notes/buffered-reads.md); a ring that runs dry only
-  /// makes reads fall back to plain receives until buffers come back.
+  /// makes reads fall back to plain receives until buffers come back. Other
+  /// values make the Runtime's constructor throw std::invalid_argument.
   unsigned recv_buffers = 256;
   unsigned recv_buffer_size = 16384;
 };

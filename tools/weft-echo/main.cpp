@@ -133,8 +133,11 @@ int main(int argc, char** argv) {
       buf = parse_num(a, v, 1, 64L << 20);
     else if (!std::strcmp(a, "--ring-buffers"))
       ring_bufs = parse_num(a, v, 1, 32768);
-    else if (!std::strcmp(a, "--read") && (!std::strcmp(v, "buffer") || !std::strcmp(v, "copy")))
+    else if (!std::strcmp(a, "--read")) {
+      if (std::strcmp(v, "buffer") != 0 && std::strcmp(v, "copy") != 0)
+        usage_error(std::string("bad value for --read: '") + v + "' (expected buffer or copy)");
       copy = !std::strcmp(v, "copy");
+    }
     else
       usage_error(std::string("unknown argument: ") + a);
   }
