@@ -555,16 +555,9 @@ TEST_CASE("a second fiber waiting in read_buffer on the same stream gets std::lo
   });
 }
 
-namespace {
-enum Outcome { kNone, kCanceled, kClosedBefore, kOther };
-
-Outcome classify(const std::system_error& e) {
-  if (e.code() == std::errc::operation_canceled) return kCanceled;
-  if (e.code() == std::errc::bad_file_descriptor) return kClosedBefore;
-  std::fprintf(stderr, "unexpected error: %s\n", e.what());
-  return kOther;
-}
-}  // namespace
+using weft::test::classify;
+using weft::test::Outcome;
+using enum weft::test::Outcome;
 
 TEST_CASE("incident 002 with read_buffer: close while a reader waits gives operation_canceled, queued chunks "
           "and held leases survive the close, no fd leaks, repeated") {

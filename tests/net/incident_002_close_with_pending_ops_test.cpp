@@ -26,16 +26,11 @@ using weft::net::TcpStream;
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
 
-// What a reader or writer saw: the only acceptable outcomes of racing a close.
-enum Outcome { kNone, kCanceled, kClosedBefore, kOther };
-
-Outcome classify(const std::system_error& e) {
-  if (e.code() == std::errc::operation_canceled) return kCanceled;
-  if (e.code() == std::errc::bad_file_descriptor) return kClosedBefore;
-  std::fprintf(stderr, "unexpected error: %s\n", e.what());
-  return kOther;
-}
 }  // namespace
+
+using weft::test::classify;
+using weft::test::Outcome;
+using enum weft::test::Outcome;
 
 TEST_CASE("incident 002: close while reads and writes are pending in other fibers, repeated") {
   weft::test::raise_nofile_limit();

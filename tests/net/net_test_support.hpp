@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <weft/net/tcp_listener.hpp>
@@ -153,6 +155,17 @@ inline void close_variant(std::unique_ptr<net::TcpStream>& s, unsigned variant) 
       weft::yield();
       s->close();
   }
+}
+
+/// What a reader or writer saw when a close raced its op: the only acceptable
+/// outcomes are kCanceled and kClosedBefore (incident 002's tests).
+enum Outcome { kNone, kCanceled, kClosedBefore, kOther };
+
+inline Outcome classify(const std::system_error& e) {
+  if (e.code() == std::errc::operation_canceled) return kCanceled;
+  if (e.code() == std::errc::bad_file_descriptor) return kClosedBefore;
+  std::fprintf(stderr, "unexpected error: %s\n", e.what());
+  return kOther;
 }
 
 }  // namespace weft::test
