@@ -20,14 +20,11 @@
 
 namespace weft::net {
 
-
 using detail::SocketCore;
 using weft::detail::t_state;
 using weft::detail::Worker;
 
 namespace {
-
-
 
 [[noreturn]] void throw_wrong_worker(const SocketCore* c, const char* op) {
   throw CrossRuntimeError(std::string(op) + ": the socket" + subject_of(c) + " belongs to worker " +
@@ -127,7 +124,6 @@ using detail::rx_release;
 
 namespace {
 
-
 // Before close(2): while the table holds the file, closing the fd would not end
 // the connection (nor free a listener's port). From a fiber of the owner the
 // removal is an op we wait for, so the close(2) that follows drops the file's last
@@ -184,7 +180,6 @@ int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, st
     return retry_on_fd(c, w, prep, arg, deadline, slot);
   return res;
 }
-
 
 // One op counted in c->pending. Returns its raw result, or throws when it ended
 // because the fiber was cancelled, the socket closed or the deadline passed.

@@ -127,11 +127,13 @@ std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeo
     return 0;
   }
   check_buffer(buf, len);
-  if (std::size_t got = 0; flags == 0 && sock_.read_queued(kOp, buf, len, detail::deadline_of(timeout), &got))
-    return got;
-  if (flags != 0 && sock_.read_queued_pending())
+  const std::int64_t deadline = detail::deadline_of(timeout);
+  if (flags == 0) {
+    if (std::size_t got = 0; sock_.read_queued(kOp, buf, len, deadline, &got)) return got;
+  } else if (sock_.read_queued_pending()) {
     throw std::invalid_argument(std::string(kOp) + sock_.subject() +
                                 ": flags are not available while read_buffer() has bytes queued or armed");
+  }
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
   const bool drained = drained_ && !(flags & (MSG_DONTWAIT | MSG_PEEK));
@@ -140,7 +142,7 @@ std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeo
     maybe_poll_first(sqe, drained);
   };
   // MSG_DONTWAIT asks for -EAGAIN: hand it back instead of waiting for readiness.
-  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLIN);
+  const int res = sock_.run(kOp, fill, deadline, (flags & MSG_DONTWAIT) ? 0 : POLLIN);
   if (!(flags & MSG_PEEK)) drained_ = static_cast<unsigned>(res) < n;
   mark_filled(buf, res);
   return static_cast<std::size_t>(res);
@@ -157,7 +159,8 @@ std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
     return 0;
   }
   check_buffer(buf, len);
-  if (std::size_t got = 0; sock_.read_queued(kOp, buf, len, detail::deadline_of(timeout), &got)) return got;
+  const std::int64_t deadline = detail::deadline_of(timeout);
+  if (std::size_t got = 0; sock_.read_queued(kOp, buf, len, deadline, &got)) return got;
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
   const bool drained = drained_;
@@ -165,7 +168,7 @@ std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
     io_uring_prep_recv(sqe, fd, buf, n, 0);
     maybe_poll_first(sqe, drained);
   };
-  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLIN);
+  const int res = sock_.run(kOp, fill, deadline, POLLIN);
   drained_ = static_cast<unsigned>(res) < n;
   mark_filled(buf, res);
   return static_cast<std::size_t>(res);
@@ -214,10 +217,10 @@ msghdr iov_message(const char* op, std::span<const iovec> iov) {
 std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::readv";
   msghdr msg = iov_message(kOp, iov);
+  const std::int64_t deadline = detail::deadline_of(timeout);
   if (sock_.read_queued_pending()) {
     // read_buffer() left a receive armed or bytes queued: fill the iovecs from the
     // queue in order, waiting only for the first bytes (as recvmsg would).
-    const std::int64_t deadline = detail::deadline_of(timeout);
     std::size_t total = 0;
     bool served = false;
     for (const iovec& v : iov) {
@@ -233,7 +236,7 @@ std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
   }
   const int fd = sock_.fd();
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); };
-  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLIN);
+  const int res = sock_.run(kOp, fill, deadline, POLLIN);
 #if WEFT_VALGRIND
   std::size_t left = static_cast<std::size_t>(res);
   for (const iovec& v : iov) {

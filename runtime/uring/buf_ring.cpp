@@ -11,10 +11,6 @@ namespace weft::detail {
 
 BufRing* BufRing::create(io_uring* ring, const void* owner, unsigned count, unsigned size, int* err) {
   *err = 0;
-  if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0) {
-    *err = -EINVAL;
-    return nullptr;
-  }
   auto* r = new (std::nothrow) BufRing;
   if (!r) {
     *err = -ENOMEM;
@@ -29,14 +25,9 @@ BufRing* BufRing::create(io_uring* ring, const void* owner, unsigned count, unsi
   void* bufs = ::mmap(nullptr, static_cast<std::size_t>(count) * size, PROT_READ | PROT_WRITE,
                       MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   r->links_ = new (std::nothrow) Link[count];
-  r->remote_next_ = new (std::nothrow) std::atomic<std::uint32_t>[count];
-  if (ring_mem == MAP_FAILED || bufs == MAP_FAILED || !r->links_ || !r->remote_next_) {
+  if (ring_mem == MAP_FAILED || bufs == MAP_FAILED || !r->links_) {
     if (ring_mem != MAP_FAILED) ::munmap(ring_mem, r->ring_bytes_);
     if (bufs != MAP_FAILED) ::munmap(bufs, static_cast<std::size_t>(count) * size);
-    delete[] r->links_;
-    delete[] r->remote_next_;
-    r->links_ = nullptr;
-    r->remote_next_ = nullptr;
     delete r;
     *err = -ENOMEM;
     return nullptr;
@@ -63,7 +54,6 @@ BufRing::~BufRing() {
   if (br_) ::munmap(br_, ring_bytes_);
   if (base_) ::munmap(base_, static_cast<std::size_t>(count_) * size_);
   delete[] links_;
-  delete[] remote_next_;
 }
 
 void BufRing::give_back(std::uint16_t bid) noexcept {
@@ -78,19 +68,20 @@ void BufRing::put(std::uint16_t bid, bool on_owner_thread) noexcept {
     give_back(bid);
     return;
   }
+  // The lease owned the link; the release CAS publishes it to drain_remote().
   std::uint32_t head = remote_head_.load(std::memory_order_relaxed);
   do {
-    remote_next_[bid].store(head, std::memory_order_relaxed);
+    links_[bid].next = head == 0 ? kNone : static_cast<std::uint16_t>(head - 1);
   } while (!remote_head_.compare_exchange_weak(head, std::uint32_t{bid} + 1, std::memory_order_release,
                                                 std::memory_order_relaxed));
 }
 
 void BufRing::drain_remote() noexcept {
   std::uint32_t top = remote_head_.exchange(0, std::memory_order_acquire);
-  while (top != 0) {
-    const auto bid = static_cast<std::uint16_t>(top - 1);
-    top = remote_next_[bid].load(std::memory_order_relaxed);
+  for (std::uint16_t bid = top == 0 ? kNone : static_cast<std::uint16_t>(top - 1); bid != kNone;) {
+    const std::uint16_t next = links_[bid].next;
     give_back(bid);
+    bid = next;
   }
 }
 

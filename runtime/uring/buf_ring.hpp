@@ -12,9 +12,9 @@
 //    receive queue (linked through next()), or lent out to one lease.
 //  - give_back() runs on the worker's thread: io_uring_buf_ring_add, then advance,
 //    whose release store of the tail is what the kernel reads (acquire) before it
-//    takes the entry. From any other thread give_back_remote() pushes the id onto
-//    an MPSC stack (release CAS); the worker takes the whole stack (acquire
-//    exchange) at its next tick. Push-only plus take-all: no ABA.
+//    takes the entry. From any other thread put() pushes the id onto an MPSC stack
+//    linked through the buffer's own link (release CAS); the worker takes the whole
+//    stack (acquire exchange) at its next tick. Push-only plus take-all: no ABA.
 //  - available() counts the buffers in the kernel's ring as this thread knows it:
 //    +1 per give-back, -1 per CQE that names a buffer. Worker thread only.
 //  - Lifetime: the worker holds one reference, each lease and each socket receive
@@ -37,16 +37,14 @@ class BufRing {
   static constexpr std::uint16_t kGroup = 0;     ///< the buffer group id (bgid)
   static constexpr std::uint16_t kNone = 0xffff;  ///< no buffer (end of a queue)
 
-  /// Maps and registers `count` (a power of two, at most 32768) buffers of `size`
-  /// bytes on `ring`. Null when the kernel or the memory refuses (the caller then
+  /// Maps and registers `count` (a power of two, at most 32768, as the Runtime's
+  /// constructor checks) buffers of `size` bytes on `ring`. Null when the kernel or the memory refuses (the caller then
   /// reads without buffer selection); `*err` gets the -errno.
   static BufRing* create(io_uring* ring, const void* owner, unsigned count, unsigned size, int* err);
   /// The worker that made it (compare with the caller's to choose put()'s path).
   [[nodiscard]] const void* owner() const { return owner_; }
 
   [[nodiscard]] char* data(std::uint16_t bid) const { return base_ + static_cast<std::size_t>(bid) * size_; }
-  [[nodiscard]] unsigned buffer_size() const { return size_; }
-  [[nodiscard]] unsigned count() const { return count_; }
   /// Queue links and byte counts, owned by whoever holds the buffer.
   std::uint16_t& next(std::uint16_t bid) { return links_[bid].next; }
   std::uint32_t& len(std::uint16_t bid) { return links_[bid].len; }
@@ -92,10 +90,9 @@ class BufRing {
   unsigned available_ = 0;
   Link* links_ = nullptr;
   // Remote give-backs: id + 1 of the top entry (0 = empty), linked through
-  // remote_next_. release on push / acquire on take: the pusher's link store is
-  // visible to the worker that walks the stack.
+  // links_[id].next. release on push / acquire on take: the pusher's link store
+  // is visible to the worker that walks the stack.
   std::atomic<std::uint32_t> remote_head_{0};
-  std::atomic<std::uint32_t>* remote_next_ = nullptr;
   // The worker's reference plus one per live lease. acq_rel on the decrement: the
   // last owner sees every other owner's use of the memory before it frees it.
   std::atomic<std::uint32_t> refs_{1};

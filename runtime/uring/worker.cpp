@@ -652,9 +652,7 @@ int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint
         OpSlot& slot = w->ops_.at(i);
         if (slot.cancel_sent) return;
         slot.cancel_sent = true;
-        io_uring_sqe* c = w->ring_.get_sqe();
-        io_uring_prep_cancel64(c, w->ops_.user_data(i), 0);
-        io_uring_sqe_set_data64(c, kTagIgnore);
+        w->cancel_op(w->ops_.user_data(i));
       },
       reinterpret_cast<void*>(static_cast<std::uintptr_t>(idx)));
   const int res = s.res;
