@@ -26,6 +26,10 @@ struct Stats {
   std::uint64_t stack_mappings = 0;     ///< VMAs the stack pools created
   std::uint64_t files_registered = 0;   ///< sockets installed in the rings' file tables now
   std::uint64_t unjoined_exceptions = 0;
+  // Buffered reads (TcpStream::read_buffer and the reads that share its queue):
+  std::uint64_t recv_arms = 0;          ///< multishot receives armed
+  std::uint64_t recv_starved = 0;       ///< armed receives the kernel ended because the buffer ring ran dry
+  std::uint64_t recv_plain = 0;         ///< buffered reads served by a plain receive into a heap buffer instead
 };
 
 }  // namespace weft

@@ -727,6 +727,9 @@ void Worker::add_stats(Stats& s) const {
   s.stacks_live += stacks_live_.get();
   s.stack_mappings += stack_mappings_.get();
   s.files_registered += files_.live();
+  s.recv_arms += recv_counters.arms.get();
+  s.recv_starved += recv_counters.starved.get();
+  s.recv_plain += recv_counters.plain.get();
 }
 
 }  // namespace weft::detail

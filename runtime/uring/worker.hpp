@@ -166,6 +166,12 @@ class Worker {
     if (!buf_ring_ && !buf_ring_failed_) make_buf_ring();
     return buf_ring_;
   }
+  /// Counted by net/'s buffered reads on this worker (one writer: this thread).
+  struct RecvCounters {
+    Counter arms;     ///< multishot receives armed
+    Counter starved;  ///< armed receives the kernel ended with -ENOBUFS (ring dry)
+    Counter plain;    ///< buffered reads served by a plain receive into a heap buffer
+  } recv_counters;
   /// Fire-and-forget SQE with a caller-chosen user_data (test hook for forged CQEs).
   void submit_raw(PrepFn prep, void* arg, std::uint64_t user_data);
 

@@ -67,4 +67,10 @@ TEST_CASE("recv_buffers = 0: read_buffer does plain receives into heap buffers, 
     REQUIRE(got == sent);
     REQUIRE(server.read_buffer(20s).empty());
   });
+  // No ring: nothing was armed, and each read (3000 bytes in chunks of at most
+  // 1024, then the end twice) was one plain receive.
+  const weft::Stats st = rt.stats();
+  REQUIRE(st.recv_arms == 0);
+  REQUIRE(st.recv_starved == 0);
+  REQUIRE(st.recv_plain >= 5);
 }

@@ -1,24 +1,18 @@
 // Buffered reads: TcpStream::read_buffer() lends chunks of the worker's
 // provided-buffer ring that one multishot receive per stream fills
-// (net/buffered_recv.cpp). What this file proves:
-//  - the bytes arrive byte-exact and in order: with ~200 concurrent echo
-//    connections, with a 2-buffer ring that forces the heap fallback while readers
-//    hold leases, and across the flow cap (the receive cancelled past 16 queued
-//    chunks and armed again by a later read);
+// (net/buffered_recv.cpp). What this file proves about the bytes:
+//  - they arrive byte-exact and in order, with ~200 concurrent echo connections
+//    and across the flow cap (the receive cancelled past 16 queued chunks and
+//    armed again by a later read);
 //  - read_some, read_exact, readv and recv read the same queue in order, and recv
 //    with flags is refused while the queue is in use;
 //  - end of stream reads as an empty lease every time, a reset is thrown once (or
 //    reads as the end), a deadline throws timed_out and leaves the stream usable,
-//    and a second fiber waiting on the same stream gets std::logic_error;
-//  - close while a reader waits (incident 002) gives operation_canceled, shutdown
-//    cancels a waiting reader with FiberCancelled, neither leaks an fd;
-//  - a lease may outlive its Runtime and may be dropped on another thread (its
-//    buffer goes back to the ring), and a Runtime stops without hanging while a
-//    stream kept outside any fiber still has its receive armed.
+//    and a second fiber waiting on the same stream gets std::logic_error.
+// A ring that runs dry: buffered_dry_ring_test.cpp; closes, cancellation and
+// leases that outlive things: buffered_lifetime_test.cpp.
 // The binary skips (77) without io_uring, or where the kernel has no multishot
 // receive into a provided-buffer ring (before 6.0): then nothing here is buffered.
-#include <liburing.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -43,120 +37,21 @@
 
 #include "../helpers/test_support.hpp"
 #include "../helpers/watchdog.hpp"
+#include "buffered_test_support.hpp"
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
 using weft::net::RecvBuffer;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
-using weft::test::pattern_byte;
+using weft::test::fail;
+using weft::test::has_code;
+using weft::test::join_all;
+using weft::test::matches;
+using weft::test::write_pattern;
 
 namespace {
-const bool kUring = (weft::test::require_io_uring(), true);
-
-// One multishot receive with buffer selection on a socketpair, on a ring of our
-// own: true when its first CQE carries a ring buffer and IORING_CQE_F_MORE.
-bool multishot_recv_works() {
-  io_uring ring;
-  if (io_uring_queue_init(8, &ring, 0) < 0) return false;
-  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  void* mem = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  static char bufs[2][64];
-  int sv[2] = {-1, -1};
-  bool ok = false;
-  if (mem != MAP_FAILED && ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
-    auto* br = static_cast<io_uring_buf_ring*>(mem);
-    io_uring_buf_ring_init(br);
-    io_uring_buf_reg reg{};
-    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-    reg.ring_entries = 2;
-    reg.bgid = 7;
-    if (io_uring_register_buf_ring(&ring, &reg, 0) == 0) {
-      for (int i = 0; i < 2; ++i)
-        io_uring_buf_ring_add(br, bufs[i], sizeof bufs[i], static_cast<unsigned short>(i), io_uring_buf_ring_mask(2),
-                              i);
-      io_uring_buf_ring_advance(br, 2);
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-      io_uring_prep_recv_multishot(sqe, sv[0], nullptr, 0, 0);
-      sqe->flags |= IOSQE_BUFFER_SELECT;
-      sqe->buf_group = 7;
-      io_uring_submit(&ring);
-      if (::write(sv[1], "x", 1) == 1) {
-        io_uring_cqe* cqe = nullptr;
-        __kernel_timespec ts{5, 0};
-        if (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) == 0) {
-          ok = cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE) && (cqe->flags & IORING_CQE_F_BUFFER);
-          io_uring_cqe_seen(&ring, cqe);
-        }
-      }
-    }
-  }
-  io_uring_queue_exit(&ring);  // cancels the receive, drops the registration
-  for (int fd : sv)
-    if (fd >= 0) ::close(fd);
-  if (mem != MAP_FAILED) ::munmap(mem, page);
-  return ok;
-}
-
-const bool kBufferedRecv = [] {
-  if (!multishot_recv_works()) {
-    std::fprintf(stderr, "SKIP: no multishot receive into a provided-buffer ring here (kernel < 6.0?)\n");
-    std::exit(77);
-  }
-  return true;
-}();
-
-bool has_code(const std::system_error& e, std::errc c) {
-  return e.code() == std::make_error_code(c);
-}
-
-/// True when the `n` bytes at `p` are bytes [off, off + n) of pattern `seed`.
-bool matches(std::uint64_t seed, std::uint64_t off, const void* p, std::size_t n) {
-  const auto* b = static_cast<const unsigned char*>(p);
-  for (std::size_t i = 0; i < n; ++i)
-    if (b[i] != pattern_byte(seed, off + i)) return false;
-  return true;
-}
-
-/// Bytes [off, off + n) of pattern `seed`.
-std::string pattern(std::uint64_t seed, std::uint64_t off, std::size_t n) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(pattern_byte(seed, off + i));
-  return s;
-}
-
-/// Writes bytes [0, total) of pattern `seed` in pieces of 1..max_piece bytes (sizes
-/// from Rng(rng_seed)); `progress` (if given) follows the bytes written.
-void write_pattern(TcpStream& s, std::uint64_t seed, std::size_t total, std::size_t max_piece, std::uint64_t rng_seed,
-                   std::atomic<long>* progress = nullptr) {
-  weft::test::Rng rng(rng_seed);
-  std::vector<unsigned char> buf(max_piece);
-  std::size_t off = 0;
-  while (off < total) {
-    const std::size_t n = std::min(total - off, rng.between(1, max_piece));
-    for (std::size_t i = 0; i < n; ++i) buf[i] = pattern_byte(seed, off + i);
-    s.write_all(buf.data(), n);
-    off += n;
-    if (progress) progress->store(static_cast<long>(off), std::memory_order_relaxed);
-  }
-}
-
-/// Joins every handle; the what() of the first exception, or "" when none threw.
-std::string join_all(std::vector<weft::JoinHandle<void>>& hs) {
-  std::string first;
-  for (auto& h : hs) {
-    try {
-      h.join();
-    } catch (const std::exception& e) {
-      if (first.empty()) first = e.what();
-    }
-  }
-  return first;
-}
-
-[[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what);
-}
+const bool kUring = (weft::test::require_io_uring(), weft::test::require_buffered_recv(), true);
 }  // namespace
 
 TEST_CASE("read_buffer echo: ~200 concurrent connections of random-sized writes come back byte-exact, "
@@ -221,78 +116,6 @@ TEST_CASE("read_buffer echo: ~200 concurrent connections of random-sized writes 
   REQUIRE(clients_done.load() == conns);
   REQUIRE(servers_done.load() == conns);
   REQUIRE(ring_leases.load() > 0);
-  REQUIRE(rt.stats().stale_completions == 0);
-}
-
-TEST_CASE("a 2-buffer ring under 50 streaming connections whose readers hold their leases falls back to heap "
-          "leases and loses nothing") {
-  weft::test::raise_nofile_limit();
-  weft::Config cfg;
-  cfg.recv_buffers = 2;
-  cfg.recv_buffer_size = 4096;
-  const long conns = 50;
-  const std::size_t per_conn = weft::test::under_tsan() ? 64 * 1024 : 256 * 1024;
-  std::atomic<long> holding{0}, servers_done{0}, ring_leases{0}, heap_leases{0}, first_from_ring{0};
-  weft::Runtime rt(cfg);
-  weft::test::Watchdog wd("net_buffered_read: small ring", rt, {&holding, &servers_done, &ring_leases, &heap_leases},
-                          100s);
-  std::string client_error, server_error;
-  rt.block_on([&] {
-    TcpListener l = weft::test::loopback_listener();
-    const weft::net::Address at = l.local_address();
-    std::vector<weft::JoinHandle<void>> clients, servers;
-    for (long i = 0; i < conns; ++i) {
-      clients.push_back(weft::spawn([&, i] {
-        TcpStream c = TcpStream::connect(at);
-        // The stream's pattern is named by the client's port, which the server sees too.
-        write_pattern(c, c.local_address().port(), per_conn, 20000, static_cast<std::uint64_t>(i) + 100);
-        c.shutdown(weft::net::Shutdown::write);
-      }));
-    }
-    for (long i = 0; i < conns; ++i) {
-      servers.push_back(weft::spawn([&, s = l.accept()]() mutable {
-        const std::uint64_t seed = s.peer_address().port();
-        std::uint64_t got = 0;
-        auto check = [&](const RecvBuffer& b) {
-          ++(b.from_ring() ? ring_leases : heap_leases);
-          if (got + b.size() > per_conn || !matches(seed, got, b.data(), b.size()))
-            fail("stream " + std::to_string(seed) + ": wrong bytes at " + std::to_string(got));
-          got += b.size();
-        };
-        {
-          // Every reader holds its first lease until all of them hold one: the
-          // ring has 2 buffers, so at least conns - 2 of these are heap leases.
-          RecvBuffer first = s.read_buffer();
-          if (first.empty()) fail("stream " + std::to_string(seed) + ": no bytes");
-          if (first.from_ring()) ++first_from_ring;
-          ++holding;
-          while (holding.load() < conns) weft::sleep_for(1ms);
-          check(first);
-        }
-        unsigned n = 0;
-        for (;;) {
-          RecvBuffer b = s.read_buffer();
-          if (b.empty()) break;
-          if (++n % 4 == 0) weft::sleep_for(200us);  // hold the lease while others read
-          else weft::yield();
-          check(b);
-        }
-        if (got != per_conn)
-          fail("stream " + std::to_string(seed) + ": " + std::to_string(got) + " of " + std::to_string(per_conn) +
-               " bytes");
-        ++servers_done;
-      }));
-    }
-    client_error = join_all(clients);
-    server_error = join_all(servers);
-  });
-  INFO("ring leases " << ring_leases.load() << ", heap leases " << heap_leases.load() << ", first leases from the ring "
-                      << first_from_ring.load());
-  REQUIRE(client_error == "");
-  REQUIRE(server_error == "");
-  REQUIRE(servers_done.load() == conns);
-  REQUIRE(first_from_ring.load() <= 2);
-  REQUIRE(heap_leases.load() >= conns - 2);
   REQUIRE(rt.stats().stale_completions == 0);
 }
 
@@ -555,259 +378,3 @@ TEST_CASE("a second fiber waiting in read_buffer on the same stream gets std::lo
   });
 }
 
-using weft::test::classify;
-using weft::test::Outcome;
-using enum weft::test::Outcome;
-
-TEST_CASE("incident 002 with read_buffer: close while a reader waits gives operation_canceled, queued chunks "
-          "and held leases survive the close, no fd leaks, repeated") {
-  weft::test::raise_nofile_limit();
-  const long rounds = weft::test::under_tsan() ? weft::test::scaled(2000) : 2000;
-  std::atomic<long> done{0}, canceled{0}, other{0}, lease_damaged{0};
-  weft::Runtime rt;
-  weft::test::Watchdog wd("net_buffered_read: close while reading", rt, {&done, &canceled, &other}, 100s);
-  const int fds_before = weft::test::stable_open_fds();
-  rt.block_on([&] {
-    TcpListener l = weft::test::loopback_listener();
-    weft::test::Rng rng(2002);
-    const std::string data = pattern(2, 0, 20000);
-    for (long round = 0; round < rounds; ++round) {
-      const unsigned variant = static_cast<unsigned>(rng.next() % 5);
-      const bool prewrite = rng.next() % 2 == 0;
-      TcpStream c = TcpStream::connect(l.local_address());
-      auto s = std::make_unique<TcpStream>(l.accept());
-      if (prewrite) c.write_all(data);
-      Outcome seen = kNone;
-      weft::JoinHandle<void> reader, writer;
-      RecvBuffer held;
-      if (variant < 4) {
-        // dispatch: the reader runs now until it is parked in read_buffer (after
-        // taking whatever chunks are already there).
-        reader = weft::spawn(
-            [&, st = s.get()] {
-              try {
-                for (;;) {
-                  RecvBuffer b = st->read_buffer();
-                  if (b.empty()) return;  // the end: counted as kNone, a failure
-                }
-              } catch (const std::system_error& e) {
-                seen = classify(e);
-              }
-            },
-            {.name = "reader", .launch = weft::Launch::dispatch});
-      } else {
-        // No reader waits: the receive is armed, a lease is held and more chunks
-        // are queued when the socket closes; with the writer below (512 KB) the
-        // queue likely reaches the flow cap, so its cancel may be in flight too.
-        if (rng.next() % 2 == 0) {
-          writer = weft::spawn([&] {
-            try {
-              write_pattern(c, 2, 512 * 1024, 64 * 1024, 7);
-            } catch (const std::system_error&) {
-              // The server closed with bytes unread: its reset ends the writes.
-            }
-          });
-        } else if (!prewrite) {
-          c.write_all(data);
-        }
-        held = s->read_buffer();
-        for (int i = 0; i < 8; ++i) weft::yield();
-      }
-      if (variant < 4) {
-        weft::test::close_variant(s, variant);
-      } else if (rng.next() % 2) {
-        s.reset();
-      } else {
-        s->close();
-      }
-      if (reader.valid()) {
-        reader.join();
-        if (seen == kCanceled) ++canceled;
-        if (seen == kOther || seen == kNone) ++other;
-      } else if (held.empty() || !matches(2, 0, held.data(), held.size())) {
-        ++lease_damaged;
-      }
-      held.reset();
-      if (writer.valid()) writer.join();
-      done.store(round + 1, std::memory_order_relaxed);
-    }
-  });
-  REQUIRE(other.load() == 0);
-  REQUIRE(lease_damaged.load() == 0);
-  REQUIRE(canceled.load() > 0);
-  REQUIRE(done.load() == rounds);
-  REQUIRE(rt.stats().stale_completions == 0);
-  REQUIRE(weft::test::stable_open_fds() == fds_before);
-}
-
-TEST_CASE("a fiber cancelled (Runtime::shutdown) while waiting in read_buffer ends with FiberCancelled; "
-          "its stream then closes cleanly, no fd leak") {
-  // JoinHandle has no cancel of its own: a fiber is cancelled by its runtime's
-  // shutdown (runtime.hpp), as in tcp_test.cpp.
-  std::atomic<bool> waiting{false};
-  std::atomic<int> outcome{0};  // 1 = FiberCancelled, 2 = returned, 3 = something else
-  std::atomic<bool> closed{false};
-  const int before = weft::test::stable_open_fds();
-  {
-    weft::Runtime rt;
-    weft::test::Watchdog wd("net_buffered_read: cancel", rt, {}, 60s);
-    auto h = rt.spawn([&] {
-      weft::test::LoopbackConnection conn = weft::test::loopback_connection();
-      TcpStream& s = conn.server;
-      conn.client.write_all("x");
-      RecvBuffer b = s.read_buffer(10s);  // the receive is armed
-      if (b.view() != "x") fail("wrong first chunk");
-      waiting = true;
-      try {
-        (void)s.read_buffer();
-        outcome = 2;
-      } catch (const weft::FiberCancelled&) {
-        outcome = 1;
-        s.close();  // from the cancelled fiber: waits for the armed receive's end
-        closed = !s.is_open();
-        throw;
-      } catch (...) {
-        outcome = 3;
-      }
-    });
-    while (!waiting) std::this_thread::sleep_for(1ms);
-    std::this_thread::sleep_for(10ms);  // most likely parked by now (cancelled either way)
-    rt.shutdown();
-    REQUIRE_THROWS_AS(h.join(), weft::FiberCancelled);
-    REQUIRE(rt.stats().stale_completions == 0);
-  }
-  REQUIRE(outcome == 1);
-  REQUIRE(closed);
-  REQUIRE(weft::test::stable_open_fds() == before);
-}
-
-TEST_CASE("leases taken out of block_on outlive their Runtime: the bytes stay readable and dropping them "
-          "afterwards is clean") {
-  RecvBuffer a, b;
-  const std::string first = pattern(10, 0, 3000), second = pattern(10, 3000, 3000);
-  {
-    weft::Runtime rt;
-    rt.block_on([&] {
-      weft::test::LoopbackConnection conn = weft::test::loopback_connection();
-      auto take = [&](const std::string& msg) {
-        conn.client.write_all(msg);
-        RecvBuffer r = conn.server.read_buffer(10s);
-        REQUIRE(r.view() == msg);  // one small write arrives as one chunk
-        REQUIRE(r.from_ring());
-        return r;
-      };
-      a = take(first);
-      b = take(second);
-    });  // the stream closes here with its receive armed
-  }  // the worker retired its ring; the leases keep its memory
-  REQUIRE(a.from_ring());
-  REQUIRE(a.view() == first);
-  REQUIRE(b.view() == second);
-  b.consume(1000);
-  REQUIRE(b.view() == second.substr(1000));
-  a = std::move(b);  // gives the first lease back (after the runtime)
-  REQUIRE(b.empty());
-  REQUIRE(a.view() == second.substr(1000));
-  a.reset();
-  REQUIRE(a.empty());
-  REQUIRE(!a.from_ring());
-}
-
-TEST_CASE("leases dropped on another thread while the runtime runs go back to the ring: later reads get ring "
-          "buffers again") {
-  weft::Config cfg;
-  cfg.recv_buffers = 2;
-  cfg.recv_buffer_size = 4096;
-  weft::Runtime rt(cfg);
-  std::atomic<long> rounds_done{0};
-  weft::test::Watchdog wd("net_buffered_read: remote drop", rt, {&rounds_done}, 60s);
-  std::promise<std::vector<RecvBuffer>> handoff;
-  std::atomic<bool> dropped{false}, intact{false};
-  std::thread dropper([&] {
-    std::vector<RecvBuffer> leases = handoff.get_future().get();
-    bool ok = leases.size() == 2;
-    for (std::size_t i = 0; ok && i < leases.size(); ++i)
-      ok = leases[i].from_ring() && leases[i].view() == pattern(11, i * 1000, 1000);
-    intact = ok;
-    leases.clear();  // the ids go to the worker's remote stack
-    dropped = true;
-  });
-  bool handed = false;
-  long ring_after = 0, heap_after = 0;
-  auto body = [&] {
-    weft::test::LoopbackConnection conn = weft::test::loopback_connection();
-    std::uint64_t off = 0;
-    std::vector<RecvBuffer> leases;
-    for (int i = 0; i < 2; ++i) {  // both ring buffers lent out
-      conn.client.write_all(pattern(11, off, 1000));
-      RecvBuffer r = conn.server.read_buffer(10s);
-      REQUIRE(r.view() == pattern(11, off, 1000));
-      REQUIRE(r.from_ring());
-      off += 1000;
-      leases.push_back(std::move(r));
-    }
-    handoff.set_value(std::move(leases));
-    handed = true;
-    while (!dropped.load()) weft::sleep_for(1ms);
-    // 50 more chunks, each dropped at once on this worker.
-    for (int round = 0; round < 50; ++round) {
-      const std::string msg = pattern(11, off, 1000);
-      conn.client.write_all(msg);
-      std::string got;
-      while (got.size() < msg.size()) {
-        RecvBuffer r = conn.server.read_buffer(10s);
-        REQUIRE(!r.empty());
-        ++(r.from_ring() ? ring_after : heap_after);
-        got += r.view();
-      }
-      REQUIRE(got == msg);
-      off += msg.size();
-      rounds_done.store(round + 1, std::memory_order_relaxed);
-    }
-  };
-  try {
-    rt.block_on(body);
-  } catch (...) {
-    if (!handed) handoff.set_value({});
-    dropper.join();
-    throw;
-  }
-  dropper.join();
-  INFO("after the drop: ring leases " << ring_after << ", heap leases " << heap_after);
-  REQUIRE(intact);
-  REQUIRE(rounds_done.load() == 50);
-  REQUIRE(ring_after > 0);
-  REQUIRE(rt.stats().stale_completions == 0);
-}
-
-TEST_CASE("a Runtime stops without hanging while a stream kept outside any fiber has its receive armed and "
-          "chunks queued; the stream closes afterwards without an fd leak") {
-  const int before = weft::test::stable_open_fds();
-  std::optional<TcpStream> server, client;
-  std::atomic<long> step{0};
-  {
-    // Covers the Runtime's destructor too: declared before it, disarmed after it.
-    weft::test::Watchdog wd("net_buffered_read: shutdown with an armed receive", static_cast<weft::Runtime*>(nullptr),
-                            {&step}, 60s);
-    {
-      weft::Runtime rt;
-      rt.block_on([&] {
-        TcpListener l = weft::test::loopback_listener();
-        auto pr = weft::test::tcp_pair(l);
-        pr.first.write_all(pattern(12, 0, 3000));
-        RecvBuffer b = pr.second.read_buffer(10s);  // arms the receive
-        REQUIRE(matches(12, 0, b.data(), b.size()));
-        pr.first.write_all(pattern(12, 3000, 64 * 1024));  // queued on the stream, never read
-        weft::yield();
-        client.emplace(std::move(pr.first));
-        server.emplace(std::move(pr.second));  // stays with its worker: the receive is armed
-      });
-      step = 1;
-    }  // ~Runtime: shutdown with the receive still armed
-    step = 2;
-  }
-  REQUIRE(server->is_open());
-  server.reset();  // after the runtime, on this thread: nothing may be pending any more
-  client.reset();
-  REQUIRE(weft::test::stable_open_fds() == before);
-}

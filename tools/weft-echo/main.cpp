@@ -85,13 +85,14 @@ void print_stats(const weft::Stats& s) {
   std::fprintf(stderr,
                "weft-echo: stats fibers_spawned=%llu switches=%llu sqes=%llu cqes=%llu enters=%llu "
                "sqes_per_enter=%.1f cqes_per_enter=%.1f switches_per_enter=%.1f sq_full=%llu cq_overflow=%llu "
-               "wakes=%llu stale=%llu\n",
+               "wakes=%llu stale=%llu recv_arms=%llu recv_starved=%llu recv_plain=%llu\n",
                static_cast<unsigned long long>(s.fibers_spawned), static_cast<unsigned long long>(s.switches),
                static_cast<unsigned long long>(s.sqes_submitted), static_cast<unsigned long long>(s.cqes_reaped),
                static_cast<unsigned long long>(s.enters), static_cast<double>(s.sqes_submitted) / enters,
                static_cast<double>(s.cqes_reaped) / enters, static_cast<double>(s.switches) / enters,
                static_cast<unsigned long long>(s.sq_full), static_cast<unsigned long long>(s.cq_overflow),
-               static_cast<unsigned long long>(s.wakes), static_cast<unsigned long long>(s.stale_completions));
+               static_cast<unsigned long long>(s.wakes), static_cast<unsigned long long>(s.stale_completions), static_cast<unsigned long long>(s.recv_arms),
+               static_cast<unsigned long long>(s.recv_starved), static_cast<unsigned long long>(s.recv_plain));
 }
 
 void accept_loop(unsigned port, bool reuse_port, std::size_t buf_size, bool copy) {
