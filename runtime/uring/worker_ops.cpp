@@ -1,0 +1,129 @@
+// runtime/uring/worker_ops.cpp — what a fiber of the Evented worker waits on: a
+// sleep (a TimerNode on its stack), an op (one OpSlot, an SQE, optionally a linked
+// timeout), a multishot op whose CQEs go to a sink, and the provided-buffer ring.
+//
+// Invariants (see worker.hpp for the tick and the op slots):
+//  - All of it runs on the worker's own thread; await_op and sleep_until from a
+//    fiber of this worker, the rest from a fiber or the scheduler context.
+//  - A parked fiber is woken exactly once: by its timer or by its cancel hook for
+//    a sleep (the hook claims the node only while it is still queued), and by the
+//    op's final CQE for an op (a cancel only asks the kernel, the fiber stays
+//    parked until that CQE, so the kernel never writes into a dead frame).
+//  - A slot goes back to the table only after its final CQE: await_op releases it
+//    after the wake, a multishot slot is freed by the CQE without F_MORE.
+#include <weft/runtime/uring/worker.hpp>
+
+#include <cstdint>
+
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/log.hpp>
+
+namespace weft::detail {
+
+namespace {
+struct SleepNode : TimerNode {
+  FiberBase* fiber = nullptr;
+};
+}  // namespace
+
+void Worker::sleep_until(std::int64_t deadline_ns) {
+  SleepNode node;
+  node.fiber = t_state.fiber;
+  node.deadline_ns = deadline_ns;
+  node.fire_ = [](TimerNode* t) {
+    FiberBase* f = static_cast<SleepNode*>(t)->fiber;
+    f->worker_->unpark_local(f);
+  };
+  check_cancel();
+  timers_.push(&node);
+  park_current(
+      "sleep",
+      [](FiberBase* f, void* arg) {
+        auto* n = static_cast<SleepNode*>(arg);
+        if (n->queued()) {  // claim: the timer has not fired, so nobody else will wake us
+          f->worker_->timers_.erase(n);
+          f->worker_->unpark_local(f);
+        }
+      },
+      &node);
+  check_cancel();
+}
+
+// ------------------------------------------------------------------ ops ----
+
+int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags) {
+  FiberBase* self = t_state.fiber;
+  const bool linked = deadline_ns >= 0;
+  if (linked) ring_.reserve(2);
+  const std::uint32_t idx = ops_.acquire(linked ? 2 : 1);
+  OpSlot& s = ops_.at(idx);  // stable: slots live in fixed chunks
+  io_uring_sqe* sqe = ring_.get_sqe();
+  prep(sqe, arg);
+  io_uring_sqe_set_data64(sqe, ops_.user_data(idx));
+  if (linked) {
+    sqe->flags |= IOSQE_IO_LINK;
+    s.ts.tv_sec = deadline_ns / 1'000'000'000;
+    s.ts.tv_nsec = deadline_ns % 1'000'000'000;
+    io_uring_sqe* t = ring_.get_sqe();
+    io_uring_prep_link_timeout(t, &s.ts, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(t, ops_.user_data(idx, true));
+  }
+  s.waiter = self;
+  park_current(
+      "io",
+      [](FiberBase* f, void* a) {
+        // Ask the kernel to cancel; the fiber stays parked until the op's final CQE.
+        Worker* w = f->worker_;
+        auto i = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(a));
+        OpSlot& slot = w->ops_.at(i);
+        if (slot.cancel_sent) return;
+        slot.cancel_sent = true;
+        w->cancel_op(w->ops_.user_data(i));
+      },
+      reinterpret_cast<void*>(static_cast<std::uintptr_t>(idx)));
+  const int res = s.res;
+  if (cqe_flags) *cqe_flags = s.cqe_flags;
+  ops_.release(idx);
+  return res;
+}
+
+std::uint64_t Worker::arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx) {
+  const std::uint32_t idx = ops_.acquire(1);
+  OpSlot& s = ops_.at(idx);
+  s.sink = sink;
+  s.sink_ctx = ctx;
+  io_uring_sqe* sqe = ring_.get_sqe();
+  prep(sqe, arg);
+  const std::uint64_t ud = ops_.user_data(idx);
+  io_uring_sqe_set_data64(sqe, ud);
+  return ud;
+}
+
+void Worker::cancel_op(std::uint64_t user_data) {
+  io_uring_sqe* c = ring_.get_sqe();
+  io_uring_prep_cancel64(c, user_data, 0);
+  io_uring_sqe_set_data64(c, kTagIgnore);
+}
+
+void Worker::make_buf_ring() {
+  buf_ring_failed_ = true;  // until it works: one attempt per worker
+  if (cfg_.recv_buffers == 0) return;
+  int err = 0;
+  buf_ring_ = BufRing::create(ring_.raw(), this, cfg_.recv_buffers, cfg_.recv_buffer_size, &err);
+  if (buf_ring_) {
+    buf_ring_failed_ = false;
+    log::logger().debug("worker {}: provided-buffer ring of {} x {} bytes", index_, cfg_.recv_buffers,
+                        cfg_.recv_buffer_size);
+  } else {
+    log::logger().info("worker {}: no provided-buffer ring ({}); buffered reads use plain receives", index_,
+                       errno_code(err).message());
+  }
+}
+
+void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
+  io_uring_sqe* sqe = ring_.get_sqe();
+  prep(sqe, arg);
+  io_uring_sqe_set_data64(sqe, user_data);
+}
+
+}  // namespace weft::detail
