@@ -9,6 +9,12 @@
 #   weft_configure BUILD     meson setup build/BUILD unless already configured
 #   weft_build BUILD         weft_configure + ninja -C build/BUILD
 #   weft_is_build NAME       true if NAME is one of WEFT_BUILDS
+# and, for the echo tools (demo, echo-ab, echo-solo):
+#   weft_on_cpu0             array: the taskset prefix pinning to CPU 0 (empty on 1 CPU)
+#   weft_pin CPU CMD...      runs CMD pinned to CPU when the machine has more than one
+#   weft_wait_listening PORT true once 127.0.0.1:PORT accepts (gives up after 5 s)
+#   weft_median NUMS         the median of space-separated numbers
+#   weft_field KEY LINE      the value of KEY=value in LINE
 
 WEFT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WEFT_BUILDS="release asan tsan"
@@ -89,3 +95,19 @@ weft_build() {
   weft_log "building build/$1"
   ninja -C "$WEFT_ROOT/build/$1"
 }
+
+weft_on_cpu0=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then weft_on_cpu0=(taskset -c 0); fi
+weft_pin() {
+  if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi
+}
+weft_wait_listening() {
+  local _
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+weft_median() { tr ' ' '\n' <<<"$*" | grep . | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+weft_field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
