@@ -168,7 +168,6 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
   BufRing* ring = rx->ring;
   const bool orphaned = rx->state.load(std::memory_order_acquire) == kOrphaned;
   if (flags & IORING_CQE_F_BUFFER) {
-    ring->taken();
     const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     if (res > 0 && !c->closing && !orphaned) rx->push(bid, static_cast<std::uint32_t>(res));
     else ring->give_back(bid);

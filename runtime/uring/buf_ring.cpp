@@ -59,7 +59,6 @@ BufRing::~BufRing() {
 void BufRing::give_back(std::uint16_t bid) noexcept {
   io_uring_buf_ring_add(br_, data(bid), size_, bid, io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(br_, 1);  // release store of the tail (liburing)
-  ++available_;
 }
 
 void BufRing::put(std::uint16_t bid, bool on_owner_thread) noexcept {

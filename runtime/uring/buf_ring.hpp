@@ -15,8 +15,6 @@
 //    takes the entry. From any other thread put() pushes the id onto an MPSC stack
 //    linked through the buffer's own link (release CAS); the worker takes the whole
 //    stack (acquire exchange) at its next tick. Push-only plus take-all: no ABA.
-//  - available() counts the buffers in the kernel's ring as this thread knows it:
-//    +1 per give-back, -1 per CQE that names a buffer. Worker thread only.
 //  - Lifetime: the worker holds one reference, each lease and each socket receive
 //    queue bound to the ring one more. The worker's
 //    exit retires the ring (unregisters it) and drops its reference; the memory
@@ -49,9 +47,6 @@ class BufRing {
   std::uint16_t& next(std::uint16_t bid) { return links_[bid].next; }
   std::uint32_t& len(std::uint16_t bid) { return links_[bid].len; }
 
-  /// A CQE named `bid`: the kernel took it out of the ring (worker thread).
-  void taken() noexcept { --available_; }
-  [[nodiscard]] unsigned available() const noexcept { return available_; }
   /// Back into the kernel's ring (worker thread, ring not retired).
   void give_back(std::uint16_t bid) noexcept;
   /// From anywhere a holder lets go of `bid`: the worker's thread gives it back at
@@ -87,7 +82,6 @@ class BufRing {
   char* base_ = nullptr;
   unsigned count_ = 0;
   unsigned size_ = 0;
-  unsigned available_ = 0;
   Link* links_ = nullptr;
   // Remote give-backs: id + 1 of the top entry (0 = empty), linked through
   // links_[id].next. release on push / acquire on take: the pusher's link store
