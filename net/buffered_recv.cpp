@@ -25,8 +25,8 @@
 //    kMaxQueued chunks on it is cancelled; TCP's window then holds the peer back
 //    until the reader drains the queue, and the next read arms it again.
 //  - A dry ring: a receive the kernel ended with -ENOBUFS is not armed again at
-//    once. The reads after it are plain receives into heap buffers: 1, 3, 7 ...
-//    up to 2^kMaxDryStreak - 1 of them as arms keep ending dry before any chunk
+//    once. The reads after it are plain receives into heap buffers: 2, 4, 8 ...
+//    up to 2^kMaxDryStreak of them as arms keep ending dry before any chunk
 //    arrives; a chunk resets the count. Re-arming at once, while many starved
 //    readers compete for the few buffers given back, made a herd of arms that each
 //    ended -ENOBUFS (about 11 per request with 64 buffers and 512 busy
@@ -72,7 +72,6 @@ struct BufferedRecv {
   int end = 1;               ///< 1: none; 0: end of stream; < 0: -errno to throw
   std::atomic<std::uint8_t> state{kIdle};
   bool cancel_sent = false;    ///< the flow cap cancelled the armed receive
-  bool starved = false;        ///< it last ended with -ENOBUFS
   std::uint8_t dry_streak = 0;  ///< arms in a row that ended -ENOBUFS before any chunk
   std::uint32_t plain_left = 0; ///< plain receives still to do before arming again
   bool fixed = false;          ///< it names the registered-file slot
@@ -175,8 +174,9 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) {
     if (res == 0) {
       rx->end = 0;
-    } else if (res == -ENOBUFS) {
-      rx->starved = true;
+    } else if (res == -ENOBUFS) {  // see the invariant on a dry ring
+      if (rx->dry_streak < detail::kMaxDryStreak) ++rx->dry_streak;
+      rx->plain_left = 1u << rx->dry_streak;
       c->owner->recv_counters.starved.add();
     } else if (res == -EINVAL && !rx->delivered) {
       ring->multishot_ok = false;  // no multishot receive here (kernel < 6.0)
@@ -220,7 +220,6 @@ void arm(SocketCore* c, Worker* w, BufRing* ring) {
   const int slot = c->slot.load(std::memory_order_relaxed);
   ArmArgs a{slot >= 0 ? slot : c->fd, slot >= 0};
   rx->fixed = a.fixed;
-  rx->starved = false;
   rx->cancel_sent = false;
   rx->ud = w->arm_multishot(&prep_multishot, &a, &on_cqe, c);
   w->recv_counters.arms.add();
@@ -240,13 +239,7 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, 
       if (!may_arm) return Next::plain;
       BufRing* ring = w->buf_ring();
       if (!ring || !ring->multishot_ok) return Next::plain;
-      if (rx->starved) {  // see the invariant on a dry ring
-        rx->starved = false;
-        if (rx->dry_streak < detail::kMaxDryStreak) ++rx->dry_streak;
-        rx->plain_left = (1u << rx->dry_streak) - 1;
-        return Next::plain;
-      }
-      if (rx->plain_left > 0) {
+      if (rx->plain_left > 0) {  // the ring ran dry under this receive lately
         --rx->plain_left;
         return Next::plain;
       }
