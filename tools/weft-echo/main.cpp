@@ -37,6 +37,7 @@ const char* kUsage =
     "                worker's buffer ring); copy: read_some into the connection's\n"
     "                buffer [buffer]\n"
     "  --ring-buffers N  buffers in each worker's ring, a power of two [256]\n"
+    "  --ring-entries N  submission queue entries per worker (completion queue 4x) [4096]\n"
     "  --stats       print the runtime's counters to stderr at exit\n";
 
 volatile std::sig_atomic_t g_stop = 0;
@@ -111,6 +112,7 @@ void accept_loop(unsigned port, bool reuse_port, std::size_t buf_size, bool copy
 int main(int argc, char** argv) {
   long port = 19003, timeout = 60, workers = 1, buf = 16384;
   long ring_bufs = 0;  // 0: the runtime's default
+  long ring_entries = 4096;
   bool stats = false, copy = false;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
@@ -134,6 +136,8 @@ int main(int argc, char** argv) {
       buf = parse_num(a, v, 1, 64L << 20);
     else if (!std::strcmp(a, "--ring-buffers"))
       ring_bufs = parse_num(a, v, 1, 32768);
+    else if (!std::strcmp(a, "--ring-entries"))
+      ring_entries = parse_num(a, v, 8, 32768);
     else if (!std::strcmp(a, "--read")) {
       if (std::strcmp(v, "buffer") != 0 && std::strcmp(v, "copy") != 0)
         usage_error(std::string("bad value for --read: '") + v + "' (expected buffer or copy)");
@@ -151,7 +155,7 @@ int main(int argc, char** argv) {
     weft::Config cfg;
     cfg.name = "weft-echo";
     cfg.workers = static_cast<unsigned>(workers);
-    cfg.ring_entries = 4096;
+    cfg.ring_entries = static_cast<unsigned>(ring_entries);
     cfg.recv_buffer_size = static_cast<unsigned>(buf);
     if (ring_bufs) cfg.recv_buffers = static_cast<unsigned>(ring_bufs);
     // Each worker has its own SO_REUSEPORT listener, so the kernel already spreads
