@@ -41,7 +41,9 @@ struct Config {
   std::size_t mprotect_guard_budget = 16384;
   /// Free stacks per worker kept committed; beyond that their pages are returned.
   std::size_t stack_cache = 128;
-  /// Submission queue entries per ring (completion queue is 4x).
+  /// Submission queue entries per ring, 1..32768 (the kernel's limit; the
+  /// Runtime constructor refuses anything else with std::invalid_argument). The
+  /// completion queue is 4x, at most the kernel's 65536.
   unsigned ring_entries = 256;
   /// Fiber activations a worker runs before it reaps completions and timers, when
   /// fewer fibers are ready. When more are ready as a tick begins, each of them

@@ -1,5 +1,6 @@
-// io_uring unavailable is a startup error that names the cause and the remedy,
-// never a crash or a half-started runtime.
+// Startup: io_uring unavailable is a StartupError that names the cause and the
+// remedy, and a ring size beyond the kernel's limit is refused by the constructor
+// (std::invalid_argument); never a crash or a half-started runtime.
 #include <catch2/catch.hpp>
 
 #include <linux/audit.h>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 
 #include <weft/weft.hpp>
@@ -96,4 +98,20 @@ TEST_CASE("RLIMIT_MEMLOCK too low for the ring gives a startup error naming the 
   }
   REQUIRE(r.exit_code == 0);
   REQUIRE_THAT(r.output, Contains("RLIMIT_MEMLOCK"));
+}
+
+TEST_CASE("ring_entries of 0 or above 32768 is refused by the constructor, naming the limit") {
+  for (unsigned n : {0u, 32769u, 65536u}) {
+    INFO("ring_entries = " << n);
+    weft::Config cfg;
+    cfg.ring_entries = n;
+    REQUIRE_THROWS_WITH(weft::Runtime(cfg), Contains("ring_entries must be 1..32768") && Contains(std::to_string(n)));
+  }
+}
+
+TEST_CASE("ring_entries of 32768 starts: its completion queue is capped at the kernel's 65536, not 4x") {
+  weft::Config cfg;
+  cfg.ring_entries = 32768;
+  weft::Runtime rt(cfg);
+  REQUIRE(rt.spawn([] { return 7; }).join() == 7);
 }
