@@ -39,8 +39,6 @@ namespace {
 std::atomic<std::uint64_t> g_dump_requests{0};
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 extern "C" void on_dump_signal(int) { g_dump_requests.fetch_add(1, std::memory_order_relaxed); }
-// The kernel's IORING_MAX_ENTRIES: io_uring_setup refuses more (-EINVAL).
-constexpr unsigned kMaxRingEntries = 32768;
 }  // namespace
 
 struct Runtime::Impl {
@@ -127,8 +125,8 @@ void Runtime::Impl::run_monitor() {
 Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
   if (cfg.workers == 0) cfg.workers = 1;
   if (cfg.tick_budget == 0) cfg.tick_budget = 1;
-  if (cfg.ring_entries == 0 || cfg.ring_entries > kMaxRingEntries)
-    throw std::invalid_argument("weft::Config: ring_entries must be 1.." + std::to_string(kMaxRingEntries) +
+  if (cfg.ring_entries == 0 || cfg.ring_entries > detail::Ring::kMaxEntries)
+    throw std::invalid_argument("weft::Config: ring_entries must be 1.." + std::to_string(detail::Ring::kMaxEntries) +
                                 ", the kernel's limit (got " + std::to_string(cfg.ring_entries) + ")");
   if (cfg.recv_buffers != 0 &&
       (cfg.recv_buffers > 32768 || (cfg.recv_buffers & (cfg.recv_buffers - 1)) != 0 || cfg.recv_buffer_size == 0))

@@ -86,11 +86,6 @@ Ring::~Ring() {
   if (ready_) io_uring_queue_exit(&ring_);
 }
 
-// The kernel's IORING_MAX_CQ_ENTRIES (not in the uapi header): a larger
-// cq_entries fails the setup with -EINVAL, so a ring of more than 16384 entries
-// gets a completion queue of this size, still twice its submission queue.
-constexpr unsigned kMaxCqEntries = 65536;
-
 void Ring::init(unsigned entries, bool want_defer_taskrun) {
   const unsigned base = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
   const unsigned attempts[] = {
@@ -105,6 +100,7 @@ void Ring::init(unsigned entries, bool want_defer_taskrun) {
     for (;;) {
       io_uring_params p{};
       p.flags = flags;
+      // Above 16384 entries 4x is more than the kernel takes: cap it (still 2x).
       p.cq_entries = std::min(n * 4, kMaxCqEntries);
       int r = io_uring_queue_init_params(n, &ring_, &p);
       if (r == 0) {

@@ -40,7 +40,13 @@ class Ring {
   Ring& operator=(const Ring&) = delete;
   ~Ring();
 
-  /// Creates the ring on the calling thread. Throws StartupError.
+  /// The kernel's IORING_MAX_ENTRIES and IORING_MAX_CQ_ENTRIES (not in the uapi
+  /// header): io_uring_setup refuses larger queues with -EINVAL.
+  static constexpr unsigned kMaxEntries = 32768;
+  static constexpr unsigned kMaxCqEntries = 2 * kMaxEntries;
+
+  /// Creates the ring on the calling thread, `entries` at most kMaxEntries; the
+  /// completion queue is 4x, capped at kMaxCqEntries. Throws StartupError.
   void init(unsigned entries, bool want_defer_taskrun);
   [[nodiscard]] bool ready() const { return ready_; }
   [[nodiscard]] const RingInfo& info() const { return info_; }
