@@ -15,6 +15,13 @@
 #   weft_wait_listening PORT true once 127.0.0.1:PORT accepts (gives up after 5 s)
 #   weft_median NUMS         the median of space-separated numbers
 #   weft_field KEY LINE      the value of KEY=value in LINE
+#   weft_echo_client [CMD]   sets the array `client`: CMD split into words, or
+#                            weft-loadgen (built first if missing)
+#   weft_perf_ok             true when `perf stat -e task-clock` works here
+#   weft_task_clock_ms FILE  the task-clock ms in a `perf stat -x, -o FILE` output
+#   weft_cpu_ms_ticks PID T0 CPU ms of PID since its tick count T0 (weft_cpu_ticks)
+#   weft_cpu_ticks PID       utime + stime of PID in clock ticks
+#   weft_us_per_req MS RPS D CPU µs per request: MS over RPS x D requests
 
 WEFT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WEFT_BUILDS="release asan tsan"
@@ -111,3 +118,16 @@ weft_wait_listening() {
 }
 weft_median() { tr ' ' '\n' <<<"$*" | grep . | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 weft_field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+weft_echo_client() {
+  local lg="$WEFT_ROOT/build/release/tools/weft-loadgen/weft-loadgen"
+  if [ -z "${1:-}" ] && [ ! -x "$lg" ]; then
+    weft_ensure_pkgs
+    weft_build release >&2
+  fi
+  read -r -a client <<<"${1:-$lg}"
+}
+weft_perf_ok() { command -v perf >/dev/null && perf stat -e task-clock -x, -o /dev/null -- true 2>/dev/null; }
+weft_task_clock_ms() { awk -F, '$3 == "task-clock" {print $1}' "$1"; }
+weft_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+weft_cpu_ms_ticks() { echo $((($(weft_cpu_ticks "$1") - $2) * 1000 / $(getconf CLK_TCK))); }
+weft_us_per_req() { awk -v ms="${1:-0}" -v rps="$2" -v d="$3" 'BEGIN {printf "%.2f", (rps > 0 ? ms * 1000 / (rps * d) : 0)}'; }
