@@ -104,6 +104,7 @@ weft_build() {
 }
 
 weft_on_cpu0=()
+# shellcheck disable=SC2034  # read by the scripts that source this file
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then weft_on_cpu0=(taskset -c 0); fi
 weft_pin() {
   if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi
@@ -124,6 +125,7 @@ weft_echo_client() {
     weft_ensure_pkgs
     weft_build release >&2
   fi
+  # shellcheck disable=SC2034  # read by the calling script
   read -r -a client <<<"${1:-$lg}"
 }
 weft_perf_ok() { command -v perf >/dev/null && perf stat -e task-clock -x, -o /dev/null -- true 2>/dev/null; }
