@@ -1,12 +1,14 @@
 // tests/helpers/test_support.hpp — what every test binary shares: the skip
 // convention (exit 77 when the kernel lacks a feature), sanitizer-aware scaling,
-// and child-process helpers for tests that must observe a crash.
+// a deterministic PRNG, and child-process helpers for tests that must observe a crash.
 #pragma once
 
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +26,20 @@ inline std::string sanitizer() {
 }
 inline bool under_tsan() { return sanitizer() == "thread"; }
 inline bool under_asan() { return sanitizer() == "address"; }
+
+/// A small deterministic PRNG (xorshift64*), so a failing run can be replayed.
+struct Rng {
+  std::uint64_t s;
+  explicit Rng(std::uint64_t seed) : s(seed ? seed : 1) {}
+  std::uint64_t next() {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 2685821657736338717ULL;
+  }
+  /// Uniform in [lo, hi].
+  std::size_t between(std::size_t lo, std::size_t hi) { return lo + next() % (hi - lo + 1); }
+};
 
 /// Scales an iteration count by WEFT_STRESS_SCALE percent (at least 1).
 inline long scaled(long n) {

@@ -1,7 +1,8 @@
 // tests/net/net_test_support.hpp — what the net/ tests share: open-fd counting (leak
 // checks), RLIMIT_NOFILE adjustment, a deterministic byte pattern, a loopback
 // listener, a connected loopback pair made inside a fiber (alone, or with a
-// runtime and a fiber around it), and an echo loop.
+// runtime and a fiber around it), and an echo loop. The PRNG (Rng) comes from
+// helpers/test_support.hpp.
 #pragma once
 
 #include <dirent.h>
@@ -20,6 +21,8 @@
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/runtime.hpp>
 #include <weft/weft.hpp>
+
+#include "../helpers/test_support.hpp"
 
 namespace weft::test {
 
@@ -65,20 +68,6 @@ inline unsigned char pattern_byte(std::uint64_t seed, std::uint64_t i) {
   x ^= x >> 31;
   return static_cast<unsigned char>(x ^ (x >> 17));
 }
-
-/// A small deterministic PRNG (xorshift64*), so a failing run can be replayed.
-struct Rng {
-  std::uint64_t s;
-  explicit Rng(std::uint64_t seed) : s(seed ? seed : 1) {}
-  std::uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ULL;
-  }
-  /// Uniform in [lo, hi].
-  std::size_t between(std::size_t lo, std::size_t hi) { return lo + next() % (hi - lo + 1); }
-};
 
 /// A listener on 127.0.0.1, port chosen by the kernel (fiber only).
 inline net::TcpListener loopback_listener(net::ListenOptions opts = {}) {
