@@ -225,7 +225,8 @@ void Worker::tick() {
   if (!timers_.empty()) timers_fired_.add(timers_.fire_due(monotonic_ns()));
 }
 
-// The yield fast path ran out of budget. If the scheduler's tick would find
+// The yield fast path ran out of budget, or a fiber yields with no other fiber
+// ready (yield_slow, at every such yield). If the scheduler's tick would find
 // nothing to do — no stop request, no post in the inbox, nothing to submit,
 // no op in flight, no CQE waiting, no timer due — start a new budget here and
 // keep switching fiber to fiber, instead of two switches through the scheduler
@@ -567,9 +568,18 @@ void Worker::resume(Context* from, bool from_exits, FiberBase* next) {
 
 void Worker::yield_slow(FiberBase* self) {
   if (self->cancel_requested_) throw FiberCancelled();
-  if (runq_.empty() && budget_ > 0) {
-    --budget_;  // nothing else to run: keep going, but still tick every budget
-    return;
+  if (runq_.empty()) {
+    // Alone: this yield is an activation, and the moment to look for new work.
+    // When the tick would find none (quiet_tick: no post, no SQE, no op in
+    // flight, no CQE, no timer due) keep going; that also moves the stall
+    // detector's epoch. Otherwise go through the tick now, so a fiber that
+    // yields between slices of work holds back no timer, post or completion.
+    if (budget_ > 0) --budget_;
+    if (quiet_tick()) return;
+    // End this tick's budget (its activations counted first), so that
+    // switch_away goes to the scheduler instead of picking us straight back.
+    count_activations();
+    budget_ = tick_base_ = 0;
   }
   self->state_ = FiberState::ready;
   runq_.push_back(self);

@@ -126,7 +126,9 @@ class Worker {
   /// request is seen at the next tick (at most the tick's budget of activations away),
   /// and activations are counted per tick, to keep this path short. When the
   /// budget runs out and the tick would find nothing to do, quiet_tick() starts
-  /// a new budget without the round trip through the scheduler context.
+  /// a new budget without the round trip through the scheduler context. A fiber
+  /// alone on the worker (yield_slow) asks quiet_tick() at every yield: it goes
+  /// on when there is nothing to do and through the tick when there is.
   void yield_current() {
     FiberBase* self = t_state.fiber;
     FiberBase* next = runq_.front();

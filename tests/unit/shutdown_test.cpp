@@ -95,6 +95,26 @@ TEST_CASE("the stall detector names a fiber that runs without yielding") {
   REQUIRE_THAT(all, Contains("stall: fiber cpu-hog"));
 }
 
+TEST_CASE("a fiber alone on its worker that yields every 30 ms is never reported as stalled") {
+  // A yield with nothing else to run goes on without a trip through the
+  // scheduler; it is still an activation, and the detector's epoch must move.
+  // (Before, it only counted down the tick budget: 40 yields in 1.2 s never
+  // ticked, and the fiber was reported as running "without yielding".)
+  weft::Config cfg;
+  cfg.stall_threshold = 300ms;
+  weft::Runtime rt(cfg);
+  rt.block_on([] {
+    const auto until = std::chrono::steady_clock::now() + 1200ms;  // four thresholds
+    while (std::chrono::steady_clock::now() < until) {
+      const auto slice_end = std::chrono::steady_clock::now() + 30ms;
+      while (std::chrono::steady_clock::now() < slice_end) {
+      }
+      weft::yield();
+    }
+  });
+  REQUIRE(rt.stats().stalls == 0);
+}
+
 TEST_CASE("fibers that keep yielding to each other are never reported as stalled") {
   // The yield fast path counts activations per tick, and quiet_tick() starts new
   // budgets without returning to the scheduler: the detector's epoch must still

@@ -1,6 +1,7 @@
 // Fibers: spawn, join, results, exceptions, names, launch order, joins from threads.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -208,4 +209,56 @@ TEST_CASE("a fiber's captures are destroyed in the fiber itself, before join ret
     // join() returned: the capture is gone already, and it died in the child.
     REQUIRE(seen.load() == fiber_id + 1);
   });
+}
+
+// A fiber alone on its worker that yields must let the tick's work in at its next
+// yield: a timer that fell due, a post from another thread. (Before, a lone yield
+// only counted down the tick budget, so that work waited up to 64 yields.)
+TEST_CASE("a fiber alone on its worker runs a due timer's fiber within two yields, not a tick budget later") {
+  weft::Runtime rt;
+  const long worst = rt.block_on([] {
+    long worst_rep = 0;
+    for (int rep = 0; rep < 20; ++rep) {
+      bool woke = false;
+      auto sleeper = weft::spawn([&woke] {
+        weft::sleep_for(1ms);
+        woke = true;
+      });
+      weft::yield();  // the sleeper runs and parks: its deadline is at most 1 ms from now
+      const auto due_by = std::chrono::steady_clock::now() + 1ms;
+      long yields_while_due = 0;
+      while (!woke) {
+        const bool due = std::chrono::steady_clock::now() >= due_by;
+        weft::yield();
+        if (due) ++yields_while_due;
+      }
+      sleeper.join();
+      worst_rep = std::max(worst_rep, yields_while_due);
+    }
+    return worst_rep;
+  });
+  REQUIRE(worst <= 2);  // one yield enters the tick (timer fires), the next runs the sleeper
+}
+
+TEST_CASE("a fiber alone on its worker runs a fiber posted from a thread within two yields of the post") {
+  weft::Runtime rt;
+  long worst = 0;
+  for (int rep = 0; rep < 20; ++rep) {
+    std::atomic<bool> spinning{false}, posted{false}, ran{false};
+    auto spinner = rt.spawn([&] {
+      spinning.store(true, std::memory_order_release);
+      long yields_after_post = 0;
+      while (!ran.load(std::memory_order_acquire)) {
+        const bool p = posted.load(std::memory_order_acquire);  // the post is in the inbox
+        weft::yield();
+        if (p) ++yields_after_post;
+      }
+      return yields_after_post;
+    });
+    while (!spinning.load(std::memory_order_acquire)) std::this_thread::yield();
+    rt.post([&ran] { ran.store(true, std::memory_order_release); });
+    posted.store(true, std::memory_order_release);
+    worst = std::max(worst, spinner.join());
+  }
+  REQUIRE(worst <= 2);  // one yield drains the inbox, the next runs the posted fiber
 }
