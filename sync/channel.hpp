@@ -20,7 +20,9 @@
 //    returns notified always carries its transfer; one that returns timed_out or
 //    cancelled never does: no value is lost or duplicated.
 //  - notify() is only called under mu_: a claimed waiter re-locks mu_ before it
-//    returns, so it cannot vanish while a popper still dereferences it.
+//    returns, so it cannot vanish while a popper still dereferences it, and the
+//    channel cannot be destroyed under a popper that has yet to unlock mu_ (a
+//    notified waiter also takes mu_ once before returning).
 //  - Nobody parks or blocks while holding mu_ (Waiter::wait runs unlocked).
 //  - closed_ goes false -> true once. Then sends fail (ChannelClosed / closed) and
 //    every queued waiter is woken with closed; receivers still drain buf_ first.
@@ -187,7 +189,13 @@ class Channel {
   // our own deadline won the claim.
   Status await(detail::Waiter& w, Op& op, bool sender, std::int64_t deadline) WEFT_EXCLUDES(mu_) {
     const detail::Waiter::Result r = w.wait(deadline);
-    if (r == detail::Waiter::Result::notified) return op.status;  // acquire in wait() shows it
+    if (r == detail::Waiter::Result::notified) {
+      // The popper notified us under mu_ and may still hold it. Take it once
+      // before returning: after that the popper no longer touches this channel,
+      // so the caller may destroy it (a reply channel on the receiver's stack).
+      detail::LockGuard g(mu_);
+      return op.status;  // acquire in wait() shows it
+    }
     {
       detail::LockGuard g(mu_);
       detail::WaiterQueue& q = sender ? senders_ : receivers_;
