@@ -27,6 +27,16 @@
 //  - closed_ goes false -> true once. Then sends fail (ChannelClosed / closed) and
 //    every queued waiter is woken with closed; receivers still drain buf_ first.
 //
+// Lifetime: destroy a Channel once no call on it is in progress, with one
+// exception that is guaranteed: a call that waited (a recv() parked until a
+// sender handed it a value, the reply-channel pattern) may destroy it as soon as
+// it returns, because the waiter takes mu_ once after waking and so outlasts the
+// notifier's unlock. The converse is not yet safe: a call that did not wait
+// (a recv() that took the value of a *blocked* sender, on a full or rendezvous
+// channel) must not destroy the channel before that send() has returned, since
+// the woken sender still takes mu_. Making both safe needs the notify split in
+// two at the Waiter (claim under the lock, publish after the unlock).
+//
 // Errors: send() on a closed channel throws ChannelClosed (its value is destroyed;
 // use try_send/send_for to keep it). A fiber cancelled while blocked (runtime
 // shutdown) gets FiberCancelled after it has unlinked itself; its value is
