@@ -26,8 +26,8 @@ namespace weft_bench {
 namespace {
 
 // On a plain thread of the runtime's pool (weft::offload): a second of system
-// calls in the calling fiber would trip the worker's stall report, and a yield
-// with no other fiber to run does not reset it.
+// calls in the calling fiber would hold its worker that long (and be reported
+// as a stall).
 Result measure_kernel_entry(long n) {
   long sink = 0;
   const long long t0 = now_ns();
