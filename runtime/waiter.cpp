@@ -18,7 +18,6 @@ namespace {
 struct DeadlineNode : TimerNode {
   Waiter* waiter = nullptr;
   FiberBase* fiber = nullptr;
-  bool (*claim)(Waiter*) = nullptr;
 };
 
 long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val, const timespec* ts) {
@@ -29,21 +28,21 @@ long futex(std::atomic<std::uint32_t>* addr, int op, std::uint32_t val, const ti
 
 Waiter::Waiter() noexcept : fiber_(t_state.fiber) {}
 
-bool Waiter::claim(Result r) noexcept {
+bool Waiter::claim(std::uint32_t to) noexcept {
   std::uint32_t expected = kWaiting;
-  return state_.compare_exchange_strong(expected, static_cast<std::uint32_t>(r), std::memory_order_acq_rel,
-                                        std::memory_order_acquire);
+  return state_.compare_exchange_strong(expected, to, std::memory_order_acq_rel, std::memory_order_acquire);
 }
 
-bool Waiter::notify() noexcept {
-  FiberBase* f = fiber_;  // read first: once claimed, a thread waiter may return and vanish
-  if (!claim(Result::notified)) return false;
+void Waiter::wake() noexcept {
+  FiberBase* f = fiber_;  // read first: once `notified` is stored, a thread waiter may return and vanish
+  // release: what the notifier wrote before (the hand-over) is visible to the
+  // waiter's acquire load of the final state.
+  state_.store(static_cast<std::uint32_t>(Result::notified), std::memory_order_release);
   if (f) {
-    Worker::unpark(f);
+    Worker::unpark(f);  // still parked: it resumes only through this unpark
   } else {
     futex(&state_, FUTEX_WAKE_PRIVATE, 1, nullptr);  // harmless if the waiter already left
   }
-  return true;
 }
 
 Waiter::Result Waiter::wait(std::int64_t deadline_ns) {
@@ -56,21 +55,28 @@ Waiter::Result Waiter::wait(std::int64_t deadline_ns) {
       node.deadline_ns = deadline_ns;
       node.fire_ = [](TimerNode* t) {
         auto* n = static_cast<DeadlineNode*>(t);
-        if (n->waiter->claim(Result::timed_out)) n->fiber->worker_->unpark_local(n->fiber);
+        if (n->waiter->claim(static_cast<std::uint32_t>(Result::timed_out))) n->fiber->worker_->unpark_local(n->fiber);
       };
       w->timers().push(&node);
     }
     w->park_current(
         "wait",
         [](FiberBase* f, void* arg) {
-          if (static_cast<Waiter*>(arg)->claim(Result::cancelled)) f->worker_->unpark_local(f);
+          if (static_cast<Waiter*>(arg)->claim(static_cast<std::uint32_t>(Result::cancelled)))
+            f->worker_->unpark_local(f);
         },
         this);
     if (node.queued()) w->timers().erase(&node);
+    // Resumed only by the claim's winner: a notifier after wake(), so the state
+    // is final here.
     return static_cast<Result>(state_.load(std::memory_order_acquire));
   }
   for (;;) {
     std::uint32_t s = state_.load(std::memory_order_acquire);
+    if (s == kNotifying) {  // claimed, wake() a few instructions away: no deadline now
+      futex(&state_, FUTEX_WAIT_BITSET_PRIVATE, kNotifying, nullptr);
+      continue;
+    }
     if (s != kWaiting) return static_cast<Result>(s);
     timespec ts{};
     const timespec* tsp = nullptr;
@@ -80,7 +86,7 @@ Waiter::Result Waiter::wait(std::int64_t deadline_ns) {
       tsp = &ts;  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time
     }
     long r = futex(&state_, FUTEX_WAIT_BITSET_PRIVATE, kWaiting, tsp);
-    if (r != 0 && errno == ETIMEDOUT && claim(Result::timed_out)) return Result::timed_out;
+    if (r != 0 && errno == ETIMEDOUT && claim(static_cast<std::uint32_t>(Result::timed_out))) return Result::timed_out;
   }
 }
 

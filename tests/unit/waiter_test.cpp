@@ -9,6 +9,7 @@
 
 #include <weft/weft.hpp>
 #include <weft/runtime/uring/timer_queue.hpp>
+#include <weft/runtime/tsa.hpp>
 #include <weft/runtime/waiter.hpp>
 
 #include "../helpers/test_support.hpp"
@@ -158,4 +159,77 @@ TEST_CASE("notify racing the deadline: exactly one claim wins") {
   waker.join();
   REQUIRE(notified + timed_out == rounds);
   REQUIRE(notified == notified_by_waker);
+}
+
+TEST_CASE("a notify's claim holds the waiter past its deadline until wake() for fibers and threads") {
+  weft::Runtime rt;
+  // Thread waiter: claimed before its 1 ms deadline, it must not report a timeout
+  // nor return before wake(), however long wake() takes.
+  {
+    Waiter w;
+    REQUIRE(w.claim_notify());  // before the wait begins, so the claim surely precedes the deadline
+    std::atomic<bool> returned{false};
+    Waiter::Result r{};
+    std::thread t([&] {
+      r = w.wait(in_ms(1));
+      returned = true;
+    });
+    std::this_thread::sleep_for(20ms);
+    REQUIRE_FALSE(returned.load());
+    REQUIRE_FALSE(w.notify());  // claimed: a second notify loses
+    w.wake();
+    t.join();
+    REQUIRE(r == Waiter::Result::notified);
+  }
+  // Fiber waiter: its deadline timer fires while the claim is pending; it stays
+  // parked until wake().
+  std::atomic<Waiter*> slot{nullptr};
+  std::atomic<bool> claimed{false}, returned{false};
+  auto h = rt.spawn([&] {
+    Waiter w;
+    slot = &w;
+    while (!claimed) weft::yield();  // the claim surely precedes the deadline
+    auto r = w.wait(in_ms(1));
+    returned = true;
+    return r;
+  });
+  Waiter* w;
+  while (!(w = slot.load())) std::this_thread::yield();
+  REQUIRE(w->claim_notify());
+  claimed = true;
+  std::this_thread::sleep_for(20ms);
+  REQUIRE_FALSE(returned.load());
+  w->wake();
+  REQUIRE(h.join() == Waiter::Result::notified);
+}
+
+TEST_CASE("a WakeList wakes its claimed waiters oldest first once the lock is gone") {
+  weft::Runtime rt;
+  constexpr int kN = 5;
+  std::atomic<Waiter*> slots[kN] = {};
+  std::vector<int> order;
+  weft::detail::AnnotatedMutex order_mu;
+  std::vector<weft::JoinHandle<void>> hs;
+  for (int i = 0; i < kN; ++i)
+    hs.push_back(rt.spawn([&, i] {
+      Waiter w;
+      slots[i] = &w;
+      REQUIRE(w.wait() == Waiter::Result::notified);
+      weft::detail::LockGuard g(order_mu);
+      order.push_back(i);
+    }));
+  {
+    weft::detail::WakeList wl;
+    for (int i = 0; i < kN; ++i) {
+      Waiter* w;
+      while (!(w = slots[i].load())) std::this_thread::yield();
+      REQUIRE(wl.claim(w));
+      REQUIRE_FALSE(wl.claim(w));  // a second claim of the same waiter loses
+    }
+    std::this_thread::sleep_for(5ms);
+    weft::detail::LockGuard g(order_mu);
+    REQUIRE(order.empty());  // claimed, not woken: nobody ran yet
+  }
+  for (auto& h : hs) h.join();
+  REQUIRE(order == std::vector<int>{0, 1, 2, 3, 4});
 }
