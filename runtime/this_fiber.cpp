@@ -23,10 +23,6 @@ std::int64_t deadline_after(std::chrono::nanoseconds d) {
   return n > INT64_MAX - now ? INT64_MAX : now + n;
 }
 
-std::int64_t steady_to_ns(std::chrono::steady_clock::time_point tp) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
-}
-
 void sleep_until_ns(std::int64_t deadline_ns) {
   running_fiber("weft::sleep_for/sleep_until");
   if (deadline_ns <= monotonic_ns()) {
@@ -42,8 +38,6 @@ void yield() {
   detail::running_fiber("weft::yield");
   detail::t_state.worker->yield_current();
 }
-
-void sleep_until(std::chrono::steady_clock::time_point tp) { detail::sleep_until_ns(detail::steady_to_ns(tp)); }
 
 namespace this_fiber {
 std::uint64_t id() { return detail::running_fiber("weft::this_fiber::id")->id(); }

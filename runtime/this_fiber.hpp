@@ -5,27 +5,65 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ratio>
 #include <string>
+#include <type_traits>
 
 namespace weft {
 
 namespace detail {
 void sleep_until_ns(std::int64_t deadline_ns);
+/// The absolute CLOCK_MONOTONIC time `d` from now, saturated at INT64_MAX; a
+/// negative or zero `d` gives now.
 std::int64_t deadline_after(std::chrono::nanoseconds d);
-std::int64_t steady_to_ns(std::chrono::steady_clock::time_point tp);
+
+/// `d` in nanoseconds, saturated: a duration that int64 nanoseconds cannot hold
+/// (hours::max(), seconds::max(), a huge double) becomes nanoseconds::max() (or
+/// ::min()) instead of wrapping. Every API that takes a duration converts with it.
+template <class Rep, class Period>
+constexpr std::chrono::nanoseconds saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  using std::chrono::nanoseconds;
+  using D = std::chrono::duration<Rep, Period>;
+  if constexpr (std::is_floating_point_v<Rep>) {
+    if (!(d == d)) return nanoseconds::zero();  // NaN
+    const long double ns = static_cast<long double>(d.count()) * Period::num * 1'000'000'000.0L / Period::den;
+    if (ns >= static_cast<long double>(nanoseconds::max().count())) return nanoseconds::max();
+    if (ns <= static_cast<long double>(nanoseconds::min().count())) return nanoseconds::min();
+    return nanoseconds(static_cast<nanoseconds::rep>(ns));
+  } else if constexpr (std::ratio_less_equal_v<Period, std::nano>) {
+    return std::chrono::duration_cast<nanoseconds>(d);  // a division: cannot overflow
+  } else {
+    // Coarser than ns: the limits expressed in D (truncated toward zero) still fit.
+    constexpr D hi = std::chrono::duration_cast<D>(nanoseconds::max());
+    constexpr D lo = std::chrono::duration_cast<D>(nanoseconds::min());
+    if (d > hi) return nanoseconds::max();
+    if (d < lo) return nanoseconds::min();
+    return std::chrono::duration_cast<nanoseconds>(d);
+  }
+}
+
+/// A steady_clock time point as CLOCK_MONOTONIC nanoseconds, saturated.
+template <class Dur>
+constexpr std::int64_t steady_to_ns(std::chrono::time_point<std::chrono::steady_clock, Dur> tp) noexcept {
+  return saturating_ns(tp.time_since_epoch()).count();
+}
 }  // namespace detail
 
 /// Lets the other ready fibers of this worker run; returns after them.
 void yield();
 
-/// Parks the calling fiber for at least `d`. Negative or zero: just yields.
+/// Parks the calling fiber for at least `d`. Negative or zero: just yields. A
+/// duration too long for int64 nanoseconds (hours::max()) sleeps until cancelled.
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  detail::sleep_until_ns(detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+  detail::sleep_until_ns(detail::deadline_after(detail::saturating_ns(d)));
 }
 
 /// Parks the calling fiber until `tp` (steady_clock) has passed.
-void sleep_until(std::chrono::steady_clock::time_point tp);
+template <class Dur>
+void sleep_until(std::chrono::time_point<std::chrono::steady_clock, Dur> tp) {
+  detail::sleep_until_ns(detail::steady_to_ns(tp));
+}
 
 namespace this_fiber {
 /// The running fiber's id (unique within the process). Evented-only.
