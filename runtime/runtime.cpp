@@ -39,13 +39,19 @@ namespace {
 std::atomic<std::uint64_t> g_dump_requests{0};
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 extern "C" void on_dump_signal(int) { g_dump_requests.fetch_add(1, std::memory_order_relaxed); }
+
+// Process-wide, never reused: fiber ids (a Mutex names its owner by it) and
+// runtime ids (a primitive names its runtime by it). relaxed: uniqueness only.
+std::atomic<std::uint64_t> g_fiber_ids{1};
+std::atomic<std::uint64_t> g_runtime_ids{1};
 }  // namespace
 
 struct Runtime::Impl {
   Config cfg;
   std::vector<std::unique_ptr<detail::Worker>> workers;
-  // relaxed: ids need uniqueness only; round-robin needs no ordering.
-  std::atomic<std::uint64_t> fiber_ids{1};
+  std::uint64_t id = g_runtime_ids.fetch_add(1, std::memory_order_relaxed);
+  std::atomic<std::uint64_t>& fiber_ids = g_fiber_ids;
+  // relaxed: round-robin needs no ordering.
   std::atomic<unsigned> next_worker{0};
   std::shared_mutex post_mu;
   bool accepting = true;  // guarded by post_mu (shared_mutex has no capability annotation in libstdc++)
@@ -292,6 +298,7 @@ std::string Runtime::dump_fibers(std::chrono::milliseconds timeout) {
 }
 
 const std::string& Runtime::name() const { return impl_->cfg.name; }
+std::uint64_t Runtime::id() const noexcept { return impl_->id; }
 unsigned Runtime::workers() const { return static_cast<unsigned>(impl_->workers.size()); }
 const Config& Runtime::config() const { return impl_->cfg; }
 const detail::RingInfo& Runtime::ring_info(unsigned worker) const { return impl_->workers.at(worker)->ring_info(); }

@@ -84,6 +84,9 @@ class Runtime {
   /// is reported with the fiber it is running instead of hanging the caller.
   [[nodiscard]] std::string dump_fibers(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
   [[nodiscard]] const std::string& name() const;
+  /// This runtime's id: unique in the process, never reused (another Runtime
+  /// later built at the same address gets another id).
+  [[nodiscard]] std::uint64_t id() const noexcept;
   [[nodiscard]] unsigned workers() const;
   [[nodiscard]] const Config& config() const;
   [[nodiscard]] const detail::RingInfo& ring_info(unsigned worker = 0) const;

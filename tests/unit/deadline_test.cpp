@@ -1,9 +1,12 @@
 // Durations and time points given to weft saturate: "forever" (hours::max(),
-// seconds::max(), time_point::max()) never wraps into the past.
+// seconds::max(), time_point::max()) never wraps into the past, and every fiber
+// and runtime id is unique in the process.
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <optional>
+#include <set>
 
 #include <weft/weft.hpp>
 
@@ -59,4 +62,20 @@ TEST_CASE("sleep_for(seconds::max()) and sleep_until(time_point::max()) sleep un
   }  // shutdown cancels them
   REQUIRE(returned == 0);
   REQUIRE(cancelled == 4);
+}
+
+TEST_CASE("fiber ids are unique across runtimes, and a runtime rebuilt at the same address gets a new id") {
+  std::optional<weft::Runtime> rt;
+  rt.emplace();
+  const std::uint64_t first = rt->id();
+  const std::uint64_t f1 = rt->block_on([] { return weft::this_fiber::id(); });
+  rt.reset();
+  rt.emplace();  // same storage, so very likely the same address
+  REQUIRE(rt->id() != first);
+  weft::Runtime other;
+  REQUIRE(other.id() != rt->id());
+  std::set<std::uint64_t> ids{f1};
+  ids.insert(rt->block_on([] { return weft::this_fiber::id(); }));
+  ids.insert(other.block_on([] { return weft::this_fiber::id(); }));
+  REQUIRE(ids.size() == 3);
 }
