@@ -205,7 +205,8 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
   if (rx->reader) std::exchange(rx->reader, nullptr)->notify();
 }
 
-void arm(SocketCore* c, Worker* w, BufRing* ring) {
+// False when the ring had no room for the SQE (nothing armed: read plainly).
+bool arm(SocketCore* c, Worker* w, BufRing* ring) {
   BufferedRecv* rx = c->rx;
   if (rx->ring != ring) {  // the queue is empty here: rebind it
     if (rx->ring) rx->ring->release();
@@ -222,8 +223,10 @@ void arm(SocketCore* c, Worker* w, BufRing* ring) {
   rx->fixed = a.fixed;
   rx->cancel_sent = false;
   rx->ud = w->arm_multishot(&prep_multishot, &a, &on_cqe, c);
+  if (rx->ud == 0) return false;
   w->recv_counters.arms.add();
   rx->state.store(kArmed, std::memory_order_release);  // see rx_orphan()
+  return true;
 }
 
 enum class Next { chunk, end, plain };
@@ -243,7 +246,7 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, 
         --rx->plain_left;
         return Next::plain;
       }
-      arm(c, w, ring);
+      if (!arm(c, w, ring)) return Next::plain;
     }
     if (rx->reader)
       throw std::logic_error(std::string(op) + detail::subject_of(c) +

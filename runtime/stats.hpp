@@ -17,6 +17,7 @@ struct Stats {
   std::uint64_t cqes_reaped = 0;
   std::uint64_t stale_completions = 0;  ///< CQEs whose slot generation did not match
   std::uint64_t sq_full = 0;            ///< times the SQ was full and flushed early
+  std::uint64_t sq_waits = 0;           ///< times a fiber went through a tick for room in a full SQ
   std::uint64_t cq_overflow = 0;        ///< ticks that saw the CQ overflow flag
   std::uint64_t enters = 0;             ///< io_uring_enter calls
   std::uint64_t wakes = 0;              ///< cross-thread wakes received

@@ -40,23 +40,25 @@ unsigned FixedFiles::init(Ring& ring, unsigned want) {
   return want;
 }
 
-void FixedFiles::queue_update(Ring& ring, int* fd, int slot) {
-  io_uring_sqe* sqe = ring.get_sqe();
+bool FixedFiles::queue_update(Ring& ring, int* fd, int slot) noexcept {
+  io_uring_sqe* sqe = ring.try_get_sqe();
+  if (!sqe) return false;
   io_uring_prep_files_update(sqe, fd, 1, slot);
   // Fire and forget: an install that failed shows up as -EBADF on the op that
   // names the slot, and the socket then falls back to its fd (net/socket.cpp).
   io_uring_sqe_set_data64(sqe, kTagIgnore);
+  return true;
 }
 
 int FixedFiles::install(Ring& ring, int fd, std::atomic<int>* holder) {
-  if (free_.empty()) return -1;
+  if (free_.empty() || !ring.reserve(1)) return -1;  // no slot, or no SQE: use the fd
   const int slot = free_.back();
   free_.pop_back();
   holders_[static_cast<unsigned>(slot)] = holder;
   holder->store(slot, std::memory_order_relaxed);  // see the invariants: mu_ orders the racing writers
   live_.add();
   fds_[static_cast<unsigned>(slot)] = fd;
-  queue_update(ring, &fds_[static_cast<unsigned>(slot)], slot);
+  queue_update(ring, &fds_[static_cast<unsigned>(slot)], slot);  // reserved above: cannot fail
   return slot;
 }
 
@@ -75,9 +77,17 @@ void FixedFiles::forget(int slot) {
 }
 
 void FixedFiles::remove(Ring& ring, int slot) {
-  if (!holders_[static_cast<unsigned>(slot)]) return;
-  queue_update(ring, &kNoFile, slot);
-  forget(slot);
+  std::atomic<int>* h = holders_[static_cast<unsigned>(slot)];
+  if (!h) return;
+  if (queue_update(ring, &kNoFile, slot)) {
+    forget(slot);
+    return;
+  }
+  // No SQE now: the slot is removed at the next tick, like a remote removal.
+  h->store(-1, std::memory_order_relaxed);  // see the invariants: mu_ orders the racing writers
+  LockGuard g(mu_);
+  remote_.push_back(slot);  // may throw bad_alloc: the caller logs (the slot stays until shutdown)
+  remote_pending_.store(true, std::memory_order_relaxed);  // this thread's own next tick reads it
 }
 
 void FixedFiles::prep_remove(io_uring_sqe* sqe, void* slot) {
@@ -103,10 +113,16 @@ void FixedFiles::drain_remote(Ring& ring) {
     slots.swap(remote_);
     remote_pending_.store(false, std::memory_order_relaxed);  // under mu_: a later push sets it again
   }
-  for (int s : slots) {
+  for (std::size_t i = 0; i < slots.size(); ++i) {
     // The remover already reset the holder: free the slot without touching it.
-    queue_update(ring, &kNoFile, s);
-    release(s);
+    if (!queue_update(ring, &kNoFile, slots[i])) {
+      // No room: the rest waits for the next tick.
+      LockGuard g(mu_);
+      remote_.insert(remote_.end(), slots.begin() + static_cast<std::ptrdiff_t>(i), slots.end());
+      remote_pending_.store(true, std::memory_order_relaxed);  // read by this thread's next tick
+      return;
+    }
+    release(slots[i]);
   }
 }
 

@@ -50,10 +50,12 @@ class FixedFiles {
 
   /// Queues the installation of `fd` in a free slot, stores the slot in `holder`
   /// (where the caller keeps it; reset to -1 at removal and at shutdown) and
-  /// returns it; -1 when the table is off or full (the socket keeps using its fd).
+  /// returns it; -1 when the table is off or full, or the SQ has no room (the
+  /// socket keeps using its fd).
   int install(Ring& ring, int fd, std::atomic<int>* holder);
   /// Queues the removal of `slot` and frees it (worker thread). The table lets go
-  /// of the file when the SQE is issued (at the next enter).
+  /// of the file when the SQE is issued (at the next enter); with no room in the
+  /// SQ, the removal is queued for the next tick like a remote one.
   void remove(Ring& ring, int slot);
   /// Frees `slot` and resets its holder, leaving the removal to the caller, who
   /// runs it as an op (prep_remove) and waits for it: then the table has let go of
@@ -73,7 +75,8 @@ class FixedFiles {
   void retire();
 
  private:
-  void queue_update(Ring& ring, int* fd, int slot);
+  /// Queues a FILES_UPDATE of `slot` to `*fd`; false when the SQ has no room.
+  bool queue_update(Ring& ring, int* fd, int slot) noexcept;
   /// Marks `slot` free (its holder is not touched) after its removal was queued.
   void release(int slot);
 

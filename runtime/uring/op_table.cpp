@@ -23,6 +23,7 @@ std::uint32_t OpTable::acquire(std::uint8_t cqes) {
   free_head_ = s.next_free;
   s.pending = cqes;
   s.cancel_sent = false;
+  s.cancel_deferred = false;
   s.res = 0;
   s.cqe_flags = 0;
   s.waiter = nullptr;
@@ -47,6 +48,7 @@ void OpTable::release(std::uint32_t idx) {
     std::fputs("weft: op slot released with CQEs outstanding\n", stderr);
     std::abort();
   }
+  cancel_issued(idx);  // the op ended first: its deferred cancel is moot
   s.gen = s.gen + 1 == 0 ? 1 : s.gen + 1;  // 0 never names a live slot
   s.waiter = nullptr;
   s.next_free = free_head_;

@@ -33,6 +33,7 @@ struct OpSlot {
   std::uint32_t gen = 1;
   std::uint8_t pending = 0;   ///< CQEs still expected; 0 = free
   bool cancel_sent = false;   ///< an ASYNC_CANCEL for this op was submitted
+  bool cancel_deferred = false;  ///< cancel_op() found no SQE: the next tick issues it
   std::int32_t res = 0;       ///< the op's own CQE result (raw -errno on failure)
   std::uint32_t cqe_flags = 0;
   FiberBase* waiter = nullptr;  ///< parked until pending == 0
@@ -69,11 +70,32 @@ class OpTable {
   /// Returns the slot to the free list and bumps its generation (pending must be 0).
   void release(std::uint32_t idx);
   [[nodiscard]] std::uint32_t in_flight() const { return in_flight_; }
+  /// Marks the in-flight slot's cancel as waiting for an SQE (see OpSlot).
+  void defer_cancel(std::uint32_t idx) {
+    if (!at(idx).cancel_deferred) {
+      at(idx).cancel_deferred = true;
+      ++deferred_;
+    }
+  }
+  /// Clears the mark once the cancel was issued.
+  void cancel_issued(std::uint32_t idx) {
+    if (at(idx).cancel_deferred) {
+      at(idx).cancel_deferred = false;
+      --deferred_;
+    }
+  }
+  [[nodiscard]] std::uint32_t deferred_cancels() const { return deferred_; }
   /// The user_data of every in-flight multishot op (for the shutdown's cancel).
   template <class F>
   void for_each_multishot(F&& f) {
     for (std::uint32_t i = 0; i < capacity_; ++i)
       if (at(i).pending > 0 && at(i).sink) f(user_data(i));
+  }
+  /// The index of every in-flight slot.
+  template <class F>
+  void for_each_in_flight(F&& f) {
+    for (std::uint32_t i = 0; i < capacity_; ++i)
+      if (at(i).pending > 0) f(i);
   }
 
  private:
@@ -83,6 +105,7 @@ class OpTable {
   std::uint32_t capacity_ = 0;
   std::uint32_t free_head_ = kNone;
   std::uint32_t in_flight_ = 0;
+  std::uint32_t deferred_ = 0;  // slots with cancel_deferred set
 };
 
 }  // namespace weft::detail

@@ -131,28 +131,21 @@ void Ring::init(unsigned entries, bool want_defer_taskrun) {
   throw StartupError(err, explain_setup_failure(err, entries));
 }
 
-io_uring_sqe* Ring::get_sqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (!sqe) {
-    sq_full.add();
-    int r = io_uring_submit(&ring_);
+bool Ring::reserve(unsigned n) noexcept {
+  if (io_uring_sq_space_left(&ring_) >= n) [[likely]]
+    return true;
+  sq_full.add();
+  for (;;) {
     enters.add();
+    // A flush without waiting: with DEFER_TASKRUN it also runs pending task work,
+    // so completions queued by the kernel show up for the tick's reap.
+    const int r = io_uring_submit_and_get_events(&ring_);
     if (r > 0) submitted.add(static_cast<unsigned>(r));
-    sqe = io_uring_get_sqe(&ring_);
-    // -EBUSY/-EAGAIN on older kernels: completions must be reaped first; the
-    // caller's tick does that, and the next get_sqe retries.
-    if (!sqe && r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN) throw_errno(r, "weft: io_uring_submit");
+    if (r != -EINTR) break;
   }
-  return sqe;
-}
-
-void Ring::reserve(unsigned n) {
-  if (io_uring_sq_space_left(&ring_) < n) {
-    sq_full.add();
-    enters.add();
-    int r = io_uring_submit(&ring_);
-    if (r > 0) submitted.add(static_cast<unsigned>(r));
-  }
+  // -EBUSY/-EAGAIN (CQ backlog on older kernels, or no memory for the requests):
+  // completions must be reaped first; the caller goes through the tick.
+  return io_uring_sq_space_left(&ring_) >= n;
 }
 
 int Ring::enter(bool wait, std::int64_t timeout_ns) {

@@ -10,6 +10,13 @@
 //    naming the cause and the remedy (see explain_setup_failure()).
 //  - With DEFER_TASKRUN completions only appear after an enter with GETEVENTS;
 //    the worker's tick always enters that way when ops are in flight.
+//  - SQEs are taken only after reserve() said there is room for all of an op's
+//    SQEs (an op and its linked timeout), and take() never flushes: a linked pair
+//    is never split across two submits (a split LINK_TIMEOUT fails with -EINVAL
+//    and the op runs without its deadline). When the SQ stays full (the kernel
+//    answers -EBUSY/-EAGAIN: completions must be reaped first) reserve() fails
+//    and the caller decides: a fiber goes through the scheduler's tick, which
+//    reaps, and tries again; a fire-and-forget SQE is retried at the next tick.
 #pragma once
 
 #include <liburing.h>
@@ -53,11 +60,14 @@ class Ring {
   io_uring* raw() { return &ring_; }
   [[nodiscard]] int fd() const { return ring_.ring_fd; }
 
-  /// An SQE, flushing the SQ first when it is full (counted in sq_full).
-  io_uring_sqe* get_sqe();
-  /// Makes sure `n` SQEs can be taken back to back (linked pairs must not be split
-  /// across submits: a split LINK_TIMEOUT fails with -EINVAL).
-  void reserve(unsigned n);
+  /// True when `n` SQEs can now be take()n back to back. When the SQ lacks room it
+  /// is flushed once (counted in sq_full); false when that did not make room
+  /// (the kernel wants completions reaped first, or refused the submit).
+  [[nodiscard]] bool reserve(unsigned n) noexcept;
+  /// One SQE, after reserve() succeeded for it (never flushes, never null).
+  io_uring_sqe* take() noexcept { return io_uring_get_sqe(&ring_); }
+  /// reserve(1) then take(), or null.
+  io_uring_sqe* try_get_sqe() noexcept { return reserve(1) ? take() : nullptr; }
   [[nodiscard]] unsigned pending_sqes() { return io_uring_sq_ready(&ring_); }
   /// CQEs posted and not yet reaped (reads the shared CQ tail: acquire).
   [[nodiscard]] unsigned cq_ready() { return io_uring_cq_ready(&ring_); }

@@ -200,6 +200,7 @@ void Worker::run_loop() {
 
 void Worker::tick() {
   inbox_.mark_running();
+  retry_deferred();
   drain_inbox();
   if (files_.remote_pending()) files_.drain_remote(ring_);
   if (buf_ring_ && buf_ring_->remote_pending()) buf_ring_->drain_remote();
@@ -211,6 +212,8 @@ void Worker::tick() {
       timeout = timers_.next_deadline() - monotonic_ns();
       if (timeout < 0) timeout = 0;
     }
+    // Never sleep without the wake read armed (it found no SQE): poll instead.
+    if (!wake_read_armed_) timeout = 0;
     if (inbox_.prepare_sleep()) {
       int r = ring_.enter(true, timeout);
       inbox_.mark_running();
@@ -310,9 +313,10 @@ void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
   }
 }
 
-void Worker::arm_wake_read() {
+void Worker::arm_wake_read() noexcept {
   if (wake_read_armed_) return;
-  io_uring_sqe* sqe = ring_.get_sqe();
+  io_uring_sqe* sqe = ring_.try_get_sqe();
+  if (!sqe) return;  // no room: the next tick tries again, and does not sleep unarmed
   io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof wake_buf_, 0);
   io_uring_sqe_set_data64(sqe, kTagWake);
   wake_read_armed_ = true;
@@ -354,10 +358,11 @@ void Worker::write_wake_fd() noexcept {
 void Worker::wake() {
   Worker* me = t_state.worker;
   if (cfg_.wake == WakeMode::msg_ring && me && me != this && me->ring_.info().has_op(IORING_OP_MSG_RING)) {
-    io_uring_sqe* sqe = me->ring_.get_sqe();
-    io_uring_prep_msg_ring(sqe, ring_.fd(), 0, kTagMsgRing, 0);
-    io_uring_sqe_set_data64(sqe, msg_ring_sent_tag(index_));
-    if (me->ring_.enter(false, 0) >= 0) return;
+    if (io_uring_sqe* sqe = me->ring_.try_get_sqe()) {  // no room: the eventfd below
+      io_uring_prep_msg_ring(sqe, ring_.fd(), 0, kTagMsgRing, 0);
+      io_uring_sqe_set_data64(sqe, msg_ring_sent_tag(index_));
+      if (me->ring_.enter(false, 0) >= 0) return;
+    }
   }
   write_wake_fd();
 }
@@ -628,6 +633,7 @@ void Worker::add_stats(Stats& s) const {
   s.timers_fired += timers_fired_.get();
   s.sqes_submitted += ring_.submitted.get();
   s.sq_full += ring_.sq_full.get();
+  s.sq_waits += sq_waits_.get();
   s.enters += ring_.enters.get();
   s.stacks_live += stacks_live_.get();
   s.stack_mappings += stack_mappings_.get();

@@ -158,10 +158,12 @@ class Worker {
   /// Starts a multishot op: every CQE goes to `sink(ctx, res, flags)` in scheduler
   /// context, until the first one without IORING_CQE_F_MORE, which frees the slot.
   /// No fiber waits on it; the caller keeps `ctx` alive until that last CQE.
-  /// Returns the op's user_data (for cancel_op()).
+  /// Returns the op's user_data (for cancel_op()), or 0 when the SQ has no room
+  /// (never switches: the caller then does without the op).
   std::uint64_t arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx);
-  /// Queues an ASYNC_CANCEL of the op named by `user_data` (fire-and-forget).
-  void cancel_op(std::uint64_t user_data);
+  /// Queues an ASYNC_CANCEL of the op named by `user_data` (fire-and-forget; with
+  /// no room in the SQ it is issued at the next tick).
+  void cancel_op(std::uint64_t user_data) noexcept;
   /// The provided-buffer ring, made at the first call; null when Config::recv_buffers
   /// is 0 or the kernel refused it (said once in the log).
   BufRing* buf_ring() {
@@ -216,6 +218,11 @@ class Worker {
 
  private:
   void yield_slow(FiberBase* self);
+  /// Parks the running fiber through ticks until the SQ has room for `n` SQEs.
+  /// Throws FiberCancelled (before anything was taken) if it is cancelled.
+  void wait_for_sq_room(unsigned n);
+  /// Each tick: what found no SQE before (the wake read, deferred cancels).
+  void retry_deferred() noexcept;
   [[gnu::noinline, gnu::cold]] bool quiet_tick() noexcept;
   void thread_main(void* started);
   void wake();
@@ -225,7 +232,7 @@ class Worker {
   void reap();
   void dispatch_cqe(const io_uring_cqe* cqe);
   void drain_inbox();
-  void arm_wake_read();
+  void arm_wake_read() noexcept;
   bool adopt(FiberBase* f);
   FiberBase* pick_next();
   void prefetch_after() noexcept;
@@ -304,7 +311,7 @@ class Worker {
   std::atomic<std::uint64_t> incoming_{0};
   std::uint64_t next_id_ = 0, id_limit_ = 0;  // a block of ids reserved from fiber_ids_
 
-  Counter alive_, spawned_, switches_, cqes_, stale_, cq_overflow_, wakes_, timers_fired_;
+  Counter alive_, spawned_, switches_, cqes_, stale_, cq_overflow_, wakes_, timers_fired_, sq_waits_;
   Counter stacks_live_, stack_mappings_;
 };
 

@@ -11,6 +11,10 @@
 //    parked until that CQE, so the kernel never writes into a dead frame).
 //  - A slot goes back to the table only after its final CQE: await_op releases it
 //    after the wake, a multishot slot is freed by the CQE without F_MORE.
+//  - An op takes its SQEs only once the ring has room for all of them (op and
+//    linked timeout), so a throw (no memory for a slot) leaves nothing in flight
+//    and a pair is never split. A fiber waits for room through the tick; a cancel
+//    that finds no room is marked on its slot and issued at the next tick.
 #include <weft/runtime/uring/worker.hpp>
 
 #include <cstdint>
@@ -51,20 +55,38 @@ void Worker::sleep_until(std::int64_t deadline_ns) {
 
 // ------------------------------------------------------------------ ops ----
 
+void Worker::wait_for_sq_room(unsigned n) {
+  while (!ring_.reserve(n)) {
+    check_cancel();
+    sq_waits_.add();
+    // Through the scheduler's tick, which reaps the completions the kernel wants
+    // gone before it takes more SQEs; then try again.
+    FiberBase* self = t_state.fiber;
+    count_activations();
+    budget_ = tick_base_ = 0;
+    self->state_ = FiberState::ready;
+    runq_.push_back(self);
+    switch_away(self);
+  }
+}
+
 int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags) {
   FiberBase* self = t_state.fiber;
   const bool linked = deadline_ns >= 0;
-  if (linked) ring_.reserve(2);
+  // Room for the op and its linked timeout first, then the slot (which may throw
+  // bad_alloc), then the SQEs: nothing is in flight until both are filled, and
+  // nothing between here and the park can switch or flush.
+  wait_for_sq_room(linked ? 2 : 1);
   const std::uint32_t idx = ops_.acquire(linked ? 2 : 1);
   OpSlot& s = ops_.at(idx);  // stable: slots live in fixed chunks
-  io_uring_sqe* sqe = ring_.get_sqe();
+  io_uring_sqe* sqe = ring_.take();
   prep(sqe, arg);
   io_uring_sqe_set_data64(sqe, ops_.user_data(idx));
   if (linked) {
     sqe->flags |= IOSQE_IO_LINK;
     s.ts.tv_sec = deadline_ns / 1'000'000'000;
     s.ts.tv_nsec = deadline_ns % 1'000'000'000;
-    io_uring_sqe* t = ring_.get_sqe();
+    io_uring_sqe* t = ring_.take();
     io_uring_prep_link_timeout(t, &s.ts, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(t, ops_.user_data(idx, true));
   }
@@ -88,21 +110,41 @@ int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint
 }
 
 std::uint64_t Worker::arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx) {
+  if (!ring_.reserve(1)) return 0;  // the SQ stays full: the caller reads another way
   const std::uint32_t idx = ops_.acquire(1);
   OpSlot& s = ops_.at(idx);
   s.sink = sink;
   s.sink_ctx = ctx;
-  io_uring_sqe* sqe = ring_.get_sqe();
+  io_uring_sqe* sqe = ring_.take();
   prep(sqe, arg);
   const std::uint64_t ud = ops_.user_data(idx);
   io_uring_sqe_set_data64(sqe, ud);
   return ud;
 }
 
-void Worker::cancel_op(std::uint64_t user_data) {
-  io_uring_sqe* c = ring_.get_sqe();
-  io_uring_prep_cancel64(c, user_data, 0);
-  io_uring_sqe_set_data64(c, kTagIgnore);
+void Worker::cancel_op(std::uint64_t user_data) noexcept {
+  if (io_uring_sqe* c = ring_.try_get_sqe()) {
+    io_uring_prep_cancel64(c, user_data, 0);
+    io_uring_sqe_set_data64(c, kTagIgnore);
+    return;
+  }
+  // No room now: the next tick issues it (the op stays in flight until then).
+  std::uint32_t idx;
+  bool timeout_cqe;
+  if (ops_.lookup(user_data, &idx, &timeout_cqe)) ops_.defer_cancel(idx);
+}
+
+void Worker::retry_deferred() noexcept {
+  if (!wake_read_armed_) arm_wake_read();
+  if (ops_.deferred_cancels() == 0) return;
+  ops_.for_each_in_flight([this](std::uint32_t idx) {
+    if (!ops_.at(idx).cancel_deferred) return;
+    io_uring_sqe* c = ring_.try_get_sqe();
+    if (!c) return;
+    ops_.cancel_issued(idx);
+    io_uring_prep_cancel64(c, ops_.user_data(idx), 0);
+    io_uring_sqe_set_data64(c, kTagIgnore);
+  });
 }
 
 void Worker::make_buf_ring() {
@@ -121,7 +163,8 @@ void Worker::make_buf_ring() {
 }
 
 void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
-  io_uring_sqe* sqe = ring_.get_sqe();
+  wait_for_sq_room(1);
+  io_uring_sqe* sqe = ring_.take();
   prep(sqe, arg);
   io_uring_sqe_set_data64(sqe, user_data);
 }
