@@ -273,8 +273,9 @@ void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
       return;
     }
     if (((ud >> 32) & 0xff) == 3 && (ud >> 40) < rt_.workers()) {
-      // Our MSG_RING to another worker failed (e.g. -EOVERFLOW): never lose the
-      // wake, fall back to its eventfd.
+      // Our MSG_RING to another worker of this runtime (wake() sends none across
+      // runtimes, so the index names the target) failed (e.g. -EOVERFLOW): never
+      // lose the wake, fall back to its eventfd.
       if (cqe->res < 0) {
         log::logger().debug("MSG_RING wake failed ({}), using the eventfd", errno_code(cqe->res).message());
         rt_.worker(static_cast<unsigned>(ud >> 40)).write_wake_fd();
@@ -351,14 +352,20 @@ void Worker::write_wake_fd() noexcept {
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
 
-// Wakes this (sleeping) worker from the calling thread. From another worker with
-// MSG_RING: one SQE on the caller's own ring, submitted at once (latency matters
-// more than batching here); the target's enter returns on the CQE it posts. The
+// Wakes this (sleeping) worker from the calling thread. From another worker of
+// the same runtime with MSG_RING: one SQE on the caller's own ring, submitted at
+// once (latency matters more than batching here); the target's enter returns on
+// the CQE it posts. A failed MSG_RING comes back as a CQE on the caller's ring
+// naming the target by its index in the runtime (dispatch_cqe falls back to the
+// eventfd), so wakes across runtimes, whose index would name a worker of the
+// wrong runtime, take the eventfd, as does a caller whose SQ has no room. The
 // hand-over itself went through the inbox's atomics, so TSan sees the edge.
-void Worker::wake() {
+// Never throws: notify(), unlock() and set() end here.
+void Worker::wake() noexcept {
   Worker* me = t_state.worker;
-  if (cfg_.wake == WakeMode::msg_ring && me && me != this && me->ring_.info().has_op(IORING_OP_MSG_RING)) {
-    if (io_uring_sqe* sqe = me->ring_.try_get_sqe()) {  // no room: the eventfd below
+  if (cfg_.wake == WakeMode::msg_ring && me && me != this && &me->rt_ == &rt_ &&
+      me->ring_.info().has_op(IORING_OP_MSG_RING)) {
+    if (io_uring_sqe* sqe = me->ring_.try_get_sqe()) {
       io_uring_prep_msg_ring(sqe, ring_.fd(), 0, kTagMsgRing, 0);
       io_uring_sqe_set_data64(sqe, msg_ring_sent_tag(index_));
       if (me->ring_.enter(false, 0) >= 0) return;

@@ -225,7 +225,7 @@ class Worker {
   void retry_deferred() noexcept;
   [[gnu::noinline, gnu::cold]] bool quiet_tick() noexcept;
   void thread_main(void* started);
-  void wake();
+  void wake() noexcept;
   void write_wake_fd() noexcept;
   void run_loop();
   void tick();
