@@ -29,6 +29,13 @@ namespace {
   std::abort();
 }
 
+[[noreturn]] void fatal_in_scheduler(const char* what) noexcept {
+  const Worker* w = t_state.worker;
+  std::fprintf(stderr, "weft: FATAL: worker %u: exception escaped the scheduler context: %s\n", w ? w->index() : 0u,
+               what);
+  std::abort();
+}
+
 const char* state_name(FiberState s) {
   switch (s) {
     case FiberState::created: return "created";
@@ -134,7 +141,15 @@ void Worker::thread_main(void* started_arg) {
                       stacks_.mode() == GuardMode::madvise ? "madvise" : "mprotect");
   arm_wake_read();
   started->set_value();  // `started` is gone after this line
-  run_loop();
+  try {
+    run_loop();
+  } catch (const std::exception& e) {
+    // The scheduler context has nothing to unwind to and its state is unknown
+    // after a throw (every path it runs is meant not to throw): stop here, loudly.
+    fatal_in_scheduler(e.what());
+  } catch (...) {
+    fatal_in_scheduler("a non-std exception");
+  }
   if (buf_ring_) {
     buf_ring_->retire(ring_.raw());  // leases and queues still out keep the memory
     buf_ring_ = nullptr;
