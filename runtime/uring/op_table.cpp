@@ -27,6 +27,8 @@ std::uint32_t OpTable::acquire(std::uint8_t cqes) {
   s.res = 0;
   s.cqe_flags = 0;
   s.waiter = nullptr;
+  s.prep = nullptr;
+  s.prep_arg = nullptr;
   ++in_flight_;
   return idx;
 }
@@ -42,9 +44,26 @@ bool OpTable::lookup(std::uint64_t ud, std::uint32_t* idx, bool* timeout_cqe) {
   return true;
 }
 
+void OpTable::enqueue(std::uint32_t idx) {
+  OpSlot& s = at(idx);
+  s.queued = true;
+  s.q_next = 0;
+  s.q_prev = q_tail_;
+  if (q_tail_) at(q_tail_ - 1).q_next = idx + 1; else q_head_ = idx + 1;
+  q_tail_ = idx + 1;
+}
+
+void OpTable::dequeue(std::uint32_t idx) {
+  OpSlot& s = at(idx);
+  if (s.q_prev) at(s.q_prev - 1).q_next = s.q_next; else q_head_ = s.q_next;
+  if (s.q_next) at(s.q_next - 1).q_prev = s.q_prev; else q_tail_ = s.q_prev;
+  s.q_prev = s.q_next = 0;
+  s.queued = false;
+}
+
 void OpTable::release(std::uint32_t idx) {
   OpSlot& s = at(idx);
-  if (s.pending != 0) {
+  if (s.pending != 0 || s.queued) {
     std::fputs("weft: op slot released with CQEs outstanding\n", stderr);
     std::abort();
   }

@@ -15,6 +15,11 @@
 //    the waiting fiber does not resume before that.
 //  - A multishot op (sink set) has no waiter: each of its CQEs goes to the sink, and
 //    its slot is freed by the first CQE without IORING_CQE_F_MORE (research B1).
+//  - An op whose SQEs found no room in the SQ waits in the table's overflow queue
+//    (FIFO, linked through its slot) with its prep function and argument; the
+//    worker issues queued ops in order as room appears, and while any is queued
+//    every new op queues behind it, so SQEs reach the kernel in program order (a
+//    close's cancel-by-fd is issued after the ops it must cancel).
 //  - Only the owning worker's thread touches the table. Slots live in fixed chunks,
 //    so a slot reference stays valid while the table grows.
 #pragma once
@@ -22,12 +27,17 @@
 #include <linux/time_types.h>
 
 #include <cstdint>
+
+struct io_uring_sqe;
 #include <memory>
 #include <vector>
 
 namespace weft::detail {
 
 class FiberBase;
+
+/// Fills an op's SQE; user_data is set by the worker afterwards.
+using PrepFn = void (*)(io_uring_sqe* sqe, void* arg);
 
 struct OpSlot {
   std::uint32_t gen = 1;
@@ -41,6 +51,10 @@ struct OpSlot {
   void (*sink)(void* ctx, int res, std::uint32_t flags) = nullptr;
   void* sink_ctx = nullptr;
   __kernel_timespec ts{};       ///< storage for the linked timeout
+  PrepFn prep = nullptr;        ///< kept while the op waits in the overflow queue
+  void* prep_arg = nullptr;
+  bool queued = false;          ///< in the overflow queue (not yet given to the kernel)
+  std::uint32_t q_prev = 0, q_next = 0;  ///< overflow queue links (slot index + 1; 0: none)
   std::uint32_t next_free = 0;
 };
 
@@ -85,6 +99,13 @@ class OpTable {
     }
   }
   [[nodiscard]] std::uint32_t deferred_cancels() const { return deferred_; }
+
+  // The overflow queue (see the invariants).
+  [[nodiscard]] bool overflow_empty() const { return q_head_ == 0; }
+  /// The oldest queued slot; only when !overflow_empty().
+  [[nodiscard]] std::uint32_t overflow_front() const { return q_head_ - 1; }
+  void enqueue(std::uint32_t idx);
+  void dequeue(std::uint32_t idx);
   /// The user_data of every in-flight multishot op (for the shutdown's cancel).
   template <class F>
   void for_each_multishot(F&& f) {
@@ -106,6 +127,7 @@ class OpTable {
   std::uint32_t free_head_ = kNone;
   std::uint32_t in_flight_ = 0;
   std::uint32_t deferred_ = 0;  // slots with cancel_deferred set
+  std::uint32_t q_head_ = 0, q_tail_ = 0;  // overflow queue (slot index + 1; 0: empty)
 };
 
 }  // namespace weft::detail

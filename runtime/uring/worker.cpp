@@ -227,8 +227,9 @@ void Worker::tick() {
       timeout = timers_.next_deadline() - monotonic_ns();
       if (timeout < 0) timeout = 0;
     }
-    // Never sleep without the wake read armed (it found no SQE): poll instead.
-    if (!wake_read_armed_) timeout = 0;
+    // Never sleep with work only a later tick can do: the wake read unarmed (it
+    // found no SQE), ops or cancels waiting for room. Poll instead.
+    if (!wake_read_armed_ || !ops_.overflow_empty() || ops_.deferred_cancels() > 0) timeout = 0;
     if (inbox_.prepare_sleep()) {
       int r = ring_.enter(true, timeout);
       inbox_.mark_running();

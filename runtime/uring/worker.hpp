@@ -87,9 +87,6 @@ class RunQueue {
   std::size_t size_ = 0;
 };
 
-/// Fills an SQE for await_op(); user_data is set afterwards by the worker.
-using PrepFn = void (*)(io_uring_sqe* sqe, void* arg);
-
 class Worker {
  public:
   Worker(Runtime& rt, unsigned index, const Config& cfg, std::atomic<std::uint64_t>& fiber_ids);
@@ -153,7 +150,11 @@ class Worker {
   void sleep_until(std::int64_t deadline_ns);
   /// Runs one io_uring op for the running fiber and returns its CQE result (raw
   /// -errno on failure). `deadline_ns` (absolute CLOCK_MONOTONIC, or <0 for none)
-  /// links a timeout: on expiry the op completes with -ECANCELED.
+  /// links a timeout: on expiry the op completes with -ECANCELED. The op is
+  /// issued before anything can switch: given to the ring at once, or, when the
+  /// SQ has no room, queued behind the earlier ops (`prep(sqe, arg)` then runs at
+  /// a later tick; `arg` lives on the parked fiber's stack). Throws only
+  /// bad_alloc (no slot), before anything was issued.
   int await_op(PrepFn prep, void* arg, std::int64_t deadline_ns = -1, std::uint32_t* cqe_flags = nullptr);
   /// Starts a multishot op: every CQE goes to `sink(ctx, res, flags)` in scheduler
   /// context, until the first one without IORING_CQE_F_MORE, which frees the slot.
@@ -221,7 +222,10 @@ class Worker {
   /// Parks the running fiber through ticks until the SQ has room for `n` SQEs.
   /// Throws FiberCancelled (before anything was taken) if it is cancelled.
   void wait_for_sq_room(unsigned n);
-  /// Each tick: what found no SQE before (the wake read, deferred cancels).
+  /// Gives the ring an op's SQEs (room for them was reserved).
+  void issue(std::uint32_t idx) noexcept;
+  /// Each tick: what found no SQE before (queued ops in order, the wake read,
+  /// deferred cancels).
   void retry_deferred() noexcept;
   [[gnu::noinline, gnu::cold]] bool quiet_tick() noexcept;
   void thread_main(void* started);

@@ -12,11 +12,13 @@
 //  - A slot goes back to the table only after its final CQE: await_op releases it
 //    after the wake, a multishot slot is freed by the CQE without F_MORE.
 //  - An op takes its SQEs only once the ring has room for all of them (op and
-//    linked timeout), so a throw (no memory for a slot) leaves nothing in flight
-//    and a pair is never split. A fiber waits for room through the tick; a cancel
+//    linked timeout), so a pair is never split; without room it waits in the op
+//    table's overflow queue and the tick issues it in order. Its slot is taken
+//    first, so a throw (no memory for a slot) leaves nothing issued. A cancel
 //    that finds no room is marked on its slot and issued at the next tick.
 #include <weft/runtime/uring/worker.hpp>
 
+#include <cerrno>
 #include <cstdint>
 
 #include <weft/runtime/error.hpp>
@@ -70,34 +72,52 @@ void Worker::wait_for_sq_room(unsigned n) {
   }
 }
 
-int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags) {
-  FiberBase* self = t_state.fiber;
-  const bool linked = deadline_ns >= 0;
-  // Room for the op and its linked timeout first, then the slot (which may throw
-  // bad_alloc), then the SQEs: nothing is in flight until both are filled, and
-  // nothing between here and the park can switch or flush.
-  wait_for_sq_room(linked ? 2 : 1);
-  const std::uint32_t idx = ops_.acquire(linked ? 2 : 1);
-  OpSlot& s = ops_.at(idx);  // stable: slots live in fixed chunks
+void Worker::issue(std::uint32_t idx) noexcept {
+  OpSlot& s = ops_.at(idx);
   io_uring_sqe* sqe = ring_.take();
-  prep(sqe, arg);
+  s.prep(sqe, s.prep_arg);
   io_uring_sqe_set_data64(sqe, ops_.user_data(idx));
-  if (linked) {
+  if (s.pending == 2) {  // with its linked timeout, in the same submit
     sqe->flags |= IOSQE_IO_LINK;
-    s.ts.tv_sec = deadline_ns / 1'000'000'000;
-    s.ts.tv_nsec = deadline_ns % 1'000'000'000;
     io_uring_sqe* t = ring_.take();
     io_uring_prep_link_timeout(t, &s.ts, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(t, ops_.user_data(idx, true));
   }
+}
+
+int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags) {
+  FiberBase* self = t_state.fiber;
+  const bool linked = deadline_ns >= 0;
+  const std::uint8_t sqes = linked ? 2 : 1;
+  const std::uint32_t idx = ops_.acquire(sqes);  // may throw bad_alloc: nothing issued yet
+  OpSlot& s = ops_.at(idx);  // stable: slots live in fixed chunks
+  s.prep = prep;
+  s.prep_arg = arg;
+  if (linked) {
+    s.ts.tv_sec = deadline_ns / 1'000'000'000;
+    s.ts.tv_nsec = deadline_ns % 1'000'000'000;
+  }
   s.waiter = self;
+  if (ops_.overflow_empty() && ring_.reserve(sqes)) [[likely]] {
+    issue(idx);
+  } else {
+    ops_.enqueue(idx);  // the tick issues it, in order, when there is room
+    sq_waits_.add();
+  }
   park_current(
       "io",
       [](FiberBase* f, void* a) {
-        // Ask the kernel to cancel; the fiber stays parked until the op's final CQE.
         Worker* w = f->worker_;
         auto i = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(a));
         OpSlot& slot = w->ops_.at(i);
+        if (slot.queued) {  // never given to the kernel: it ends here
+          w->ops_.dequeue(i);
+          slot.res = -ECANCELED;
+          slot.pending = 0;
+          w->unpark_local(f);
+          return;
+        }
+        // Ask the kernel to cancel; the fiber stays parked until the op's final CQE.
         if (slot.cancel_sent) return;
         slot.cancel_sent = true;
         w->cancel_op(w->ops_.user_data(i));
@@ -135,6 +155,12 @@ void Worker::cancel_op(std::uint64_t user_data) noexcept {
 }
 
 void Worker::retry_deferred() noexcept {
+  while (!ops_.overflow_empty()) {
+    const std::uint32_t idx = ops_.overflow_front();
+    if (!ring_.reserve(ops_.at(idx).pending)) break;
+    ops_.dequeue(idx);
+    issue(idx);
+  }
   if (!wake_read_armed_) arm_wake_read();
   if (ops_.deferred_cancels() == 0) return;
   ops_.for_each_in_flight([this](std::uint32_t idx) {
