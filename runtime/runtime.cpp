@@ -240,6 +240,7 @@ void Runtime::place(detail::FiberBase* f, const SpawnOptions& opts, int worker) 
   }
   f->id_ = impl_->fiber_ids.fetch_add(1, std::memory_order_relaxed);
   f->set_name(opts.name);
+  f->worker_ = impl_->workers[target].get();  // before the handle exists: JoinHandle::cancel reads it
   std::shared_lock lk(impl_->post_mu);
   if (!impl_->accepting) {
     lk.unlock();

@@ -71,8 +71,22 @@ std::uint64_t id();
 /// The running fiber's name (as given at spawn, else "fiber#<id>"). Evented-only.
 std::string name();
 /// True when the running fiber has been cancelled (its next blocking call throws
-/// FiberCancelled). Evented-only.
+/// FiberCancelled, unless the cancellation is deferred). Evented-only.
 bool cancelled();
+
+/// While one lives, a cancellation of the running fiber (JoinHandle::cancel, a
+/// runtime's shutdown) waits: blocking calls behave as if it had not happened, and
+/// the first blocking call after the last scope ends throws FiberCancelled. For
+/// cleanup that must block without being cut short (a destructor: a throw there is
+/// std::terminate). The same deferral holds by itself while the fiber unwinds an
+/// exception (std::uncaught_exceptions() > 0). Evented-only; scopes nest.
+class DeferCancellation {
+ public:
+  DeferCancellation();
+  ~DeferCancellation();
+  DeferCancellation(const DeferCancellation&) = delete;
+  DeferCancellation& operator=(const DeferCancellation&) = delete;
+};
 }  // namespace this_fiber
 
 }  // namespace weft

@@ -174,6 +174,8 @@ std::string FiberLabel::read() const {
   return "fiber#" + std::to_string(std::atomic_ref<const std::uint64_t>(id).load(std::memory_order_relaxed));
 }
 
+void request_cancel(FiberBase* f) noexcept { Worker::request_cancel(f); }
+
 void require_fiber(const char* operation) {
   if (!t_state.fiber) throw_not_in_fiber(operation);
 }

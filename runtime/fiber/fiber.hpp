@@ -124,6 +124,10 @@ class FiberBase {
   FiberLabel* label_ = nullptr;      ///< at the top of stack_, while it has one
   FiberState state_ = FiberState::created;
   bool cancel_requested_ = false;
+  /// Set at each park: cancellation is deferred for this wait (see cancel_deferred()).
+  bool park_deferred_ = false;
+  /// this_fiber::DeferCancellation scopes alive in this fiber.
+  std::uint16_t cancel_defer_ = 0;
   Stack stack_;
   FiberBase* inbox_next_ = nullptr;  ///< inbox link: written before the publishing CAS
   FiberBase* all_prev_ = nullptr;    ///< the worker's list of live fibers (dumps)
@@ -185,6 +189,8 @@ class FiberImpl final : public FiberResult<R> {
 /// Places a new fiber on the calling fiber's worker. Throws CrossRuntimeError when
 /// the caller is not a fiber (checked by the caller before allocation).
 void start_local(FiberBase* f, const SpawnOptions& opts);
+/// JoinHandle::cancel(): asks `f`'s worker to cancel it (any thread; never throws).
+void request_cancel(FiberBase* f) noexcept;
 /// Throws CrossRuntimeError naming `operation` unless the caller is a fiber.
 void require_fiber(const char* operation);
 
@@ -192,9 +198,9 @@ void require_fiber(const char* operation);
 
 /// Owns the right to join a fiber: join() returns its result or rethrows its
 /// exception. Dropping the handle detaches the fiber (an exception it ends with is
-/// then logged with its name).
+/// then logged with its name), so a handle nobody looks at is a warning.
 template <class R>
-class JoinHandle {
+class [[nodiscard("dropping a JoinHandle detaches the fiber: join() it or call detach()")]] JoinHandle {
  public:
   JoinHandle() = default;
   explicit JoinHandle(detail::FiberResult<R>* f) : f_(f) {}
@@ -229,6 +235,16 @@ class JoinHandle {
   [[nodiscard]] std::string name() const { return f_ ? f_->display_name() : std::string(); }
   /// Lets the fiber run on without a handle.
   void detach() { reset(); }
+  /// Cancels the fiber (any thread, any number of times; no-op once it is done):
+  /// not started yet, it ends with FiberCancelled without running; parked in a
+  /// blocking call, that call ends with FiberCancelled (an I/O op first waits
+  /// for its completion); running or ready, its next blocking call does. While
+  /// it unwinds an exception (a destructor that blocks) or inside a
+  /// this_fiber::DeferCancellation scope the cancellation waits. join() then
+  /// rethrows FiberCancelled (which is never logged as an unjoined error).
+  void cancel() noexcept {
+    if (f_) detail::request_cancel(f_);
+  }
 
  private:
   void reset() {
@@ -240,8 +256,9 @@ class JoinHandle {
 template <class F>
 using SpawnResult = std::invoke_result_t<std::decay_t<F>>;
 
-/// Starts `fn` as a fiber on the calling fiber's worker. Evented only: from a
-/// plain thread it throws CrossRuntimeError (use Runtime::spawn there).
+/// Starts `fn` as a fiber (on the calling fiber's worker, or per Config::placement).
+/// Evented only: from a plain thread it throws CrossRuntimeError (use
+/// Runtime::spawn there).
 template <class F>
 JoinHandle<SpawnResult<F>> spawn(F&& fn, SpawnOptions opts = {}) {
   detail::require_fiber("weft::spawn");

@@ -10,9 +10,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <future>
 #include <new>
 #include <string>
+#include <utility>
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/overflow.hpp>
@@ -404,7 +406,9 @@ void Worker::unpark_local(FiberBase* f) {
 
 // Registers a new fiber of this worker; false when it was refused (shutdown).
 bool Worker::adopt(FiberBase* f) {
-  f->worker_ = this;
+  // Runtime::place() already named this worker before posting (the handle's
+  // cancel() reads it from another thread): write it only where it is unset.
+  if (!f->worker_) f->worker_ = this;
   f->all_next_ = all_head_;
   if (all_head_) all_head_->all_prev_ = f;
   all_head_ = f;
@@ -529,7 +533,7 @@ void Worker::cancel_all() {
     f->cancel_requested_ = true;
     if (f->state_ == FiberState::created) {
       complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
-    } else if (f->state_ == FiberState::parked && f->cancel_hook_) {
+    } else if (f->state_ == FiberState::parked && f->cancel_hook_ && !f->park_deferred_) {
       CancelHook hook = std::exchange(f->cancel_hook_, nullptr);
       hook(f, f->cancel_arg_);
     }
@@ -547,7 +551,12 @@ FiberBase* Worker::pick_next() {
     if (!n) return nullptr;
     --budget_;
     prefetch_after();
-    if (n->state_ != FiberState::created || give_stack(n)) return n;
+    if (n->state_ != FiberState::created) return n;
+    if (n->cancel_requested_) {  // JoinHandle::cancel before it ever ran
+      complete_without_running(n, std::make_exception_ptr(FiberCancelled()));
+      continue;
+    }
+    if (give_stack(n)) return n;
   }
   return nullptr;
 }
@@ -595,7 +604,7 @@ void Worker::resume(Context* from, bool from_exits, FiberBase* next) {
 }
 
 void Worker::yield_slow(FiberBase* self) {
-  if (self->cancel_requested_) throw FiberCancelled();
+  if (self->cancel_requested_ && !deferring_cancel(self)) throw FiberCancelled();
   if (runq_.empty()) {
     // Alone: this yield is an activation, and the moment to look for new work.
     // When the tick would find none (quiet_tick: no post, no SQE, no op in
@@ -620,7 +629,8 @@ void Worker::park_current(const char* reason, CancelHook hook, void* hook_arg) {
   self->wait_reason_ = reason;
   self->cancel_hook_ = hook;
   self->cancel_arg_ = hook_arg;
-  if (self->cancel_requested_ && hook) {
+  self->park_deferred_ = deferring_cancel(self);  // read by cancel_all/cancel_local while parked
+  if (self->cancel_requested_ && hook && !self->park_deferred_) {
     self->cancel_hook_ = nullptr;
     hook(self, hook_arg);  // claims the wait and unparks us (or lets the op end)
   }
@@ -630,7 +640,52 @@ void Worker::park_current(const char* reason, CancelHook hook, void* hook_arg) {
 }
 
 void Worker::check_cancel() {
-  if (t_state.fiber && t_state.fiber->cancel_requested_) throw FiberCancelled();
+  FiberBase* f = t_state.fiber;
+  if (f && f->cancel_requested_ && !deferring_cancel(f)) throw FiberCancelled();
+}
+
+bool Worker::deferring_cancel(const FiberBase* self) noexcept {
+  return self->cancel_defer_ > 0 || std::uncaught_exceptions() > 0;
+}
+
+void Worker::cancel_local(FiberBase* f) noexcept {
+  if (f->state_ == FiberState::done) return;
+  f->cancel_requested_ = true;
+  // Not started: pick_next() ends it without running. Ready or running: its next
+  // blocking call throws. Parked: wake it through its hook, unless it waits with
+  // the cancellation deferred (it then sees it at its next blocking call).
+  if (f->state_ == FiberState::parked && f->cancel_hook_ && !f->park_deferred_) {
+    CancelHook hook = std::exchange(f->cancel_hook_, nullptr);
+    hook(f, f->cancel_arg_);
+  }
+}
+
+void Worker::request_cancel(FiberBase* f) noexcept {
+  if (f->is_done()) return;
+  // worker_ was set before the spawn returned the handle (Runtime::place or
+  // start_fiber) and never changes: a fiber does not migrate.
+  Worker* w = f->worker_;
+  if (t_state.worker == w) {
+    w->cancel_local(f);
+    return;
+  }
+  // Only the fiber's worker may touch its state: a small fiber there does it.
+  // It holds a reference, so `f` outlives the hand-over even if the handle goes.
+  f->refs_.fetch_add(1, std::memory_order_relaxed);  // the caller's handle keeps it alive meanwhile
+  try {
+    w->rt_.spawn_on(
+          w->index_,
+          [f] {
+            f->worker_->cancel_local(f);
+            f->release_ref();
+          },
+          {.name = "weft-cancel"})
+        .detach();
+  } catch (...) {
+    // The runtime is shutting down (spawns refused): its shutdown cancels every
+    // fiber anyway.
+    f->release_ref();
+  }
 }
 
 // ------------------------------------------------------- introspection ----

@@ -115,6 +115,8 @@ class Worker {
   }
   /// Unparks `f` (parked on any worker), choosing the local or the remote path.
   static void unpark(FiberBase* f);
+  /// JoinHandle::cancel(): cancels `f` on its worker (any thread; see cancel_local).
+  static void request_cancel(FiberBase* f) noexcept;
 
   // ---- this worker's thread, fiber context ----
   void start_fiber(FiberBase* f, const SpawnOptions& opts);
@@ -145,7 +147,8 @@ class Worker {
   }
   /// Parks the running fiber until unparked. `hook` is run if it is cancelled.
   void park_current(const char* reason, CancelHook hook, void* hook_arg);
-  /// Throws FiberCancelled if the running fiber was cancelled.
+  /// Throws FiberCancelled if the running fiber was cancelled (and the
+  /// cancellation is not deferred: see deferring_cancel()).
   void check_cancel();
   void sleep_until(std::int64_t deadline_ns);
   /// Runs one io_uring op for the running fiber and returns its CQE result (raw
@@ -255,6 +258,12 @@ class Worker {
   }
   void reclaim(FiberBase* f);
   void cancel_all();
+  /// Marks `f` (of this worker) cancelled and, if it is parked in a cancellable
+  /// wait that is not deferred, runs its cancel hook.
+  void cancel_local(FiberBase* f) noexcept;
+  /// A running fiber defers its cancellation inside DeferCancellation scopes and
+  /// while it unwinds an exception (a throw from a destructor would terminate).
+  static bool deferring_cancel(const FiberBase* self) noexcept;
   void make_buf_ring();
   [[noreturn]] void finish_current(FiberBase* self);
   friend void fiber_entry(transfer_t t);
