@@ -25,6 +25,30 @@ enum class Placement : std::uint8_t {
   least_loaded,  ///< every spawn: the worker with the fewest live + incoming fibers
 };
 
+/// Test-only: the schedule and fault explorer (runtime/uring/explorer.hpp,
+/// tools/explore). A seed of 0, the default, turns it off.
+struct Explore {
+  std::uint64_t seed = 0;
+  /// Per 1000 yield points (a fiber leaving a park, entering a socket op or a
+  /// close), how many yield to the other ready fibers first.
+  unsigned yields = 0;
+  /// Per 1000 fault points (an op issued, a CQE reaped, SQ room asked for, memory
+  /// taken in a fiber), how many fault: a short transfer, an errno instead of the
+  /// op, a CQE held back a few ticks, a full SQ, a refused submit, ENOMEM.
+  unsigned faults = 0;
+  /// Which faults (bits of Fault); all by default.
+  enum Fault : std::uint32_t {
+    short_transfer = 1u << 0,  ///< a stream read/write moves fewer bytes
+    fail_op = 1u << 1,         ///< an op ends with an errno without being issued
+    hold_cqe = 1u << 2,        ///< a CQE is delivered a few ticks late
+    sq_full = 1u << 3,         ///< the SQ has no room
+    refuse_submit = 1u << 4,   ///< an enter is refused with -EBUSY (reap first)
+    enomem = 1u << 5,          ///< memory taken in fiber context fails
+    fail_wake = 1u << 6,       ///< a MSG_RING wake to another worker fails
+  };
+  std::uint32_t kinds = ~0u;
+};
+
 struct Config {
   /// Name used in thread names ("<name>-w0") and logs.
   std::string name = "weft";
@@ -86,6 +110,8 @@ struct Config {
   /// values make the Runtime's constructor throw std::invalid_argument.
   unsigned recv_buffers = 256;
   unsigned recv_buffer_size = 16384;
+  /// Test-only (tools/explore): random schedules and injected faults from a seed.
+  Explore explore{};
 };
 
 }  // namespace weft

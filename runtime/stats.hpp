@@ -31,6 +31,9 @@ struct Stats {
   std::uint64_t recv_arms = 0;          ///< multishot receives armed
   std::uint64_t recv_starved = 0;       ///< armed receives the kernel ended because the buffer ring ran dry
   std::uint64_t recv_plain = 0;         ///< buffered reads served by a plain receive into a heap buffer instead
+  // The explorer (Config::explore; zero when it is off):
+  std::uint64_t explore_yields = 0;     ///< yields it injected
+  std::uint64_t faults_injected = 0;    ///< faults it injected
 };
 
 }  // namespace weft

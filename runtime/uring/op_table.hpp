@@ -54,6 +54,7 @@ struct OpSlot {
   PrepFn prep = nullptr;        ///< kept while the op waits in the overflow queue
   void* prep_arg = nullptr;
   bool queued = false;          ///< in the overflow queue (not yet given to the kernel)
+  std::uint8_t kind = 0;        ///< the OpKind the explorer sees (explorer.hpp)
   std::uint32_t q_prev = 0, q_next = 0;  ///< overflow queue links (slot index + 1; 0: none)
   std::uint32_t next_free = 0;
 };

@@ -11,6 +11,7 @@
 #include <string>
 
 #include <weft/runtime/error.hpp>
+#include <weft/runtime/uring/explorer.hpp>
 
 namespace weft::detail {
 
@@ -132,14 +133,19 @@ void Ring::init(unsigned entries, bool want_defer_taskrun) {
 }
 
 bool Ring::reserve(unsigned n) noexcept {
-  if (io_uring_sq_space_left(&ring_) >= n) [[likely]]
-    return true;
+  const bool explore = explorer_ && explorer_->on();
+  if (io_uring_sq_space_left(&ring_) >= n) [[likely]] {
+    if (!explore || !explorer_->sq_full()) return true;
+    sq_full.add();
+    return false;  // injected: the callers' no-room paths run
+  }
   sq_full.add();
   for (;;) {
     enters.add();
     // A flush without waiting: with DEFER_TASKRUN it also runs pending task work,
     // so completions queued by the kernel show up for the tick's reap.
-    const int r = io_uring_submit_and_get_events(&ring_);
+    int r = explore ? explorer_->refuse_submit() : 0;
+    if (r == 0) r = io_uring_submit_and_get_events(&ring_);
     if (r > 0) submitted.add(static_cast<unsigned>(r));
     if (r != -EINTR) break;
   }
@@ -149,6 +155,8 @@ bool Ring::reserve(unsigned n) noexcept {
 }
 
 int Ring::enter(bool wait, std::int64_t timeout_ns) {
+  if (explorer_ && explorer_->on())
+    if (const int r = explorer_->refuse_submit()) return r;  // as the kernel's -EBUSY: reap first
   const unsigned to_submit = io_uring_sq_ready(&ring_);
   for (;;) {
     int r;

@@ -28,6 +28,8 @@
 
 namespace weft::detail {
 
+class Explorer;
+
 struct RingInfo {
   unsigned entries = 0;
   unsigned setup_flags = 0;
@@ -81,6 +83,8 @@ class Ring {
   unsigned peek(io_uring_cqe** cqes, unsigned max) { return io_uring_peek_batch_cqe(&ring_, cqes, max); }
   void advance(unsigned n) { io_uring_cq_advance(&ring_, n); }
   [[nodiscard]] bool cq_overflowed() const;
+  /// The worker's explorer, asked for a full SQ or a refused submit (tests only).
+  void set_explorer(Explorer* e) noexcept { explorer_ = e; }
 
   Counter sq_full;    ///< SQ was full: flushed before the tick's enter
   Counter enters;     ///< io_uring_enter calls
@@ -90,6 +94,7 @@ class Ring {
   io_uring ring_{};
   RingInfo info_;
   bool ready_ = false;
+  Explorer* explorer_ = nullptr;  // null or off: no injected faults
 };
 
 /// The human explanation of io_uring_queue_init failing with `err` (positive errno):

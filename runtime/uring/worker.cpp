@@ -123,6 +123,8 @@ void Worker::thread_main(void* started_arg) {
     return;
   }
   files_.init(ring_, cfg_.fixed_files);
+  explore_.init(cfg_.explore, index_);
+  ring_.set_explorer(&explore_);
   t_state.worker = this;
   install_overflow_handler(&overflow_probe);
   setup_thread_altstack();
@@ -216,6 +218,7 @@ void Worker::run_loop() {
 }
 
 void Worker::tick() {
+  ++ticks_;
   inbox_.mark_running();
   retry_deferred();
   drain_inbox();
@@ -230,8 +233,9 @@ void Worker::tick() {
       if (timeout < 0) timeout = 0;
     }
     // Never sleep with work only a later tick can do: the wake read unarmed (it
-    // found no SQE), ops or cancels waiting for room. Poll instead.
-    if (!wake_read_armed_ || !ops_.overflow_empty() || ops_.deferred_cancels() > 0) timeout = 0;
+    // found no SQE), ops or cancels waiting for room, CQEs held back by the
+    // explorer. Poll instead.
+    if (!wake_read_armed_ || !ops_.overflow_empty() || ops_.deferred_cancels() > 0 || !held_.empty()) timeout = 0;
     if (inbox_.prepare_sleep()) {
       int r = ring_.enter(true, timeout);
       inbox_.mark_running();
@@ -265,12 +269,31 @@ bool Worker::quiet_tick() noexcept {
 void Worker::reap() {
   io_uring_cqe* batch[64];
   unsigned n;
+  if (explore_.on()) [[unlikely]]
+    deliver_held();
   while ((n = ring_.peek(batch, 64)) > 0) {
-    for (unsigned i = 0; i < n; ++i) dispatch_cqe(batch[i]);
+    for (unsigned i = 0; i < n; ++i) {
+      if (explore_.on() && hold_back(batch[i])) [[unlikely]]
+        continue;
+      dispatch_cqe(batch[i]);
+    }
     ring_.advance(n);
     cqes_.add(n);
   }
   if (ring_.cq_overflowed()) cq_overflow_.add();  // NODROP keeps them; the next enter flushes
+}
+
+// The explorer holds an op's CQE back for a few ticks (never a tag's, never a
+// multishot op's: those carry a stream in order).
+bool Worker::hold_back(const io_uring_cqe* cqe) {
+  std::uint32_t idx;
+  bool timeout_cqe;
+  if (OpTable::is_tag(cqe->user_data) || !ops_.lookup(cqe->user_data, &idx, &timeout_cqe) || ops_.at(idx).sink)
+    return false;
+  const unsigned ticks = explore_.hold_cqe();
+  if (ticks == 0) return false;
+  held_.push_back({cqe->user_data, cqe->res, cqe->flags, ticks_ + ticks});
+  return true;
 }
 
 void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
@@ -384,7 +407,8 @@ void Worker::wake() noexcept {
   if (cfg_.wake == WakeMode::msg_ring && me && me != this && &me->rt_ == &rt_ &&
       me->ring_.info().has_op(IORING_OP_MSG_RING)) {
     if (io_uring_sqe* sqe = me->ring_.try_get_sqe()) {
-      io_uring_prep_msg_ring(sqe, ring_.fd(), 0, kTagMsgRing, 0);
+      const bool fail = me->explore_.on() && me->explore_.fail_wake();  // tests the fallback below
+      io_uring_prep_msg_ring(sqe, fail ? -1 : ring_.fd(), 0, kTagMsgRing, 0);
       io_uring_sqe_set_data64(sqe, msg_ring_sent_tag(index_));
       if (me->ring_.enter(false, 0) >= 0) return;
     }
@@ -547,7 +571,8 @@ FiberBase* Worker::pick_next() {
   // relaxed: a hint; once seen, the scheduler context cancels everything first.
   if (!cancelled_all_ && stop_requested_.load(std::memory_order_relaxed)) return nullptr;
   while (budget_ > 0) {
-    FiberBase* n = runq_.pop_front();
+    FiberBase* n = explore_.on() ? runq_.take_nth(explore_.pick(std::min<std::size_t>(runq_.size(), 8)))
+                                 : runq_.pop_front();
     if (!n) return nullptr;
     --budget_;
     prefetch_after();
@@ -637,6 +662,10 @@ void Worker::park_current(const char* reason, CancelHook hook, void* hook_arg) {
   switch_away(self);
   self->cancel_hook_ = nullptr;
   self->wait_reason_ = "";
+  // Leaving a park: the explorer may let the other ready fibers run first (as
+  // if the scheduler had picked this one later).
+  if (explore_.on()) [[unlikely]]
+    explore_point();
 }
 
 void Worker::check_cancel() {
@@ -712,6 +741,7 @@ void Worker::add_stats(Stats& s) const {
   s.sqes_submitted += ring_.submitted.get();
   s.sq_full += ring_.sq_full.get();
   s.sq_waits += sq_waits_.get();
+  explore_.add_stats(s);
   s.enters += ring_.enters.get();
   s.stacks_live += stacks_live_.get();
   s.stack_mappings += stack_mappings_.get();

@@ -27,12 +27,14 @@
 #include <limits>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <weft/runtime/config.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/fiber/stack_pool.hpp>
 #include <weft/runtime/stats.hpp>
 #include <weft/runtime/uring/buf_ring.hpp>
+#include <weft/runtime/uring/explorer.hpp>
 #include <weft/runtime/uring/fixed_files.hpp>
 #include <weft/runtime/uring/inbox.hpp>
 #include <weft/runtime/uring/op_table.hpp>
@@ -64,6 +66,19 @@ class RunQueue {
       f->run_next_ = nullptr;
       --size_;
     }
+    return f;
+  }
+  /// Unlinks and returns the fiber at position `k` (< size(); 0 is the front).
+  FiberBase* take_nth(std::size_t k) noexcept {
+    if (k == 0 || !head_) return pop_front();
+    FiberBase* prev = head_;
+    for (std::size_t i = 1; i < k && prev->run_next_; ++i) prev = prev->run_next_;
+    FiberBase* f = prev->run_next_;
+    if (!f) return pop_front();
+    prev->run_next_ = f->run_next_;
+    if (tail_ == f) tail_ = prev;
+    f->run_next_ = nullptr;
+    --size_;
     return f;
   }
   /// pop_front() then push_back(f) in one step, for the yield fast path (the size
@@ -131,7 +146,7 @@ class Worker {
   void yield_current() {
     FiberBase* self = t_state.fiber;
     FiberBase* next = runq_.front();
-    if (next && next->state_ == FiberState::ready && !self->cancel_requested_ &&
+    if (next && next->state_ == FiberState::ready && !self->cancel_requested_ && !explore_.on() &&
         (budget_ > 0 || quiet_tick())) {
       runq_.exchange_front(self);
       --budget_;
@@ -158,7 +173,16 @@ class Worker {
   /// SQ has no room, queued behind the earlier ops (`prep(sqe, arg)` then runs at
   /// a later tick; `arg` lives on the parked fiber's stack). Throws only
   /// bad_alloc (no slot), before anything was issued.
-  int await_op(PrepFn prep, void* arg, std::int64_t deadline_ns = -1, std::uint32_t* cqe_flags = nullptr);
+  /// `kind` says which faults the explorer may inject (Config::explore).
+  int await_op(PrepFn prep, void* arg, std::int64_t deadline_ns = -1, std::uint32_t* cqe_flags = nullptr,
+               OpKind kind = OpKind::other);
+  /// The explorer's yield point where a fiber enters a socket op or a close
+  /// (Config::explore; nothing when it is off). Fiber context only, before the
+  /// caller has touched any state.
+  void explore_yield() {
+    if (explore_.on()) [[unlikely]]
+      explore_point();
+  }
   /// Starts a multishot op: every CQE goes to `sink(ctx, res, flags)` in scheduler
   /// context, until the first one without IORING_CQE_F_MORE, which frees the slot.
   /// No fiber waits on it; the caller keeps `ctx` alive until that last CQE.
@@ -227,6 +251,10 @@ class Worker {
   void wait_for_sq_room(unsigned n);
   /// Gives the ring an op's SQEs (room for them was reserved).
   void issue(std::uint32_t idx) noexcept;
+  /// An injected yield, when the explorer draws one (fiber context).
+  void explore_point();
+  /// Delivers the CQEs the explorer held back that are due (and synthetic ones).
+  void deliver_held() noexcept;
   /// Each tick: what found no SQE before (queued ops in order, the wake read,
   /// deferred cancels).
   void retry_deferred() noexcept;
@@ -238,6 +266,7 @@ class Worker {
   void tick();
   void reap();
   void dispatch_cqe(const io_uring_cqe* cqe);
+  bool hold_back(const io_uring_cqe* cqe);
   void drain_inbox();
   void arm_wake_read() noexcept;
   bool adopt(FiberBase* f);
@@ -325,6 +354,18 @@ class Worker {
   std::uint64_t next_id_ = 0, id_limit_ = 0;  // a block of ids reserved from fiber_ids_
 
   Counter alive_, spawned_, switches_, cqes_, stale_, cq_overflow_, wakes_, timers_fired_, sq_waits_;
+
+  // The explorer (tests only; see explorer.hpp). held_: CQEs it holds back, and
+  // the errno CQEs of ops it failed without issuing, delivered at tick `due`.
+  Explorer explore_;
+  struct HeldCqe {
+    std::uint64_t user_data;
+    std::int32_t res;
+    std::uint32_t flags;
+    std::uint64_t due;
+  };
+  std::vector<HeldCqe> held_;
+  std::uint64_t ticks_ = 0;
   Counter stacks_live_, stack_mappings_;
 };
 

@@ -20,6 +20,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <new>
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
@@ -77,6 +78,18 @@ void Worker::issue(std::uint32_t idx) noexcept {
   io_uring_sqe* sqe = ring_.take();
   s.prep(sqe, s.prep_arg);
   io_uring_sqe_set_data64(sqe, ops_.user_data(idx));
+  if (explore_.on()) [[unlikely]] {
+    switch (sqe->opcode) {  // the ops whose len is a byte count
+      case IORING_OP_READ:
+      case IORING_OP_WRITE:
+      case IORING_OP_RECV:
+      case IORING_OP_SEND:
+        sqe->len = explore_.shorten(static_cast<OpKind>(s.kind), sqe->len);
+        break;
+      default:
+        break;
+    }
+  }
   if (s.pending == 2) {  // with its linked timeout, in the same submit
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe* t = ring_.take();
@@ -85,20 +98,28 @@ void Worker::issue(std::uint32_t idx) noexcept {
   }
 }
 
-int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags) {
+int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags, OpKind kind) {
   FiberBase* self = t_state.fiber;
   const bool linked = deadline_ns >= 0;
   const std::uint8_t sqes = linked ? 2 : 1;
+  if (explore_.on() && explore_.enomem()) [[unlikely]]
+    throw std::bad_alloc();  // as ops_.acquire() growing the table would
   const std::uint32_t idx = ops_.acquire(sqes);  // may throw bad_alloc: nothing issued yet
   OpSlot& s = ops_.at(idx);  // stable: slots live in fixed chunks
   s.prep = prep;
   s.prep_arg = arg;
+  s.kind = static_cast<std::uint8_t>(kind);
   if (linked) {
     s.ts.tv_sec = deadline_ns / 1'000'000'000;
     s.ts.tv_nsec = deadline_ns % 1'000'000'000;
   }
   s.waiter = self;
-  if (ops_.overflow_empty() && ring_.reserve(sqes)) [[likely]] {
+  if (const int err = explore_.on() ? explore_.fail_op(kind, linked) : 0) [[unlikely]] {
+    // Never issued: its CQEs (the errno, and the linked timeout's -ECANCELED)
+    // arrive at the next tick, as the kernel's would.
+    held_.push_back({ops_.user_data(idx), err, 0, ticks_});
+    if (linked) held_.push_back({ops_.user_data(idx, true), -ECANCELED, 0, ticks_});
+  } else if (ops_.overflow_empty() && ring_.reserve(sqes)) [[likely]] {
     issue(idx);
   } else {
     ops_.enqueue(idx);  // the tick issues it, in order, when there is room
@@ -110,7 +131,7 @@ int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint
         Worker* w = f->worker_;
         auto i = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(a));
         OpSlot& slot = w->ops_.at(i);
-        if (slot.queued) {  // never given to the kernel: it ends here
+        if (slot.queued) {  // never given to the kernel: it ends here (nothing is held for it)
           w->ops_.dequeue(i);
           slot.res = -ECANCELED;
           slot.pending = 0;
@@ -152,6 +173,32 @@ void Worker::cancel_op(std::uint64_t user_data) noexcept {
   std::uint32_t idx;
   bool timeout_cqe;
   if (ops_.lookup(user_data, &idx, &timeout_cqe)) ops_.defer_cancel(idx);
+}
+
+void Worker::explore_point() {
+  FiberBase* self = t_state.fiber;
+  if (!self || !explore_.yield_now()) return;
+  self->state_ = FiberState::ready;
+  runq_.push_back(self);
+  switch_away(self);
+}
+
+void Worker::deliver_held() noexcept {
+  // Due ones in the order they were held; a dispatch never adds to held_ (only
+  // await_op and reap do), so the indices stay valid.
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < held_.size(); ++i) {
+    if (held_[i].due > ticks_) {
+      held_[kept++] = held_[i];
+      continue;
+    }
+    io_uring_cqe cqe{};
+    cqe.user_data = held_[i].user_data;
+    cqe.res = held_[i].res;
+    cqe.flags = held_[i].flags;
+    dispatch_cqe(&cqe);
+  }
+  held_.resize(kept);
 }
 
 void Worker::retry_deferred() noexcept {
