@@ -1,4 +1,5 @@
-// weft/runtime/fiber/context.hpp — the one context switch, with its sanitizer hooks.
+// weft/runtime/fiber/context.hpp — the one context switch, with its sanitizer hooks
+// and the C++ exception state it carries per context.
 //
 // Invariants:
 //  - Every switch between fibers (and to/from a worker's scheduler context) goes
@@ -11,7 +12,14 @@
 //  - After a jump returns, the Context that jumped to us is handed over in
 //    transfer_t::data and its saved stack pointer is stored into it, so any context
 //    can later be resumed by anyone on the same thread.
+//  - The C++ runtime keeps the caught-exception stack and the uncaught count per
+//    thread; every switch saves them into the context it leaves and loads those of
+//    the context it enters, so each fiber (and the scheduler) sees only its own. A
+//    new context starts with none. The thread's globals are found through
+//    t_state.eh, set by the worker thread before its first switch.
 #pragma once
+
+#include <cxxabi.h>
 
 #include <cstddef>
 
@@ -19,16 +27,45 @@
 
 #include <weft/runtime/fiber/sanitizer.hpp>
 
+#if defined(__ARM_EABI_UNWINDER__)
+#error "weft: the ARM EHABI exception globals carry a third field that switch_context does not save"
+#endif
+
 namespace weft::detail {
 
 using boost::context::detail::fcontext_t;
 using boost::context::detail::transfer_t;
 
-/// A suspended context. Release builds carry only the saved stack pointer (it sits
-/// in the fiber's first cache line with the other switch-path fields); sanitizer
-/// builds add what their hooks need. Every TU of one build agrees on the flags.
+class Worker;
+class FiberBase;
+
+/// The C++ runtime's per-thread exception state, as laid out by libsupc++ and
+/// libc++abi (__cxa_eh_globals, which cxxabi.h leaves opaque).
+struct EhState {
+  void* caught = nullptr;     ///< caughtExceptions: top of the handled-exception stack
+  unsigned int uncaught = 0;  ///< uncaughtExceptions: what std::uncaught_exceptions() returns
+};
+
+/// The calling thread's __cxa_eh_globals (a call; cache the result per thread).
+inline EhState* this_thread_eh_state() noexcept {
+  return reinterpret_cast<EhState*>(abi::__cxa_get_globals());
+}
+
+/// What the calling thread is running. Written only by the thread itself.
+struct ThreadState {
+  Worker* worker = nullptr;    ///< set on Evented worker threads
+  FiberBase* fiber = nullptr;  ///< the running fiber; null in scheduler context
+  EhState* eh = nullptr;       ///< this thread's exception globals; set on worker threads
+};
+inline thread_local ThreadState t_state;
+
+/// A suspended context. Release builds carry the saved stack pointer and the
+/// exception state (they sit in the fiber's first cache line with the other
+/// switch-path fields); sanitizer builds add what their hooks need. Every TU of one
+/// build agrees on the flags.
 struct Context {
   fcontext_t fc = nullptr;  ///< saved stack pointer while suspended
+  EhState eh;               ///< this context's exception state while suspended
 #if WEFT_ASAN
   const void* stack_lo = nullptr;  ///< stack bounds, for ASan
   std::size_t stack_size = 0;
@@ -57,6 +94,11 @@ inline void make_context(Context* ctx, void* lo, std::size_t size, void (*entry)
 /// Suspends `from` and resumes `to`. `from_exits`: `from` will never run again
 /// (its ASan fake stack is released). Returns when someone resumes `from`.
 WEFT_ALWAYS_INLINE void switch_context(Context* from, Context* to, [[maybe_unused]] bool from_exits) {
+  EhState* eh = t_state.eh;
+  from->eh.caught = eh->caught;
+  from->eh.uncaught = eh->uncaught;
+  eh->caught = to->eh.caught;
+  eh->uncaught = to->eh.uncaught;
 #if WEFT_ASAN
   __sanitizer_start_switch_fiber(from_exits ? nullptr : &from->asan_fake, to->stack_lo, to->stack_size);
 #endif

@@ -126,6 +126,7 @@ void Worker::thread_main(void* started_arg) {
   explore_.init(cfg_.explore, index_);
   ring_.set_explorer(&explore_);
   t_state.worker = this;
+  t_state.eh = this_thread_eh_state();  // before the first switch_context (context.hpp)
   install_overflow_handler(&overflow_probe);
   setup_thread_altstack();
   // The scheduler context runs on this thread's own stack.
@@ -164,6 +165,7 @@ void Worker::thread_main(void* started_arg) {
   if (ring_.pending_sqes() > 0) ring_.enter(false, 0);
   files_.retire();
   release_thread_altstack();
+  t_state.eh = nullptr;
   t_state.worker = nullptr;
 }
 
