@@ -62,7 +62,7 @@ inline thread_local ThreadState t_state;
 /// A suspended context. Release builds carry the saved stack pointer and the
 /// exception state (they sit in the fiber's first cache line with the other
 /// switch-path fields); sanitizer builds add what their hooks need. Every TU of one
-/// build agrees on the flags.
+/// program must agree on the flags: checked at link time (the build-mode symbol below).
 struct Context {
   fcontext_t fc = nullptr;  ///< saved stack pointer while suspended
   EhState eh;               ///< this context's exception state while suspended
@@ -75,6 +75,34 @@ struct Context {
   void* tsan_fiber = nullptr;  ///< TSan fiber state
 #endif
 };
+
+}  // namespace weft::detail
+
+// The build-mode check. Context's layout depends on the sanitizer flags of the TU
+// that includes this header, so libweft and every TU that uses it must be built in
+// one mode. Each such TU references the symbol of its own mode; libweft defines only
+// the symbol of the mode it was built in (worker.cpp). A TU built in another mode
+// leaves its symbol undefined, and the link fails with a message whose symbol names
+// the remedy. The reference is one pointer in a data section, with no code: `used`
+// keeps it through LTO, `retain` through --gc-sections.
+#if WEFT_ASAN
+#define WEFT_BUILD_MODE_SYMBOL weft_build_mode_asan__rebuild_libweft_with_b_sanitize_address
+#elif WEFT_TSAN
+#define WEFT_BUILD_MODE_SYMBOL weft_build_mode_tsan__rebuild_libweft_with_b_sanitize_thread
+#else
+#define WEFT_BUILD_MODE_SYMBOL weft_build_mode_plain__rebuild_libweft_without_b_sanitize
+#endif
+#if defined(__has_attribute) && __has_attribute(retain)
+#define WEFT_RETAIN __attribute__((retain))
+#else
+#define WEFT_RETAIN
+#endif
+
+extern "C" const char WEFT_BUILD_MODE_SYMBOL;
+
+namespace weft::detail {
+
+[[gnu::used]] WEFT_RETAIN static const char* const build_mode_reference = &WEFT_BUILD_MODE_SYMBOL;
 
 /// Records a context's stack bounds where a sanitizer needs them.
 inline void set_stack_bounds([[maybe_unused]] Context* ctx, [[maybe_unused]] const void* lo,

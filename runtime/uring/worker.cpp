@@ -21,6 +21,10 @@
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/runtime.hpp>
 
+// The one build-mode symbol this libweft defines: code built in another sanitizer
+// mode references another one and fails to link (runtime/fiber/context.hpp).
+extern "C" const char WEFT_BUILD_MODE_SYMBOL = 0;
+
 namespace weft::detail {
 
 namespace {
