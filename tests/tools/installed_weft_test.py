@@ -12,6 +12,10 @@ Checks (first argument):
                error names the symbol that says which libweft to use; the program
                built in libweft's own mode links and runs; a parent project's
                b_sanitize reaches weft built as its subproject.
+  stack-clash  the user's own code gets -fstack-clash-protection (from weft.pc's
+               Cflags and from weft_dep in a parent project), so a fiber of the
+               user's whose frames are larger than the guard page still faults in
+               its guard and is reported as a fiber stack overflow naming it.
 
 Usage: installed_weft_test.py CHECK BUILD_DIR SOURCE_DIR PC_NAME B_SANITIZE B_LTO MESON CXX...
 Exit status: 0 passed, 1 failed, 77 skipped (a tool or the kernel is missing).
@@ -25,6 +29,10 @@ import tempfile
 
 CHECK, BUILD, SOURCE, PC_NAME, SANITIZE, LTO, MESON = sys.argv[1:8]
 CXX = sys.argv[8:]
+CLASH_FLAG = "-fstack-clash-protection"
+# Stack used before the 16 KiB frames start: they meet the 4 KiB guard at four phases,
+# and without probes most of them step over it.
+OVERFLOW_OFFSETS = (0, 4096, 8192, 12288)
 PROGRAM = os.path.join(SOURCE, "tests", "tools", "user_program.cpp")
 
 MODE_FLAGS = {"plain": [], "asan": ["-fsanitize=address"], "tsan": ["-fsanitize=thread"]}
@@ -177,6 +185,31 @@ def check_subproject_sanitize(tmp):
         check("-fsanitize" not in args, "weft as a subproject of a plain parent is built plain")
 
 
+def check_stack_clash(tmp, env):
+    if not compiler_builds(tmp, [CLASH_FLAG]):
+        skip(f"the compiler does not support {CLASH_FLAG}")
+    cflags, libs = pkg_config(env, "--cflags"), pkg_config(env, "--libs")
+    check(CLASH_FLAG in cflags, f"{PC_NAME}.pc's Cflags carry {CLASH_FLAG}: {' '.join(cflags)}")
+    args = compile_args(configure_parent(tmp, [f"-Db_sanitize={SANITIZE}"]), "app.cpp")
+    check(CLASH_FLAG in args, f"a parent project's own code gets {CLASH_FLAG} from weft_dep")
+
+    compiled, linked, out = build(tmp, "overflow", cflags, libs)
+    check(compiled and linked, "the user program builds with the .pc's flags alone")
+    if not linked:
+        print(out)
+        return
+    exe = os.path.join(tmp, "overflow")
+    for offset in OVERFLOW_OFFSETS:
+        rc, out = run([exe, "overflow", str(offset)])
+        if rc == 77:
+            skip(out.strip())
+        reported = "fiber stack overflow" in out and "big-frame#1" in out
+        check(rc != 0 and reported,
+              f"16 KiB frames overflowing after {offset} bytes: reported as a fiber stack overflow naming the fiber")
+        if not reported:
+            print(f"exit {rc}, output:\n{out}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="weft-installed-")
     try:
@@ -184,6 +217,8 @@ def main():
         if CHECK == "build-mode":
             check_build_mode(tmp, env)
             check_subproject_sanitize(tmp)
+        elif CHECK == "stack-clash":
+            check_stack_clash(tmp, env)
         else:
             sys.exit(f"unknown check {CHECK}")
     finally:
