@@ -50,14 +50,14 @@ void Timer::bind(const char* op) {
   }
 }
 
-bool Timer::reset(std::chrono::nanoseconds d) {
+bool Timer::reset_after(std::chrono::nanoseconds d) {
   bind("weft::Timer::reset");
   return rearm_ns(detail::deadline_after(d));
 }
 
-bool Timer::reset_at(std::chrono::steady_clock::time_point deadline) {
+bool Timer::reset_at_ns(std::int64_t deadline_ns) {
   bind("weft::Timer::reset_at");
-  return rearm_ns(detail::steady_to_ns(deadline));
+  return rearm_ns(deadline_ns);
 }
 
 bool Timer::rearm_ns(std::int64_t deadline_ns) {

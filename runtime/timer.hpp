@@ -9,6 +9,7 @@
 // later reset()/cancel() that returns true. So arms == expirations + supersedes.
 // Binding: to the worker of the first call; a call from another worker of the
 // runtime is refused (std::logic_error), from a plain thread CrossRuntimeError.
+// Durations and time points saturate: reset(hours::max()) means "never".
 // The expiry callback runs on the worker in scheduler context: it must not block.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 
+#include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/uring/timer_queue.hpp>
 
 namespace weft {
@@ -36,11 +38,22 @@ class Timer {
   Timer& operator=(const Timer&) = delete;
 
   /// Arms the timer to expire after `d` (re-arms it if armed).
-  void arm(std::chrono::nanoseconds d) { (void)reset(d); }
-  /// Arms to expire after `d`; true when a pending expiry was superseded.
-  bool reset(std::chrono::nanoseconds d);
-  /// Arms to expire at `deadline`; true when a pending expiry was superseded.
-  bool reset_at(std::chrono::steady_clock::time_point deadline);
+  template <class Rep, class Period>
+  void arm(std::chrono::duration<Rep, Period> d) {
+    (void)reset(d);
+  }
+  /// Arms to expire after `d` (saturated: too long for int64 nanoseconds means
+  /// never; zero or negative means at the next tick); true when a pending expiry
+  /// was superseded.
+  template <class Rep, class Period>
+  bool reset(std::chrono::duration<Rep, Period> d) {
+    return reset_after(detail::saturating_ns(d));
+  }
+  /// Arms to expire at `deadline` (saturated); true when a pending expiry was superseded.
+  template <class Dur>
+  bool reset_at(std::chrono::time_point<std::chrono::steady_clock, Dur> deadline) {
+    return reset_at_ns(detail::steady_to_ns(deadline));
+  }
   /// Disarms; true when a pending expiry was removed. Waiters wake with false.
   bool cancel();
   [[nodiscard]] bool armed() const { return node_.queued(); }
@@ -56,6 +69,8 @@ class Timer {
   };
   struct Waiter;
   void bind(const char* op);
+  bool reset_after(std::chrono::nanoseconds d);
+  bool reset_at_ns(std::int64_t deadline_ns);
   bool rearm_ns(std::int64_t deadline_ns);
   void wake_all(bool fired);
   static void on_fire(detail::TimerNode* n);
