@@ -1,7 +1,8 @@
 // runtime/timer.cpp — Timer: a state machine over one intrusive heap node.
 //
-// Invariants: the node is in the bound worker's heap iff armed(); waiters exist
-// only while armed; all of it is touched only on the bound worker's thread.
+// Invariants: the node is in worker_'s heap iff armed(); waiters exist only while
+// armed; while armed all of it is touched only on worker_'s thread. An idle Timer
+// is rebound by the next call (worker_ is then only compared, never followed).
 #include <weft/runtime/timer.hpp>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/uring/worker.hpp>
 
@@ -40,14 +42,16 @@ void Timer::bind(const char* op) {
                             "but the caller is Threaded: " + describe_caller() +
                             ". Bridges: Runtime::spawn a fiber that owns the timer.");
   }
-  if (!worker_) {
-    worker_ = w;
-    node_.owner = this;
-    node_.fire_ = &Timer::on_fire;
-  } else if (worker_ != w) {
-    throw std::logic_error(std::string(op) + ": this Timer is bound to worker " + std::to_string(worker_->index()) +
-                           " but was used from " + describe_caller() + "; use a Timer per worker");
+  if (worker_ == w) return;
+  if (node_.queued() || waiters_) {
+    throw CrossRuntimeError(std::string(op) + ": this Timer is armed on worker " + std::to_string(worker_->index()) +
+                            " of runtime '" + worker_->runtime().name() + "', but the caller is " + describe_caller() +
+                            ". An armed Timer is used by the fibers of its worker only: cancel it there first "
+                            "(an idle Timer moves to the worker that arms it), or use a Timer per worker.");
   }
+  worker_ = w;  // idle: it moves to the caller's worker
+  node_.owner = this;
+  node_.fire_ = &Timer::on_fire;
 }
 
 bool Timer::reset_after(std::chrono::nanoseconds d) {

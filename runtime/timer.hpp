@@ -1,14 +1,15 @@
 // weft/runtime/timer.hpp — a re-armable timer that is safe in every state.
 //
 // States: idle -> armed (arm/reset) -> idle (expiry, cancel). arm/reset/cancel are
-// legal in every state, any number of times, from any fiber of the worker the
-// timer is bound to (and from its own callback). There is no third "queued but
-// being re-initialised" state: re-arming an armed timer moves its heap entry, so
-// an expiry is never lost or duplicated (the failure of incident 000).
+// legal in every state, any number of times. There is no third "queued but being
+// re-initialised" state: re-arming an armed timer moves its heap entry, so an
+// expiry is never lost or duplicated (the failure of incident 000).
 // Accounting: every arm() either ends in exactly one expiry, or is superseded by a
 // later reset()/cancel() that returns true. So arms == expirations + supersedes.
-// Binding: to the worker of the first call; a call from another worker of the
-// runtime is refused (std::logic_error), from a plain thread CrossRuntimeError.
+// Binding: an armed Timer belongs to the worker that armed it; reset/cancel/wait
+// from a fiber of another worker or runtime throw CrossRuntimeError naming both,
+// from a plain thread too. An idle Timer belongs to no worker: the next call binds
+// it to the caller's worker, so it moves between workers by being idle.
 // Durations and time points saturate: reset(hours::max()) means "never".
 // The expiry callback runs on the worker in scheduler context: it must not block.
 #pragma once
@@ -76,7 +77,7 @@ class Timer {
   static void on_fire(detail::TimerNode* n);
 
   Node node_;
-  detail::Worker* worker_ = nullptr;
+  detail::Worker* worker_ = nullptr;  // the worker it is armed on; stale (unused) while idle
   Callback cb_;
   std::uint64_t expirations_ = 0;
   Waiter* waiters_ = nullptr;

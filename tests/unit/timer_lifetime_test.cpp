@@ -1,5 +1,6 @@
-// Timer durations and time points: every one saturates (hours::max() means never,
-// never a wrapped deadline in the past).
+// A Timer across workers and durations: an idle Timer moves to the worker of the
+// fiber that arms it; an armed Timer used from another worker is refused with
+// CrossRuntimeError; durations and time points saturate.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include "../helpers/test_support.hpp"
 
 using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
@@ -38,4 +40,58 @@ TEST_CASE("reset with hours max keeps the timer armed instead of firing at once"
     REQUIRE(t.wait());
     REQUIRE(t.expirations() == 1);
   });
+}
+
+TEST_CASE("an idle timer moves to the worker of the fiber that arms it") {
+  weft::Config cfg;
+  cfg.workers = 2;
+  weft::Runtime rt(cfg);
+  weft::Timer t;
+  rt.spawn_on(0, [&] {
+      t.reset(1ms);
+      REQUIRE(t.wait());
+    }).join();
+  const bool fired = rt.spawn_on(1, [&] {
+                         t.reset(1ms);
+                         return t.wait();
+                       }).join();
+  REQUIRE(fired);
+  REQUIRE(t.expirations() == 2);
+}
+
+TEST_CASE("an armed timer used from another worker throws CrossRuntimeError naming both") {
+  weft::Config cfg;
+  cfg.workers = 2;
+  cfg.name = "two";
+  weft::Runtime rt(cfg);
+  weft::Timer t;
+  rt.spawn_on(0, [&] { t.reset(1h); }).join();
+  auto attempt = [&](auto op) {
+    return rt
+        .spawn_on(1,
+                  [&, op]() -> std::string {
+                    try {
+                      op();
+                    } catch (const weft::CrossRuntimeError& e) {
+                      return std::string("CrossRuntimeError: ") + e.what();
+                    } catch (const std::exception& e) {
+                      return std::string("other: ") + e.what();
+                    }
+                    return "not refused";
+                  },
+                  {.name = "intruder"})
+        .join();
+  };
+  const std::string on_reset = attempt([&] { t.reset(1ms); });
+  const std::string on_cancel = attempt([&] { t.cancel(); });
+  const std::string on_wait = attempt([&] { t.wait(); });
+  for (const std::string& m : {on_reset, on_cancel, on_wait}) {
+    INFO(m);
+    REQUIRE_THAT(m, Contains("CrossRuntimeError: "));
+    REQUIRE_THAT(m, Contains("worker 0 of runtime 'two'"));
+    REQUIRE_THAT(m, Contains("fiber 'intruder' on worker 1"));
+  }
+  REQUIRE_THAT(on_reset, Contains("weft::Timer::reset"));
+  REQUIRE(t.armed());  // the refusals touched nothing
+  REQUIRE(rt.spawn_on(0, [&] { return t.cancel(); }).join());
 }
