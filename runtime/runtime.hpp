@@ -10,9 +10,10 @@
 //    from outside; cancel every fiber (a fiber not yet started finishes with
 //    FiberCancelled without running; a parked one wakes and its blocking call
 //    throws FiberCancelled; in-flight ops are cancelled and their CQEs awaited);
-//    wait for them to unwind; stop the workers. Calling it from a fiber of this
-//    runtime is refused (it would wait for itself). Last, the runtime's pool
-//    (if it was started) runs what is queued and joins its threads.
+//    wait for them to unwind; stop the workers (each disarms the Timers still
+//    armed on it). Calling it from a fiber of this runtime is refused (it would
+//    wait for itself). Last, the runtime's pool (if it was started) runs what is
+//    queued and joins its threads.
 #pragma once
 
 #include <chrono>

@@ -52,6 +52,7 @@ void Timer::bind(const char* op) {
   worker_ = w;  // idle: it moves to the caller's worker
   node_.owner = this;
   node_.fire_ = &Timer::on_fire;
+  node_.retire_ = &Timer::on_retire;
 }
 
 bool Timer::reset_after(std::chrono::nanoseconds d) {
@@ -71,8 +72,8 @@ bool Timer::rearm_ns(std::int64_t deadline_ns) {
 }
 
 bool Timer::cancel() {
+  if (!node_.queued()) return false;  // idle: nothing to cancel, whoever asks
   bind("weft::Timer::cancel");
-  if (!node_.queued()) return false;
   worker_->timers().erase(&node_);
   wake_all(false);
   return true;
@@ -103,6 +104,10 @@ void Timer::on_fire(detail::TimerNode* n) {
     }
   }
 }
+
+// The worker's thread ends with this timer still armed: it is idle from now on
+// (no waiter is left: each was a fiber, cancelled and unwound before the end).
+void Timer::on_retire(detail::TimerNode* n) { static_cast<Node*>(n)->owner->worker_ = nullptr; }
 
 bool Timer::wait() {
   detail::require_fiber("weft::Timer::wait");

@@ -1,15 +1,20 @@
 // weft/runtime/timer.hpp — a re-armable timer that is safe in every state.
 //
-// States: idle -> armed (arm/reset) -> idle (expiry, cancel). arm/reset/cancel are
-// legal in every state, any number of times. There is no third "queued but being
-// re-initialised" state: re-arming an armed timer moves its heap entry, so an
-// expiry is never lost or duplicated (the failure of incident 000).
+// States: idle -> armed (arm/reset) -> idle (expiry, cancel, its runtime's end).
+// arm/reset/cancel are legal in every state, any number of times. There is no third
+// "queued but being re-initialised" state: re-arming an armed timer moves its heap
+// entry, so an expiry is never lost or duplicated (the failure of incident 000).
 // Accounting: every arm() either ends in exactly one expiry, or is superseded by a
 // later reset()/cancel() that returns true. So arms == expirations + supersedes.
 // Binding: an armed Timer belongs to the worker that armed it; reset/cancel/wait
 // from a fiber of another worker or runtime throw CrossRuntimeError naming both,
-// from a plain thread too. An idle Timer belongs to no worker: the next call binds
-// it to the caller's worker, so it moves between workers by being idle.
+// as do reset/wait (and cancel of an armed Timer) from a plain thread. An idle
+// Timer belongs to no worker: the next call binds it to the caller's worker, so it
+// moves between workers (and runtimes) by being idle, and cancel() of an idle
+// Timer returns false from any thread. When a worker's thread ends (shutdown) every
+// Timer still armed on it is disarmed without firing (its waiters were cancelled
+// with their fibers): a Timer that outlives its runtime is idle, destroyable
+// anywhere, and can be armed again by a fiber of another runtime.
 // Durations and time points saturate: reset(hours::max()) means "never".
 // The expiry callback runs on the worker in scheduler context: it must not block.
 #pragma once
@@ -33,7 +38,8 @@ class Timer {
 
   Timer() = default;
   explicit Timer(Callback on_expire) : cb_(std::move(on_expire)) {}
-  /// Cancels a pending expiry (must run on the bound worker if armed).
+  /// Cancels a pending expiry. An armed Timer must be destroyed on its worker (a
+  /// message and abort otherwise); an idle one anywhere.
   ~Timer();
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
@@ -75,6 +81,7 @@ class Timer {
   bool rearm_ns(std::int64_t deadline_ns);
   void wake_all(bool fired);
   static void on_fire(detail::TimerNode* n);
+  static void on_retire(detail::TimerNode* n);
 
   Node node_;
   detail::Worker* worker_ = nullptr;  // the worker it is armed on; stale (unused) while idle

@@ -58,6 +58,15 @@ std::size_t TimerQueue::fire_due(std::int64_t now_ns) {
   return fired;
 }
 
+void TimerQueue::retire_all() {
+  std::vector<TimerNode*> nodes;
+  nodes.swap(heap_);  // a hook that touches the queue finds it empty
+  for (TimerNode* n : nodes) {
+    n->heap_index_ = TimerNode::kNotQueued;
+    if (n->retire_) n->retire_(n);
+  }
+}
+
 void TimerQueue::sift_up(std::uint32_t i) {
   TimerNode* n = heap_[i];
   while (i > 0) {

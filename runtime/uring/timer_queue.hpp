@@ -6,6 +6,8 @@
 //    erase() of an unqueued node are checked errors (the re-arm-while-queued bug of
 //    incident 000 cannot happen silently).
 //  - fire_ is called after the node has left the heap, so it may re-arm the node.
+//  - At the worker thread's end retire_all() empties the heap: every node still
+//    queued leaves it unfired and its retire_ hook (if any) lets go of the worker.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +20,8 @@ struct TimerNode {
   std::int64_t deadline_ns = 0;  ///< CLOCK_MONOTONIC nanoseconds
   std::uint32_t heap_index_ = kNotQueued;
   void (*fire_)(TimerNode*) = nullptr;
+  /// Called by retire_all() after the node left the heap for good (its worker ends).
+  void (*retire_)(TimerNode*) = nullptr;
   [[nodiscard]] bool queued() const { return heap_index_ != kNotQueued; }
 };
 
@@ -32,6 +36,9 @@ class TimerQueue {
   [[nodiscard]] std::int64_t next_deadline() const { return heap_.empty() ? INT64_MAX : heap_[0]->deadline_ns; }
   /// Pops and fires every node due at `now_ns`; returns how many fired.
   std::size_t fire_due(std::int64_t now_ns);
+  /// Unqueues every node without firing it and calls its retire_ hook (the
+  /// worker's thread ends: nothing will fire them).
+  void retire_all();
 
  private:
   void sift_up(std::uint32_t i);

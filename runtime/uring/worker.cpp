@@ -159,6 +159,9 @@ void Worker::thread_main(void* started_arg) {
   } catch (...) {
     fatal_in_scheduler("a non-std exception");
   }
+  // Timers still armed will never fire: disarm them, so each Timer is idle and
+  // forgets this worker (it may be destroyed anywhere, or armed elsewhere).
+  timers_.retire_all();
   if (buf_ring_) {
     buf_ring_->retire(ring_.raw());  // leases and queues still out keep the memory
     buf_ring_ = nullptr;

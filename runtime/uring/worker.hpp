@@ -19,6 +19,7 @@
 //  - A finished fiber's stack is released by the next context to run (it cannot be
 //    released while in use); `zombie_` carries it across the switch.
 //  - An op's fiber resumes only after the op's last CQE (its link-timeout CQE too).
+//  - At the thread's end every Timer still queued is disarmed (retire_all).
 #pragma once
 
 #include <algorithm>

@@ -1,6 +1,7 @@
-// A Timer across workers and durations: an idle Timer moves to the worker of the
-// fiber that arms it; an armed Timer used from another worker is refused with
-// CrossRuntimeError; durations and time points saturate.
+// A Timer across its runtime's life and across workers: shutdown leaves every
+// Timer disarmed and destroyable anywhere; an idle Timer may be armed again by a
+// fiber of another runtime or worker; an armed Timer used from another worker is
+// refused with CrossRuntimeError; durations and time points saturate.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -94,4 +95,96 @@ TEST_CASE("an armed timer used from another worker throws CrossRuntimeError nami
   REQUIRE_THAT(on_reset, Contains("weft::Timer::reset"));
   REQUIRE(t.armed());  // the refusals touched nothing
   REQUIRE(rt.spawn_on(0, [&] { return t.cancel(); }).join());
+}
+
+TEST_CASE("an armed timer that outlives its runtime is disarmed and destroyed on the main thread") {
+  // In a child: destroying an armed Timer outside its worker aborts.
+  auto r = weft::test::run_in_child([] {
+    auto t = std::make_unique<weft::Timer>([] { std::fprintf(stderr, "the timer fired\n"); });
+    {
+      weft::Runtime rt;
+      rt.block_on([&] { t->reset(1h); });
+    }
+    if (t->armed()) {
+      std::fprintf(stderr, "still armed after shutdown\n");
+      return 2;
+    }
+    t.reset();  // ~Timer on the main thread
+    return 0;
+  });
+  INFO(r.output);
+  REQUIRE(r.exited);
+  REQUIRE(r.exit_code == 0);
+}
+
+TEST_CASE("cancel of a timer whose runtime is gone returns false from the main thread") {
+  auto r = weft::test::run_in_child([] {
+    weft::Timer t;
+    {
+      weft::Runtime rt;
+      rt.block_on([&] { t.reset(1h); });
+    }
+    try {
+      if (t.cancel()) return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cancel threw: %s\n", e.what());
+      return 3;
+    }
+    return 0;
+  });
+  INFO(r.output);
+  REQUIRE(r.exited);
+  REQUIRE(r.exit_code == 0);
+}
+
+TEST_CASE("a fiber waiting on a timer at shutdown is cancelled and the timer is disarmed") {
+  auto r = weft::test::run_in_child([] {
+    weft::Timer t;
+    weft::JoinHandle<bool> waiter;
+    {
+      weft::Runtime rt;
+      std::atomic<bool> waiting{false};
+      waiter = rt.spawn([&] {
+        t.reset(1h);
+        waiting = true;
+        return t.wait();
+      });
+      rt.block_on([&] {
+        while (!waiting) weft::sleep_for(1ms);
+      });
+    }
+    try {
+      waiter.join();
+      return 2;  // returned instead of being cancelled
+    } catch (const weft::FiberCancelled&) {
+    }
+    return t.armed() ? 3 : 0;  // then ~Timer here, on the main thread
+  });
+  INFO(r.output);
+  REQUIRE(r.exited);
+  REQUIRE(r.exit_code == 0);
+}
+
+TEST_CASE("a timer armed when its runtime shut down can be armed again by a fiber of a new runtime") {
+  auto r = weft::test::run_in_child([] {
+    weft::Timer t;
+    {
+      weft::Runtime first;
+      first.block_on([&] { t.reset(1h); });
+    }
+    weft::Runtime second;
+    try {
+      const bool fired = second.block_on([&] {
+        t.reset(1ms);
+        return t.wait();
+      });
+      return fired && t.expirations() == 1 ? 0 : 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "re-arming threw: %s\n", e.what());
+      return 3;
+    }
+  });
+  INFO(r.output);
+  REQUIRE(r.exited);
+  REQUIRE(r.exit_code == 0);
 }
