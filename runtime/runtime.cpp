@@ -174,8 +174,17 @@ void Runtime::refuse_from_fiber(const char* op) const {
                             describe_caller() + ". From a fiber use weft::spawn(...).join() instead.");
 }
 
+void Runtime::refuse_waiting_for_itself(const char* op) const {
+  if (detail::t_state.worker && &detail::t_state.worker->runtime() == this)
+    throw CrossRuntimeError(std::string(op) + " from " + describe_caller() +
+                            " is refused: it would wait for itself (it waits for every fiber and worker of runtime '" +
+                            impl_->cfg.name +
+                            "'). Call it from a plain thread, or from a fiber of another runtime (which blocks that "
+                            "fiber's worker until this runtime has stopped).");
+}
+
 void Runtime::shutdown() {
-  refuse_from_fiber("weft::Runtime::shutdown");
+  refuse_waiting_for_itself("weft::Runtime::shutdown");
   {
     std::unique_lock lk(impl_->post_mu);
     if (impl_->stopped) return;

@@ -11,9 +11,13 @@
 //    FiberCancelled without running; a parked one wakes and its blocking call
 //    throws FiberCancelled; in-flight ops are cancelled and their CQEs awaited);
 //    wait for them to unwind; stop the workers (each disarms the Timers still
-//    armed on it). Calling it from a fiber of this runtime is refused (it would
-//    wait for itself). Last, the runtime's pool (if it was started) runs what is
+//    armed on it). Last, the runtime's pool (if it was started) runs what is
 //    queued and joins its threads.
+//  - shutdown() may be called from a plain thread or from a fiber of another
+//    runtime (that blocks the fiber's worker until this runtime has stopped).
+//    From this runtime's own fibers or Timer callbacks it is refused with
+//    CrossRuntimeError (it would wait for itself); the destructor aborts with a
+//    message there.
 #pragma once
 
 #include <chrono>
@@ -104,6 +108,7 @@ class Runtime {
   friend void detail::start_local(detail::FiberBase* f, const SpawnOptions& opts);
   void place(detail::FiberBase* f, const SpawnOptions& opts, int worker);
   void refuse_from_fiber(const char* op) const;
+  void refuse_waiting_for_itself(const char* op) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
