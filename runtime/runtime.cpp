@@ -5,6 +5,9 @@
 //  - `accepting` is guarded by post_mu: spawns from outside hold it shared while
 //    they post, shutdown takes it exclusively to stop accepting, so no post can
 //    land in an inbox after its worker stopped.
+//  - Shutdown runs once, in the first caller; every other caller waits under
+//    stop_mu until it is done, and ~Runtime waits until no caller is left inside
+//    shutdown(), so nothing is destroyed under a caller.
 //  - The monitor thread only reads workers' relaxed counters and their published
 //    running fiber; it never touches scheduler state.
 #include <weft/runtime/runtime.hpp>
@@ -14,11 +17,13 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <weft/runtime/domain.hpp>
@@ -55,7 +60,12 @@ struct Runtime::Impl {
   std::atomic<unsigned> next_worker{0};
   std::shared_mutex post_mu;
   bool accepting = true;  // guarded by post_mu (shared_mutex has no capability annotation in libstdc++)
-  bool stopped = false;
+
+  detail::AnnotatedMutex stop_mu;
+  std::condition_variable_any stop_cv;  // stop_done set, or a caller left shutdown()
+  bool stop_begun WEFT_GUARDED_BY(stop_mu) = false;
+  bool stop_done WEFT_GUARDED_BY(stop_mu) = false;
+  unsigned stop_callers WEFT_GUARDED_BY(stop_mu) = 0;  // inside shutdown() now
 
   detail::AnnotatedMutex mon_mu;
   std::condition_variable_any mon_cv;
@@ -74,6 +84,12 @@ struct Runtime::Impl {
   bool pool_closed = false;  // guarded by pool_mu: shutdown() passed
 
   void run_monitor();
+  /// The first shutdown caller's work: stop accepting, stop the workers, the pool,
+  /// the monitor.
+  void stop_all();
+  /// A shutdown() caller leaves: once the shutdown is done (`first`: it is, the
+  /// caller did it).
+  void leave_stop(bool first) WEFT_EXCLUDES(stop_mu);
   /// The worker for a spawn without one (Config::placement). `here`: the
   /// caller's worker when the caller is a fiber of this runtime, else null.
   unsigned choose_worker(detail::Worker* here);
@@ -160,12 +176,18 @@ Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
 }
 
 Runtime::~Runtime() {
-  if (detail::t_state.worker && &detail::t_state.worker->runtime() == this) {
-    std::fprintf(stderr, "weft: Runtime destroyed from its own worker (%s): it would wait for itself\n",
-                 describe_caller().c_str());
+  const bool own_worker = detail::t_state.worker && &detail::t_state.worker->runtime() == this;
+  const ThreadPool* pool = impl_->pool_ptr.load(std::memory_order_acquire);
+  if (own_worker || (pool && pool->on_own_thread())) {
+    std::fprintf(stderr, "weft: Runtime '%s' destroyed from %s, %s: it would wait for itself\n",
+                 impl_->cfg.name.c_str(), describe_caller().c_str(),
+                 own_worker ? "one of its own workers" : "a thread of its own pool");
     std::abort();
   }
   shutdown();
+  // Another thread's shutdown() may still be on its way out: nothing goes away under it.
+  detail::LockGuard lk(impl_->stop_mu);
+  while (impl_->stop_callers > 0) impl_->stop_cv.wait(impl_->stop_mu);
 }
 
 void Runtime::refuse_from_fiber(const char* op) const {
@@ -181,32 +203,65 @@ void Runtime::refuse_waiting_for_itself(const char* op) const {
                             impl_->cfg.name +
                             "'). Call it from a plain thread, or from a fiber of another runtime (which blocks that "
                             "fiber's worker until this runtime has stopped).");
+  if (const ThreadPool* p = impl_->pool_ptr.load(std::memory_order_acquire); p && p->on_own_thread())
+    throw std::logic_error(std::string(op) + " from " + describe_caller() + ", a thread of runtime '" +
+                           impl_->cfg.name +
+                           "''s own pool, is refused: it would wait for itself (it joins that pool). Call it from "
+                           "another thread.");
 }
 
 void Runtime::shutdown() {
   refuse_waiting_for_itself("weft::Runtime::shutdown");
+  Impl& im = *impl_;
+  bool first = false;
   {
-    std::unique_lock lk(impl_->post_mu);
-    if (impl_->stopped) return;
-    impl_->accepting = false;
-    impl_->stopped = true;
+    detail::LockGuard lk(im.stop_mu);
+    ++im.stop_callers;
+    first = !std::exchange(im.stop_begun, true);
   }
-  for (auto& w : impl_->workers) w->request_stop();
-  for (auto& w : impl_->workers) w->join_thread();
+  if (first) {
+    try {
+      im.stop_all();
+    } catch (...) {
+      im.leave_stop(true);
+      throw;
+    }
+  }
+  im.leave_stop(first);
+}
+
+void Runtime::Impl::leave_stop(bool first) {
+  detail::LockGuard lk(stop_mu);
+  if (first) stop_done = true;
+  while (!stop_done) stop_cv.wait(stop_mu);
+  --stop_callers;
+  // Under the lock: ~Runtime, woken by this, cannot destroy stop_cv before we are done with it.
+  stop_cv.notify_all();
+}
+
+void Runtime::Impl::stop_all() {
   {
-    std::lock_guard lk(impl_->pool_mu);
-    impl_->pool_closed = true;
+    std::unique_lock lk(post_mu);
+    accepting = false;
+  }
+  for (auto& w : workers) w->request_stop();
+  for (auto& w : workers) w->join_thread();
+  ThreadPool* pool = nullptr;
+  {
+    std::lock_guard lk(pool_mu);
+    pool_closed = true;
+    pool = pool_owner.get();
   }
   // No fiber is left to offload; threads may still submit until they see the
   // pool shut down (they get PoolShutDown). Queued tasks run before the join.
-  if (impl_->pool_owner) impl_->pool_owner->shutdown(ThreadPool::Drain::run_queued);
-  if (impl_->monitor.joinable()) {
+  if (pool) pool->shutdown(ThreadPool::Drain::run_queued);
+  if (monitor.joinable()) {
     {
-      detail::LockGuard lk(impl_->mon_mu);
-      impl_->mon_stop = true;
+      detail::LockGuard lk(mon_mu);
+      mon_stop = true;
     }
-    impl_->mon_cv.notify_all();
-    impl_->monitor.join();
+    mon_cv.notify_all();
+    monitor.join();
   }
 }
 

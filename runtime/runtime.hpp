@@ -13,11 +13,13 @@
 //    wait for them to unwind; stop the workers (each disarms the Timers still
 //    armed on it). Last, the runtime's pool (if it was started) runs what is
 //    queued and joins its threads.
-//  - shutdown() may be called from a plain thread or from a fiber of another
+//  - Concurrent shutdown() calls (and the destructor) all return only once the
+//    shutdown is complete; the destructor also waits for the other callers to
+//    leave. It may be called from a plain thread or from a fiber of another
 //    runtime (that blocks the fiber's worker until this runtime has stopped).
 //    From this runtime's own fibers or Timer callbacks it is refused with
-//    CrossRuntimeError (it would wait for itself); the destructor aborts with a
-//    message there.
+//    CrossRuntimeError, from a thread of its own pool with std::logic_error (it
+//    would wait for itself); the destructor aborts with a message there.
 #pragma once
 
 #include <chrono>
@@ -80,7 +82,8 @@ class Runtime {
     return spawn(std::forward<F>(fn), opts).join();
   }
 
-  /// Cancels every fiber, waits for them, stops the workers. Idempotent.
+  /// Cancels every fiber, waits for them, stops the workers and the pool.
+  /// Idempotent; every caller returns once it is complete (see the header).
   void shutdown();
 
   [[nodiscard]] Stats stats() const;

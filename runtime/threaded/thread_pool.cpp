@@ -22,7 +22,7 @@ using detail::LockGuard;
 
 namespace {
 // Which pool the calling thread belongs to (null: none). Written once by each pool
-// thread for itself; read only by that thread (shutdown's self-join check).
+// thread for itself; read only by that thread (the self-join checks).
 thread_local const ThreadPool* t_pool = nullptr;
 }  // namespace
 
@@ -172,6 +172,8 @@ void ThreadPool::shutdown(Drain d) {
     if (th.joinable()) th.join();
   threads_.clear();
 }
+
+bool ThreadPool::on_own_thread() const noexcept { return t_pool == this; }
 
 ThreadPoolStats ThreadPool::stats() const {
   LockGuard g(mu_);

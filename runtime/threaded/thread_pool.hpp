@@ -105,6 +105,8 @@ class ThreadPool {
   /// Idempotent; blocks the caller until the threads are joined.
   void shutdown(Drain d = Drain::run_queued);
 
+  /// True when called from one of this pool's own threads.
+  [[nodiscard]] bool on_own_thread() const noexcept;
   [[nodiscard]] ThreadPoolStats stats() const;
   [[nodiscard]] const std::string& name() const { return cfg_.name; }
 
