@@ -8,8 +8,8 @@
 //  - Shutdown runs once, in the first caller; every other caller waits under
 //    stop_mu until it is done, and ~Runtime waits until no caller is left inside
 //    shutdown(), so nothing is destroyed under a caller.
-//  - The monitor thread only reads workers' relaxed counters and their published
-//    running fiber; it never touches scheduler state.
+//  - The monitor thread and the shutdown caller only read workers' relaxed
+//    counters and their published running fiber; they never touch scheduler state.
 #include <weft/runtime/runtime.hpp>
 
 #include <pthread.h>
@@ -87,6 +87,10 @@ struct Runtime::Impl {
   /// The first shutdown caller's work: stop accepting, stop the workers, the pool,
   /// the monitor.
   void stop_all();
+  /// Waits for every worker to stop, naming every kStopReportPeriod each fiber
+  /// that keeps its worker running without yielding (a worker that gets to its
+  /// scheduler names the fibers it still waits for itself).
+  void wait_for_workers();
   /// A shutdown() caller leaves: once the shutdown is done (`first`: it is, the
   /// caller did it).
   void leave_stop(bool first) WEFT_EXCLUDES(stop_mu);
@@ -245,6 +249,7 @@ void Runtime::Impl::stop_all() {
     accepting = false;
   }
   for (auto& w : workers) w->request_stop();
+  wait_for_workers();
   for (auto& w : workers) w->join_thread();
   ThreadPool* pool = nullptr;
   {
@@ -262,6 +267,41 @@ void Runtime::Impl::stop_all() {
     }
     mon_cv.notify_all();
     monitor.join();
+  }
+}
+
+void Runtime::Impl::wait_for_workers() {
+  // Per worker, the fiber seen running and since when: validated as the stall
+  // detector does, with the worker's switch epoch.
+  struct Seen {
+    std::uint64_t epoch;
+    const detail::FiberLabel* label;
+    std::chrono::steady_clock::time_point since;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<Seen> seen;
+  for (auto& w : workers) seen.push_back(Seen{w->switch_epoch(), w->running_label(), start});
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    while (!workers[i]->wait_stopped(detail::Worker::kStopReportPeriod)) {
+      const auto now = std::chrono::steady_clock::now();
+      for (std::size_t j = i; j < workers.size(); ++j) {
+        detail::Worker& w = *workers[j];
+        if (j > i && w.wait_stopped(std::chrono::milliseconds(0))) continue;
+        Seen& s = seen[j];
+        const std::uint64_t e = w.switch_epoch();
+        const detail::FiberLabel* l = w.running_label();
+        if (!l || e != s.epoch || l != s.label) {  // it switched, or is in its scheduler: the worker reports
+          s = Seen{e, l, now};
+          continue;
+        }
+        const std::string name = l->read();
+        if (w.switch_epoch() != e || w.running_label() != l) continue;  // it switched while we read
+        log::logger().warn(
+            "shutdown of runtime '{}' waits for fiber {} on worker {}: it has run for at least {} ms without "
+            "yielding, so it has not seen its cancellation (a loop that never yields, or a blocking call?)",
+            cfg.name, name, j, std::chrono::duration_cast<std::chrono::milliseconds>(now - s.since).count());
+      }
+    }
   }
 }
 

@@ -13,6 +13,10 @@
 //    wait for them to unwind; stop the workers (each disarms the Timers still
 //    armed on it). Last, the runtime's pool (if it was started) runs what is
 //    queued and joins its threads.
+//  - While it waits for a worker, shutdown says every second at warn level which
+//    fiber it waits for: one that runs without yielding (name, worker, how long),
+//    or one still parked after its cancellation and on what. A fiber parked with
+//    nothing left to wake it is reported as abandoned and left.
 //  - Concurrent shutdown() calls (and the destructor) all return only once the
 //    shutdown is complete; the destructor also waits for the other callers to
 //    leave. It may be called from a plain thread or from a fiber of another

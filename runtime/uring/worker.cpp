@@ -174,12 +174,24 @@ void Worker::thread_main(void* started_arg) {
   release_thread_altstack();
   t_state.eh = nullptr;
   t_state.worker = nullptr;
+  LockGuard lk(stopped_mu_);
+  stopped_ = true;
+  stopped_cv_.notify_all();  // this worker (and its cv) lives until the thread is joined
 }
 
 void Worker::request_stop() {
   if (stop_requested_.exchange(true, std::memory_order_acq_rel)) return;
   // The worker may be asleep in io_uring_enter; the eventfd read op wakes it.
   write_wake_fd();
+}
+
+bool Worker::wait_stopped(std::chrono::milliseconds timeout) {
+  if (!thread_.joinable()) return true;
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  LockGuard lk(stopped_mu_);
+  while (!stopped_)
+    if (stopped_cv_.wait_until(stopped_mu_, until) == std::cv_status::timeout) return stopped_;
+  return true;
 }
 
 void Worker::join_thread() {
@@ -196,7 +208,10 @@ void Worker::run_loop() {
     // Checked right before the tick, which may block: the last fiber may just have
     // ended.
     if (stop_requested_.load(std::memory_order_acquire)) {
-      if (!cancelled_all_) cancel_all();
+      if (!cancelled_all_) {
+        cancel_all();
+        arm_stop_report();
+      }
       if (!all_head_ && ops_.in_flight() == 0) break;
       if (runq_.empty() && inbox_.empty() && !cancelled_multishots_) {
         // The cancelled fibers have unwound. Multishot ops still armed belong to
@@ -224,6 +239,44 @@ void Worker::run_loop() {
     if (f->state_ == FiberState::created) complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
     f = next;
   }
+}
+
+// While stopping, every kStopReportPeriod: which fibers the stop still waits for
+// and on what (the shutdown caller names a fiber that runs without yielding; a
+// fiber parked with nothing left to wake it is reported as abandoned instead).
+void Worker::arm_stop_report() {
+  stop_report_.worker = this;
+  stop_report_.began_ns = monotonic_ns();
+  stop_report_.fire_ = [](TimerNode* n) { static_cast<StopReport*>(n)->worker->report_stop_wait(); };
+  timers_.rearm(&stop_report_, stop_report_.began_ns + std::chrono::nanoseconds(kStopReportPeriod).count());
+}
+
+void Worker::report_stop_wait() {
+  const std::int64_t now = monotonic_ns();
+  const long long ms = (now - stop_report_.began_ns) / 1'000'000;
+  constexpr unsigned kNamed = 8;  // at most this many lines per report
+  unsigned n = 0;
+  for (const FiberBase* f = all_head_; f; f = f->all_next_, ++n) {
+    if (n >= kNamed) continue;
+    if (f->state_ == FiberState::parked)
+      log::logger().warn(
+          "shutdown of runtime '{}' waits for fiber {} on worker {}: parked on {}, {} ms after its cancellation{}",
+          rt_.name(), f->display_name(), index_, f->wait_reason_, ms,
+          ops_.in_flight() > 0 ? " (ops in flight here: " + std::to_string(ops_.in_flight()) + ")"
+                               : std::string(" (nothing in flight here)"));
+    else
+      log::logger().warn(
+          "shutdown of runtime '{}' waits for fiber {} on worker {}: still {} {} ms after its cancellation (does it "
+          "catch FiberCancelled and carry on?)",
+          rt_.name(), f->display_name(), index_, state_name(f->state_), ms);
+  }
+  if (n > kNamed)
+    log::logger().warn("shutdown of runtime '{}' waits for {} more fibers on worker {}", rt_.name(), n - kNamed,
+                       index_);
+  if (n == 0)
+    log::logger().warn("shutdown of runtime '{}' waits for worker {}: {} ops in flight, {} ms after it cancelled them",
+                       rt_.name(), index_, ops_.in_flight(), ms);
+  timers_.rearm(&stop_report_, now + std::chrono::nanoseconds(kStopReportPeriod).count());
 }
 
 void Worker::tick() {

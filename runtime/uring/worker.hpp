@@ -10,7 +10,8 @@
 // kMaxBudgetFactor x `tick_budget` (tick_budget_for()).
 // Invariants:
 //  - Everything here is touched only by the worker's thread, except post(),
-//    request_stop() and the relaxed counters read by stats and the stall detector.
+//    request_stop(), wait_stopped() and the relaxed counters read by stats and the
+//    stall detector.
 //  - A parked fiber is unparked exactly once per park, by whoever claimed its wait;
 //    an unpark of a fiber that is not parked is an invariant violation (abort with
 //    a message), never silently ignored: that is how lost/double wakeups surface.
@@ -19,11 +20,15 @@
 //  - A finished fiber's stack is released by the next context to run (it cannot be
 //    released while in use); `zombie_` carries it across the switch.
 //  - An op's fiber resumes only after the op's last CQE (its link-timeout CQE too).
-//  - At the thread's end every Timer still queued is disarmed (retire_all).
+//  - Stopping: cancel every fiber, wait for them (saying every kStopReportPeriod
+//    which ones are left), then at the thread's end disarm every Timer still
+//    queued (TimerQueue::retire_all) and signal wait_stopped().
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -34,6 +39,7 @@
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/fiber/stack_pool.hpp>
 #include <weft/runtime/stats.hpp>
+#include <weft/runtime/tsa.hpp>
 #include <weft/runtime/uring/buf_ring.hpp>
 #include <weft/runtime/uring/explorer.hpp>
 #include <weft/runtime/uring/fixed_files.hpp>
@@ -114,7 +120,14 @@ class Worker {
   void start();
   /// Any thread: cancel every fiber, let them unwind, then end the thread.
   void request_stop();
+  /// Any thread: waits up to `timeout` for the thread to finish (its fibers gone,
+  /// its timers disarmed); true once it has, or if it never started. join_thread()
+  /// then returns at once.
+  bool wait_stopped(std::chrono::milliseconds timeout);
   void join_thread();
+  /// While stopping, how often the worker (and the shutdown caller) say what the
+  /// stop still waits for.
+  static constexpr std::chrono::milliseconds kStopReportPeriod{1000};
 
   // ---- any thread ----
   /// Makes `f` runnable here: a new fiber of this worker, or a parked fiber of this
@@ -294,6 +307,8 @@ class Worker {
   /// A running fiber defers its cancellation inside DeferCancellation scopes and
   /// while it unwinds an exception (a throw from a destructor would terminate).
   static bool deferring_cancel(const FiberBase* self) noexcept;
+  void arm_stop_report();
+  void report_stop_wait();
   void make_buf_ring();
   [[noreturn]] void finish_current(FiberBase* self);
   friend void fiber_entry(transfer_t t);
@@ -347,6 +362,13 @@ class Worker {
   unsigned stack_color_ = 0;  // see give_stack()
   bool cancelled_all_ = false;
   std::atomic<bool> stop_requested_{false};  // release/acquire: set once by any thread
+  struct StopReport : TimerNode {
+    Worker* worker = nullptr;
+    std::int64_t began_ns = 0;  // when the fibers were cancelled
+  } stop_report_;
+  AnnotatedMutex stopped_mu_;
+  std::condition_variable_any stopped_cv_;
+  bool stopped_ WEFT_GUARDED_BY(stopped_mu_) = false;  // the thread has finished (wait_stopped)
   // relaxed: the label lives in stack memory that stays mapped while this worker
   // exists; the stall detector validates what it reads with switches_.
   std::atomic<const FiberLabel*> running_{nullptr};
