@@ -1,5 +1,5 @@
 // weft/net/error.hpp — the one error model of net/, and the timeout every blocking
-// net call takes.
+// net call takes (any std::chrono duration, saturated).
 //
 // The model (every call in net/ follows it):
 //  - Failures throw std::system_error with a std::generic_category() errno code.
@@ -27,16 +27,34 @@
 #include <cstdint>
 #include <string>
 #include <system_error>
+#include <weft/runtime/this_fiber.hpp>
 
 namespace weft::net {
 
+/// A std::chrono duration of any unit or representation, held as int64 nanoseconds
+/// and saturated: a duration nanoseconds cannot hold (hours::max(), seconds::max(),
+/// a huge double) becomes nanoseconds::max() (or ::min()) instead of wrapping in
+/// the conversion at the call site. It is a std::chrono::nanoseconds, so it
+/// compares, computes and converts like one. Every net call taking a duration takes
+/// this.
+class Duration : public std::chrono::nanoseconds {
+ public:
+  /// Zero.
+  constexpr Duration() noexcept : std::chrono::nanoseconds(0) {}
+  /// `ns` nanoseconds, as std::chrono::nanoseconds(ns).
+  constexpr explicit Duration(rep ns) noexcept : std::chrono::nanoseconds(ns) {}
+  template <class Rep, class Period>
+  constexpr Duration(std::chrono::duration<Rep, Period> d) noexcept  // implicit: any duration converts
+      : std::chrono::nanoseconds(weft::detail::saturating_ns(d)) {}
+};
+
 /// How long a blocking net call may take, measured from the call (the whole call:
-/// write_all's sends, connect's name lookup and attempts). Any std::chrono duration
-/// converts to it. Zero or negative: the call fails with timed_out unless it can
-/// complete at once.
-using Timeout = std::chrono::nanoseconds;
+/// write_all's sends, connect's name lookup and attempts). Zero or negative: the
+/// call fails with timed_out unless it can complete at once. nanoseconds::max()
+/// (kNoTimeout), and so any duration too long for it: no timeout.
+using Timeout = Duration;
 /// No timeout: the default of every blocking net call.
-inline constexpr Timeout kNoTimeout = Timeout::max();
+inline constexpr Timeout kNoTimeout = Timeout(std::chrono::nanoseconds::max());
 
 /// read_exact hit the end of the stream before `wanted` bytes: `got` arrived (and are
 /// in the caller's buffer). code() is std::errc::no_message_available.

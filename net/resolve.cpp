@@ -108,8 +108,7 @@ const std::error_category& resolve_category() noexcept {
   return category;
 }
 
-std::vector<Address> resolve(std::string_view host, std::string_view service, std::chrono::milliseconds timeout,
-                             ResolveOptions opts) {
+std::vector<Address> resolve(std::string_view host, std::string_view service, Duration timeout, ResolveOptions opts) {
   if (host.empty()) throw std::invalid_argument(describe(host, service) + ": empty host name");
   if (host.find('\0') != std::string_view::npos || service.find('\0') != std::string_view::npos)
     throw std::invalid_argument(describe(host, service) + ": host or service contains a NUL byte");
@@ -149,9 +148,9 @@ std::vector<Address> resolve(std::string_view host, std::string_view service, st
     return std::move(r.addrs);
   }
 
-  // offload_for takes nanoseconds: clamp so a huge timeout (milliseconds::max()) cannot overflow into the past.
-  const auto cap = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds::max() / 4);
-  const std::chrono::milliseconds wait = std::min(timeout, cap);
+  // Clamped well below nanoseconds::max(), so the deadline "now + wait" cannot overflow.
+  const std::chrono::nanoseconds wait =
+      std::min<std::chrono::nanoseconds>(timeout, std::chrono::nanoseconds::max() / 4);
   const LookupFn fn = opts.detail_lookup ? opts.detail_lookup : &::getaddrinfo;
   // Everything the task touches is its own copy (see the top of the file).
   auto task = [fn, h, svc, has_service, hints]() { return run_lookup(fn, h, has_service ? &svc : nullptr, hints); };
@@ -161,7 +160,8 @@ std::vector<Address> resolve(std::string_view host, std::string_view service, st
   } catch (const std::system_error& e) {
     if (e.code() != std::errc::timed_out) throw;
     throw std::system_error(std::make_error_code(std::errc::timed_out),
-                            describe(host, service) + ": no answer within " + std::to_string(timeout.count()) +
+                            describe(host, service) + ": no answer within " +
+                                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
                                 " ms (the lookup goes on in the pool; its result will be dropped)");
   }
   if (r.rc != 0) throw_lookup_error(r, host, service);
@@ -197,8 +197,7 @@ HostPort split_host_port(std::string_view text) {
   return out;
 }
 
-std::vector<Address> resolve_host_port(std::string_view host_port, std::chrono::milliseconds timeout,
-                                       ResolveOptions opts) {
+std::vector<Address> resolve_host_port(std::string_view host_port, Duration timeout, ResolveOptions opts) {
   HostPort hp = split_host_port(host_port);
   return resolve(hp.host, hp.service, timeout, opts);
 }

@@ -26,6 +26,7 @@
 #include <system_error>
 #include <vector>
 #include <weft/net/address.hpp>
+#include <weft/net/error.hpp>
 
 namespace weft::net {
 
@@ -52,7 +53,8 @@ const std::error_category& resolve_category() noexcept;
 /// From a fiber a name lookup parks the fiber while a pool thread runs getaddrinfo
 /// (see the top of this file); numeric hosts skip the pool; from a plain thread it
 /// runs inline and `timeout` is ignored. A zero or negative timeout times out at
-/// once (unless the host is numeric); a huge one is clamped (about 73 years).
+/// once (unless the host is numeric); any duration converts, saturated (Duration in
+/// error.hpp), and a huge one is clamped (about 73 years).
 ///
 /// Throws:
 ///  - std::invalid_argument: empty host, a NUL byte, a decimal port above 65535;
@@ -63,7 +65,7 @@ const std::error_category& resolve_category() noexcept;
 ///  - weft::FiberCancelled if the fiber is cancelled while it waits;
 ///  - weft::PoolShutDown if the runtime's pool is shut down.
 std::vector<Address> resolve(std::string_view host, std::string_view service,
-                             std::chrono::milliseconds timeout = std::chrono::seconds(5), ResolveOptions opts = {});
+                             Duration timeout = std::chrono::seconds(5), ResolveOptions opts = {});
 
 /// A "host:service" string split in two (no lookup).
 struct HostPort {
@@ -77,8 +79,7 @@ struct HostPort {
 HostPort split_host_port(std::string_view text);
 
 /// resolve(host, service, ...) on split_host_port(host_port): "example.com:443".
-std::vector<Address> resolve_host_port(std::string_view host_port,
-                                       std::chrono::milliseconds timeout = std::chrono::seconds(5),
+std::vector<Address> resolve_host_port(std::string_view host_port, Duration timeout = std::chrono::seconds(5),
                                        ResolveOptions opts = {});
 
 }  // namespace weft::net

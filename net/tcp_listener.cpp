@@ -79,7 +79,7 @@ TcpListener TcpListener::bind(const Address& addr, ListenOptions opts) {
 TcpStream TcpListener::accept(Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpListener::accept";
   const std::int64_t deadline = detail::deadline_of(timeout);
-  auto backoff = std::chrono::duration_cast<Timeout>(kFirstBackoff);
+  std::chrono::nanoseconds backoff = kFirstBackoff;
   for (;;) {
     Address peer;
     socklen_t len = Address::capacity();
@@ -98,7 +98,7 @@ TcpStream TcpListener::accept(Timeout timeout) {
                            sock_.subject(), c.message(), kMaxBackoff.count());
       }
       sock_.backoff(kOp, backoff, deadline);
-      backoff = std::min(backoff * 2, std::chrono::duration_cast<Timeout>(kMaxBackoff));
+      backoff = std::min<std::chrono::nanoseconds>(backoff * 2, kMaxBackoff);
       continue;
     }
     Socket s = Socket::adopt(kOp, res);

@@ -315,10 +315,13 @@ void TcpStream::set_nodelay(bool on) {
   sock_.set_option("weft::net::TcpStream::set_nodelay", IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
 }
 
-void TcpStream::set_keepalive(bool on, std::chrono::seconds idle, std::chrono::seconds interval, int count) {
+void TcpStream::set_keepalive(bool on, Duration idle_d, Duration interval_d, int count) {
   static constexpr const char* kOp = "weft::net::TcpStream::set_keepalive";
+  // ceil of a saturated count cannot overflow: nanoseconds::max() is about 9.2e9 s.
+  const auto idle = std::chrono::ceil<std::chrono::seconds>(std::chrono::nanoseconds(idle_d));
+  const auto interval = std::chrono::ceil<std::chrono::seconds>(std::chrono::nanoseconds(interval_d));
   if (idle.count() < 0 || interval.count() < 0 || count < 0 || idle.count() > INT_MAX || interval.count() > INT_MAX)
-    throw std::invalid_argument(std::string(kOp) + ": idle, interval and count must be >= 0 and fit an int");
+    throw std::invalid_argument(std::string(kOp) + ": idle, interval and count must be >= 0 and fit an int (seconds)");
   sock_.set_option(kOp, SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0);
   if (!on) return;
   if (idle.count() > 0) sock_.set_option(kOp, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(idle.count()));

@@ -18,6 +18,8 @@
 //  - close() (and the destructor) while other fibers have ops pending cancels them,
 //    waits for their completions, then closes the fd; they throw
 //    std::errc::operation_canceled ("closed by another fiber").
+//  - Every duration argument takes any std::chrono duration, saturated (Duration,
+//    error.hpp): hours::max() means no timeout.
 #pragma once
 
 #include <sys/uio.h>
@@ -95,9 +97,11 @@ class TcpStream {
   /// TCP_NODELAY: send small writes at once (no Nagle delay).
   void set_nodelay(bool on);
   /// SO_KEEPALIVE; non-zero `idle`, `interval`, `count` also set TCP_KEEPIDLE,
-  /// TCP_KEEPINTVL and TCP_KEEPCNT (zero keeps the system's value).
-  void set_keepalive(bool on, std::chrono::seconds idle = std::chrono::seconds(0),
-                     std::chrono::seconds interval = std::chrono::seconds(0), int count = 0);
+  /// TCP_KEEPINTVL and TCP_KEEPCNT (zero keeps the system's value). The durations
+  /// are rounded up to whole seconds; negative ones, or ones above INT_MAX seconds
+  /// (hours::max() included: Duration saturates), throw std::invalid_argument.
+  void set_keepalive(bool on, Duration idle = std::chrono::seconds(0), Duration interval = std::chrono::seconds(0),
+                     int count = 0);
 
   /// getsockname(2).
   [[nodiscard]] Address local_address() const;
