@@ -253,11 +253,14 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, 
                              ": another fiber is already waiting in a buffered read of this socket");
     weft::detail::Waiter waiter;
     rx->reader = &waiter;
-    ++c->pending;
-    const auto r = waiter.wait(deadline);
-    if (rx->reader == &waiter) rx->reader = nullptr;
-    const bool closing = c->closing;
-    detail::leave(c, w);  // never switches: `c` stays usable below
+    weft::detail::Waiter::Result r;
+    bool closing;
+    {
+      const detail::OpCount counted(c, w);  // its leave() never switches: `c` stays usable below
+      r = waiter.wait(deadline);
+      if (rx->reader == &waiter) rx->reader = nullptr;
+      closing = c->closing;
+    }
     if (closing) {
       w->check_cancel();
       detail::throw_for(c, detail::Failure::closed, -ECANCELED, op);

@@ -112,9 +112,14 @@ void leave(SocketCore* c, Worker* w) noexcept {
   if (--c->pending == 0 && c->drainer && !rx_in_flight(c)) w->unpark_local(std::exchange(c->drainer, nullptr));
 }
 
+OpCount::~OpCount() {
+  leave(c_, w_);
+}
+
 }  // namespace detail
 
 using detail::leave;
+using detail::OpCount;
 using detail::subject_of;
 using detail::throw_for;
 using detail::enter_op;
@@ -125,22 +130,28 @@ using detail::rx_release;
 namespace {
 
 // Before close(2): while the table holds the file, closing the fd would not end
-// the connection (nor free a listener's port). From a fiber of the owner the
-// removal is an op we wait for, so the close(2) that follows drops the file's last
-// reference and close() returns with the socket really closed. From anywhere else
-// it is queued (or handed to the owner), and the connection ends when the owner's
-// ring issues it, at its next tick.
-void close_slot(SocketCore* c) noexcept {
+// the connection (nor free a listener's port). From a fiber of the slot's worker
+// the removal is an op we wait for, so the close(2) that follows drops the file's
+// last reference and close() returns with the socket really closed. From anywhere
+// else it is queued (or handed to that worker), and the connection ends when its
+// ring issues it, at its next tick. False: the removal failed (logged), and the
+// table may keep the file open.
+bool close_slot(SocketCore* c) noexcept {
   int slot = c->slot.load(std::memory_order_relaxed);
-  if (slot < 0) return;
+  if (slot < 0) return true;
   Worker* w = c->slot_owner;
-  if (!t_state.fiber || t_state.worker != w) return remove_slot(c);
+  if (!t_state.fiber || t_state.worker != w) {
+    remove_slot(c);
+    return true;
+  }
   w->files().forget(slot);
   try {
     const int r = w->await_op(&weft::detail::FixedFiles::prep_remove, &slot);
     if (r < 0) throw std::system_error(-r, std::generic_category(), "FILES_UPDATE");
+    return true;
   } catch (const std::exception& e) {
     log_slot_failure(c, e);
+    return false;
   }
 }
 
@@ -184,12 +195,17 @@ int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, st
 // One op counted in c->pending. Returns its raw result, or throws when it ended
 // because the fiber was cancelled, the socket closed or the deadline passed.
 // -EINTR not explained by those is returned for the caller to retry.
+// A result of 0 while closing is the fallback's shutdown(2) ending a receive (see
+// cancel_pending()), not the peer's end of stream.
 int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::int64_t deadline, const char* op) {
-  ++c->pending;
-  const int res = await_socket_op(c, w, prep, arg, deadline);
-  const bool closing = c->closing;
-  leave(c, w);
-  if (res < 0 && closing) {
+  int res;
+  bool closing;
+  {
+    const OpCount counted(c, w);
+    res = await_socket_op(c, w, prep, arg, deadline);
+    closing = c->closing;
+  }
+  if (res <= 0 && closing) {
     w->check_cancel();  // FiberCancelled, now that the completion has arrived
     throw_for(c, detail::Failure::closed, res, op);
   }
@@ -219,6 +235,25 @@ SocketCore* new_core(int fd) {
   c->fd = fd;
   c->owner = t_state.worker;
   return c;
+}
+
+// Asks the kernel to end every op pending on the fd (ASYNC_CANCEL by fd, ALL) and
+// waits for the cancel's own CQE, so it is issued before the fd number can be
+// closed and reused (it could cancel another socket's ops). It names only the fd
+// (nothing on a stack). Each op completes with -ECANCELED, or with its own result
+// if it won the race. Where that cannot be done (no fd cancel before 5.19, the
+// cancel refused, or no op slot or SQE to be had: a throw), shutdown(2) ends the
+// socket's pending ops instead: receives see 0, sends EPIPE, accepts EINVAL, all
+// reported as "closed" since the socket is closing.
+void cancel_pending(SocketCore* c, Worker* w) noexcept {
+  int fd = c->fd;
+  int r;
+  try {
+    r = w->await_op(&prep_cancel_fd, &fd);
+  } catch (...) {
+    r = -ENOMEM;
+  }
+  if (r < 0 && r != -ENOENT && r != -EALREADY) ::shutdown(fd, SHUT_RDWR);
 }
 
 }  // namespace
@@ -303,17 +338,7 @@ void Socket::close() noexcept {
       return;
     }
     c->closing = true;
-    // Awaited, not fire-and-forget: the cancel must be issued before the fd number
-    // can be closed and reused, or it could cancel another socket's ops. It names
-    // only the fd (nothing on a stack). Each pending op completes with -ECANCELED,
-    // or with its own result if it won the race.
-    int fd = c->fd;
-    const int r = w->await_op(&prep_cancel_fd, &fd);
-    if (r < 0 && r != -ENOENT && r != -EALREADY) {
-      // No fd cancel here (kernel < 5.19) or it was itself cancelled: shutdown(2)
-      // ends pending socket ops too (they see the "closed" error).
-      ::shutdown(fd, SHUT_RDWR);
-    }
+    cancel_pending(c, w);
     if (c->pending > 0 || detail::rx_in_flight(c)) {
       // No cancel hook: the wait ends only when the kernel is done with the fd;
       // the last op out (leave()), or the buffered receive's last CQE, unparks us.
@@ -322,7 +347,9 @@ void Socket::close() noexcept {
     }
   }
   rx_release(c);
-  close_slot(c);
+  // A table that may still hold the file would keep the connection open after
+  // close(2): end it now.
+  if (!close_slot(c)) ::shutdown(c->fd, SHUT_RDWR);
   ::close(c->fd);
   c->fd = -1;
   c->closing = false;
@@ -361,15 +388,12 @@ void Socket::backoff(const char* op, Timeout d, std::int64_t deadline_ns) {
   Worker* w = c->owner;
   std::int64_t until = weft::detail::deadline_after(d);
   if (deadline_ns >= 0 && deadline_ns < until) until = deadline_ns;
-  ++c->pending;
-  try {
+  bool closing;
+  {
+    const OpCount counted(c, w);
     weft::detail::sleep_until_ns(until);
-  } catch (...) {
-    leave(c, w);
-    throw;
+    closing = c->closing;
   }
-  const bool closing = c->closing;
-  leave(c, w);
   if (closing) throw_for(c, detail::Failure::closed, 0, op);
   if (deadline_ns >= 0 && weft::detail::monotonic_ns() >= deadline_ns) throw_for(c, detail::Failure::timed_out, 0, op);
 }

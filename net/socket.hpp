@@ -16,7 +16,8 @@
 //    touched by one thread at a time and needs no atomics.
 //  - `pending` counts fibers inside an op on this socket (in io_uring, or in an
 //    accept back-off sleep). A fiber resumes from an op only after the op's last CQE
-//    (the worker's rule), then leaves the count.
+//    (the worker's rule), then leaves the count; every exit leaves it, a throw
+//    included (an op refused for want of an SQE or memory never holds a close up).
 //  - close() (also the destructor and move-assignment) while ops are pending, from a
 //    fiber of the owner (incident 002): mark closing; run one ASYNC_CANCEL by fd
 //    (CANCEL_FD | CANCEL_ALL) and wait for its CQE, so the cancel is issued before
@@ -26,6 +27,11 @@
 //    std::errc::operation_canceled. Without fd cancel (kernel < 5.19) shutdown(2)
 //    ends the ops instead. Another fiber calling close() meanwhile parks until the
 //    fd is closed.
+//  - When the cancel cannot be had (no fd cancel before 5.19, the kernel refused it,
+//    or no op slot or SQE could be had: bad_alloc, a ring error), close() does not
+//    throw: shutdown(2) ends the pending ops instead (they see operation_canceled
+//    too) and it waits for them the same way. When the slot removal fails (logged),
+//    shutdown(2) ends the connection before close(2).
 //  - close() with ops pending from anywhere else (a plain thread, another worker, the
 //    scheduler context) cannot wait safely: the fd and the state block are leaked and
 //    an error is logged, never freed under the kernel. With nothing pending any

@@ -49,6 +49,21 @@ struct SocketCore {
   BufferedRecv* rx = nullptr;
 };
 
+/// Counts the calling fiber in `c->pending` for its lifetime: every exit from an op
+/// leaves the count, a throw included (so a close() never waits for an op that
+/// never ran).
+class OpCount {
+ public:
+  OpCount(SocketCore* c, weft::detail::Worker* w) noexcept : c_(c), w_(w) { ++c->pending; }
+  ~OpCount();
+  OpCount(const OpCount&) = delete;
+  OpCount& operator=(const OpCount&) = delete;
+
+ private:
+  SocketCore* c_;
+  weft::detail::Worker* w_;
+};
+
 /// " (fd 7, peer 1.2.3.4:5)": the socket part of an error's what().
 std::string subject_of(const SocketCore* c);
 [[noreturn]] void throw_for(const SocketCore* c, Failure why, int res, const char* op);
