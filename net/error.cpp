@@ -22,7 +22,10 @@ void throw_net_error(Failure why, int res, const char* op, const std::string& su
   switch (why) {
     case Failure::closed:
       throw std::system_error(std::make_error_code(std::errc::operation_canceled),
-                              what + ": the socket was closed by another fiber while the operation was pending");
+                              what + ": the socket was closed while the operation was pending");
+    case Failure::closing:
+      throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                              what + ": the socket is being closed (a close() is under way)");
     case Failure::use_after_close:
       throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor), what + ": the socket is closed");
     case Failure::timed_out:

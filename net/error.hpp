@@ -13,9 +13,10 @@
 //  - A timeout that expires: std::errc::timed_out.
 //  - The calling fiber was cancelled (e.g. Runtime shutdown): weft::FiberCancelled,
 //    thrown only after the op's completion arrived.
-//  - The socket was closed by another fiber while this op was pending:
-//    std::errc::operation_canceled, what() says so. Any later call on a closed socket:
-//    std::errc::bad_file_descriptor, what() says the socket is closed.
+//  - The socket was closed (by another fiber, or handed over by a thread) while this
+//    op was pending, or is being closed when the call starts:
+//    std::errc::operation_canceled, what() says which. Any call once the socket is
+//    closed: std::errc::bad_file_descriptor, what() says the socket is closed.
 //  - Called from a plain thread, or from a fiber of a worker that does not own the
 //    socket: weft::CrossRuntimeError (nothing is touched).
 //  - Bad arguments (an Address of the wrong family, ...): std::invalid_argument.
@@ -74,7 +75,8 @@ namespace detail {
 /// Why an op ended without its own result, decided by the socket layer.
 enum class Failure : std::uint8_t {
   errno_result,     ///< the kernel's -errno stands (ECONNREFUSED, ECONNRESET, ...)
-  closed,           ///< cancelled because another fiber closed the socket
+  closed,           ///< the op was pending when the socket was closed
+  closing,          ///< the call started while a close() of the socket was under way
   use_after_close,  ///< the socket was already closed when the call started
   timed_out,        ///< the call's timeout expired
 };

@@ -86,7 +86,7 @@ SocketCore* enter_op(SocketCore* c, const char* op) {
     c->owner = t_state.worker;  // released by a move: the first op claims it
   }
   t_state.worker->check_cancel();
-  if (c->closing) throw_for(c, Failure::closed, 0, op);
+  if (c->closing) throw_for(c, Failure::closing, 0, op);
   if (c->fd < 0) throw_for(c, Failure::use_after_close, 0, op);
   return c;
 }
@@ -307,39 +307,52 @@ void Socket::close() noexcept {
   SocketCore* c = core_;
   if (!c || c->fd < 0) return;
   Worker* w = t_state.worker;
-  const bool owner_fiber = t_state.fiber && w == c->owner;
+  if (t_state.fiber && !c->owner) c->owner = w;  // released by a move (so idle): taken, as an op would
+  if (t_state.fiber && c->owner == w) return detail::close_owned(c, w);
   if (c->closing) {
-    // Another fiber is closing it: wait until the fd is closed (the core may be
-    // gone once we are woken, so nothing is touched after the park).
-    if (!owner_fiber) {
-      core_ = nullptr;  // the closing fiber still uses the core: leave it to it
-      return;
-    }
-    detail::CloserNode node{t_state.fiber, c->closers};
-    c->closers = &node;
-    w->park_current("net close: another fiber is closing", nullptr, nullptr);
+    core_ = nullptr;  // a fiber of the owner is closing it and still uses the core: leave it to it
     return;
   }
-  if (!owner_fiber && c->pending == 0 && detail::rx_orphan(c)) {
+  if (c->pending == 0 && detail::rx_orphan(c)) {
     core_ = nullptr;  // the receive's last completion closes it on the worker
     return;
   }
   if (c->pending > 0 || detail::rx_in_flight(c)) {
-    if (!owner_fiber) {
-      // Nobody here can wait for the kernel to let go: leak rather than free under it.
-      try {
-        log::logger().error(
-            "weft::net: socket{} closed with {} op(s) pending from {}; it cannot wait for them "
-            "there, so its fd and state are leaked (close it from a fiber of its worker)",
-            subject_of(c), c->pending, describe_caller());
-      } catch (...) {
-      }
-      core_ = nullptr;
-      return;
+    // Nobody here can wait for the kernel to let go: leak rather than free under it.
+    try {
+      log::logger().error(
+          "weft::net: socket{} closed with {} op(s) pending from {}; it cannot wait for them "
+          "there, so its fd and state are leaked (close it from a fiber of its worker)",
+          subject_of(c), c->pending, describe_caller());
+    } catch (...) {
     }
-    c->closing = true;
+    core_ = nullptr;
+    return;
+  }
+  rx_release(c);
+  close_slot(c);  // from here: queued for the slot's worker
+  ::close(c->fd);
+  c->fd = -1;
+}
+
+namespace detail {
+
+void close_owned(SocketCore* c, Worker* w) noexcept {
+  if (c->fd < 0) return;
+  if (c->closing) {
+    // Another fiber is closing it: wait until the fd is closed (the core may be
+    // gone once we are woken, so nothing is touched after the park).
+    CloserNode node{t_state.fiber, c->closers};
+    c->closers = &node;
+    w->park_current("net close: another fiber is closing", nullptr, nullptr);
+    return;
+  }
+  // First of all: no op is admitted from here on, so none can start while this
+  // fiber parks below and re-install the socket in a file table or outlive the fd.
+  c->closing = true;
+  if (c->pending > 0 || rx_in_flight(c)) {
     cancel_pending(c, w);
-    if (c->pending > 0 || detail::rx_in_flight(c)) {
+    if (c->pending > 0 || rx_in_flight(c)) {
       // No cancel hook: the wait ends only when the kernel is done with the fd;
       // the last op out (leave()), or the buffered receive's last CQE, unparks us.
       c->drainer = t_state.fiber;
@@ -354,12 +367,14 @@ void Socket::close() noexcept {
   c->fd = -1;
   c->closing = false;
   // Fibers that called close() meanwhile; they touch nothing once woken.
-  for (detail::CloserNode* n = std::exchange(c->closers, nullptr); n;) {
-    detail::CloserNode* next = n->next;
+  for (CloserNode* n = std::exchange(c->closers, nullptr); n;) {
+    CloserNode* next = n->next;
     w->unpark_local(n->fiber);
     n = next;
   }
 }
+
+}  // namespace detail
 
 // ------------------------------------------------------------------- ops ----
 

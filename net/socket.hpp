@@ -2,8 +2,8 @@
 // which worker owns it, which fibers are inside an op on it, and the close protocol.
 //
 // Invariants (states, owners, which thread touches what):
-//  - States: empty (no fd) -> open -> closing (an fd, ops still pending, no new op
-//    admitted) -> closed (fd released). Never back.
+//  - States: empty (no fd) -> open -> closing (a close() under way: an fd, no new
+//    op admitted) -> closed (fd released). Never back.
 //  - One worker owns a socket at a time. Creating it (open/adopt) gives it to the
 //    calling fiber's worker. Moving a Socket that has no op pending releases it
 //    (owner = none), and the next op claims it for the worker of the fiber that
@@ -18,15 +18,18 @@
 //    accept back-off sleep). A fiber resumes from an op only after the op's last CQE
 //    (the worker's rule), then leaves the count; every exit leaves it, a throw
 //    included (an op refused for want of an SQE or memory never holds a close up).
-//  - close() (also the destructor and move-assignment) while ops are pending, from a
-//    fiber of the owner (incident 002): mark closing; run one ASYNC_CANCEL by fd
-//    (CANCEL_FD | CANCEL_ALL) and wait for its CQE, so the cancel is issued before
-//    the fd number can be closed and reused; park until `pending` is 0; only then
-//    close(2) the fd. So no CQE ever names a closed fd, and every buffer handed to
-//    the kernel stays valid until its CQE. The cancelled fibers see
-//    std::errc::operation_canceled. Without fd cancel (kernel < 5.19) shutdown(2)
-//    ends the ops instead. Another fiber calling close() meanwhile parks until the
-//    fd is closed.
+//  - close() (also the destructor and move-assignment) from a fiber of the owner
+//    (incident 002), with or without ops pending: its first step marks the socket
+//    closing, so from then on every new op (and a claim by a move's next user)
+//    fails at once with operation_canceled ("being closed"), and none can slip in
+//    while close() parks below. With ops pending it runs one ASYNC_CANCEL by fd
+//    (CANCEL_FD | CANCEL_ALL) and waits for its CQE, so the cancel is issued before
+//    the fd number can be closed and reused, then parks until `pending` is 0. Then
+//    it removes the registered-file slot (waiting for the removal), and only then
+//    close(2)s the fd. So no CQE ever names a closed fd, every buffer handed to the
+//    kernel stays valid until its CQE, and no file table keeps the file open. The
+//    cancelled fibers see std::errc::operation_canceled. Another fiber calling
+//    close() meanwhile parks until the fd is closed.
 //  - When the cancel cannot be had (no fd cancel before 5.19, the kernel refused it,
 //    or no op slot or SQE could be had: bad_alloc, a ring error), close() does not
 //    throw: shutdown(2) ends the pending ops instead (they see operation_canceled
@@ -97,8 +100,8 @@ class Socket {
   [[nodiscard]] bool is_open() const noexcept;
   /// The fd, or -1 when empty or closed.
   [[nodiscard]] int fd() const noexcept;
-  /// Cancels pending ops, waits for their completions, closes the fd (see the
-  /// invariants). Idempotent; never throws.
+  /// Refuses new ops, cancels pending ones, waits for their completions, closes the
+  /// fd (see the invariants). Idempotent; never throws.
   void close() noexcept;
 
   /// Runs one io_uring op filled by `fill(sqe)` for the calling fiber and returns

@@ -77,6 +77,10 @@ SocketCore* enter_ring_op(SocketCore* c, const char* op);
 void leave(SocketCore* c, weft::detail::Worker* w) noexcept;
 /// Takes the socket out of its registered-file table (socket.cpp).
 void remove_slot(SocketCore* c) noexcept;
+/// The close protocol (socket.hpp), from a fiber of the owner `w`: returns once the
+/// fd is closed, by this call or by the close() already under way that it waited
+/// for. The core stays allocated.
+void close_owned(SocketCore* c, weft::detail::Worker* w) noexcept;
 /// True while the receive queue ties the socket to its worker: a multishot receive
 /// armed or bytes queued (buffered_recv.cpp).
 bool rx_busy(const SocketCore* c) noexcept;

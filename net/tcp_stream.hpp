@@ -17,7 +17,8 @@
 //  - End of stream: read_some/recv/readv return 0. read_exact throws UnexpectedEof.
 //  - close() (and the destructor) while other fibers have ops pending cancels them,
 //    waits for their completions, then closes the fd; they throw
-//    std::errc::operation_canceled ("closed by another fiber").
+//    std::errc::operation_canceled, as does any call made while a close() is under
+//    way.
 //  - Every duration argument takes any std::chrono duration, saturated (Duration,
 //    error.hpp): hours::max() means no timeout.
 #pragma once
