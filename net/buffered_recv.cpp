@@ -5,18 +5,14 @@
 // plain receive re-arms it for every read.
 //
 // Invariants (the owner worker's thread only, like the rest of SocketCore):
-//  - The receive is idle, armed (its op in flight) or orphaned (in flight, and its
-//    socket closed by someone who could not wait for it). Its last CQE (no F_MORE)
-//    ends it: end of stream (res 0), an error, -ENOBUFS (the ring ran dry), or
+//  - The receive is idle or armed (its op in flight). Its last CQE (no F_MORE) ends
+//    it: end of stream (res 0), an error, -ENOBUFS (the ring ran dry), or
 //    -ECANCELED (close, the runtime's stop, or the flow cap below).
-//  - Armed, it ties the socket to its worker, and close() from a fiber of the owner
-//    cancels it (by fd, with the ops) and waits for its last CQE as for an op.
-//    close() from anywhere else (a plain thread, the scheduler context, another
-//    worker) with no fiber inside an op hands the close over: shutdown(2) ends the
-//    receive, a CAS armed -> orphaned claims it, and the last CQE closes the fd and
-//    frees the state on the worker. The worker's last-CQE handling ends with the
-//    CAS armed -> idle, its last touch of the socket, so exactly one side closes.
-//    `state` is the one field other threads touch (acq_rel CAS, acquire loads).
+//  - Armed, it ties the socket to its worker (a move does not release it), and
+//    the close protocol (socket.hpp; a close from elsewhere is handed to the
+//    worker) cancels it by fd with the ops and waits for its last CQE as for an
+//    op, so the state is never freed under it. `state` is read by a thread moving
+//    the socket (acquire), written by the worker (release).
 //  - The queue holds the chunks the kernel delivered and no reader took yet, in
 //    arrival order, linked through the ring's per-buffer links; `off` bytes of the
 //    head were already copied out by a read_some(). The queue holds a reference to
@@ -60,7 +56,7 @@ using weft::detail::Worker;
 
 namespace detail {
 
-constexpr std::uint8_t kIdle = 0, kArmed = 1, kOrphaned = 2;
+constexpr std::uint8_t kIdle = 0, kArmed = 1;
 constexpr std::uint8_t kMaxDryStreak = 6;  // see the invariant on a dry ring
 
 struct BufferedRecv {
@@ -109,15 +105,6 @@ bool rx_busy(const SocketCore* c) noexcept {
   return rx_in_flight(c) || (c->rx && c->rx->head != BufRing::kNone);
 }
 
-bool rx_orphan(SocketCore* c) noexcept {
-  BufferedRecv* rx = c->rx;
-  if (!rx || rx->state.load(std::memory_order_acquire) != kArmed) return false;
-  ::shutdown(c->fd, SHUT_RDWR);  // ends the receive; harmless if it already ended
-  std::uint8_t expected = kArmed;
-  return rx->state.compare_exchange_strong(expected, kOrphaned, std::memory_order_acq_rel,
-                                           std::memory_order_acquire);
-}
-
 // Reads go through the queue: a receive armed, bytes queued, or the end queued.
 bool rx_serves_reads(const SocketCore* c) noexcept {
   return c->rx && (rx_busy(c) || c->rx->end < 1);
@@ -139,7 +126,6 @@ void rx_release(SocketCore* c) noexcept {
 using detail::BufferedRecv;
 using detail::kArmed;
 using detail::kIdle;
-using detail::kOrphaned;
 using detail::SocketCore;
 
 namespace {
@@ -165,10 +151,9 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
   auto* c = static_cast<SocketCore*>(ctx);
   BufferedRecv* rx = c->rx;
   BufRing* ring = rx->ring;
-  const bool orphaned = rx->state.load(std::memory_order_acquire) == kOrphaned;
   if (flags & IORING_CQE_F_BUFFER) {
     const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
-    if (res > 0 && !c->closing && !orphaned) rx->push(bid, static_cast<std::uint32_t>(res));
+    if (res > 0 && !c->closing) rx->push(bid, static_cast<std::uint32_t>(res));
     else ring->give_back(bid);
   }
   if (!(flags & IORING_CQE_F_MORE)) {
@@ -185,20 +170,14 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
     } else if (res < 0 && res != -ECANCELED) {
       rx->end = res;
     }
+    // Idle before the closer is woken: it checks rx_in_flight() when it resumes.
+    rx->state.store(kIdle, std::memory_order_release);  // see the invariants
     // A closer (a fiber of the owner) waits for the ops and this receive to end.
     if (c->closing && c->pending == 0 && c->drainer) c->owner->unpark_local(std::exchange(c->drainer, nullptr));
     if (rx->reader) std::exchange(rx->reader, nullptr)->notify();
-    std::uint8_t expected = kArmed;
-    if (!rx->state.compare_exchange_strong(expected, kIdle, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      // Orphaned: its socket was closed from where nobody could wait; finish here.
-      detail::rx_release(c);
-      detail::remove_slot(c);  // queued on this worker's ring
-      ::close(c->fd);
-      delete c;
-    }
     return;
   }
-  if (rx->queued >= kMaxQueued && !rx->cancel_sent && !orphaned) {
+  if (rx->queued >= kMaxQueued && !rx->cancel_sent) {
     rx->cancel_sent = true;
     c->owner->cancel_op(rx->ud);
   }
@@ -225,7 +204,7 @@ bool arm(SocketCore* c, Worker* w, BufRing* ring) {
   rx->ud = w->arm_multishot(&prep_multishot, &a, &on_cqe, c);
   if (rx->ud == 0) return false;
   w->recv_counters.arms.add();
-  rx->state.store(kArmed, std::memory_order_release);  // see rx_orphan()
+  rx->state.store(kArmed, std::memory_order_release);  // see the invariants
   return true;
 }
 

@@ -83,7 +83,8 @@ SocketCore* enter_op(SocketCore* c, const char* op) {
   if (!c) throw_for(c, Failure::use_after_close, 0, op);
   if (c->owner != t_state.worker) {
     if (c->owner) throw_wrong_worker(c, op);
-    c->owner = t_state.worker;  // released by a move: the first op claims it
+    c->link = this_worker_link();  // released by a move: the first op claims it
+    c->owner = t_state.worker;
   }
   t_state.worker->check_cancel();
   if (c->closing) throw_for(c, Failure::closing, 0, op);
@@ -227,10 +228,14 @@ void prep_cancel_fd(io_uring_sqe* sqe, void* arg) {
 }
 
 SocketCore* new_core(int fd) {
-  auto* c = new (std::nothrow) SocketCore;
-  if (!c) {
+  SocketCore* c = nullptr;
+  try {
+    c = new SocketCore;
+    c->link = detail::this_worker_link();
+  } catch (...) {
+    delete c;
     ::close(fd);
-    throw std::bad_alloc();
+    throw;
   }
   c->fd = fd;
   c->owner = t_state.worker;
@@ -307,32 +312,22 @@ void Socket::close() noexcept {
   SocketCore* c = core_;
   if (!c || c->fd < 0) return;
   Worker* w = t_state.worker;
-  if (t_state.fiber && !c->owner) c->owner = w;  // released by a move (so idle): taken, as an op would
-  if (t_state.fiber && c->owner == w) return detail::close_owned(c, w);
-  if (c->closing) {
-    core_ = nullptr;  // a fiber of the owner is closing it and still uses the core: leave it to it
-    return;
-  }
-  if (c->pending == 0 && detail::rx_orphan(c)) {
-    core_ = nullptr;  // the receive's last completion closes it on the worker
-    return;
-  }
-  if (c->pending > 0 || detail::rx_in_flight(c)) {
-    // Nobody here can wait for the kernel to let go: leak rather than free under it.
+  if (t_state.fiber && !c->owner) {
+    // Released by a move (so idle): this fiber's worker takes it, as an op would.
     try {
-      log::logger().error(
-          "weft::net: socket{} closed with {} op(s) pending from {}; it cannot wait for them "
-          "there, so its fd and state are leaked (close it from a fiber of its worker)",
-          subject_of(c), c->pending, describe_caller());
+      c->link = detail::this_worker_link();
     } catch (...) {
+      // Out of memory: the old link only serves a close from another thread, and
+      // none can come while this close runs.
     }
-    core_ = nullptr;
-    return;
+    c->owner = w;
   }
-  rx_release(c);
-  close_slot(c);  // from here: queued for the slot's worker
-  ::close(c->fd);
-  c->fd = -1;
+  if (t_state.fiber && c->owner == w) return detail::close_owned(c, w);
+  core_ = nullptr;
+  if (!c->owner) return detail::close_idle(c);  // released by a move: nothing can be pending
+  // A plain thread waits for the worker; a fiber of another worker parks; the
+  // scheduler context (a Timer callback) must not block, so it lets it run on.
+  detail::close_elsewhere(c, /*wait=*/t_state.fiber != nullptr || w == nullptr);
 }
 
 namespace detail {
@@ -372,6 +367,13 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
     w->unpark_local(n->fiber);
     n = next;
   }
+}
+
+void close_idle(SocketCore* c) noexcept {
+  rx_release(c);
+  remove_slot(c);
+  if (c->fd >= 0) ::close(c->fd);
+  delete c;
 }
 
 }  // namespace detail

@@ -13,7 +13,9 @@
 //    anything is touched (a plain thread, a fiber of another worker or of another
 //    Runtime). The hand-over between workers rides on whatever carried the moved
 //    object there (a spawn, a Channel: both synchronise), so the state below is
-//    touched by one thread at a time and needs no atomics.
+//    touched by one thread at a time and needs no atomics (a close from another
+//    thread reads only what does not change while the socket is owned: the owner,
+//    its link, the fd).
 //  - `pending` counts fibers inside an op on this socket (in io_uring, or in an
 //    accept back-off sleep). A fiber resumes from an op only after the op's last CQE
 //    (the worker's rule), then leaves the count; every exit leaves it, a throw
@@ -35,22 +37,24 @@
 //    throw: shutdown(2) ends the pending ops instead (they see operation_canceled
 //    too) and it waits for them the same way. When the slot removal fails (logged),
 //    shutdown(2) ends the connection before close(2).
-//  - close() with ops pending from anywhere else (a plain thread, another worker, the
-//    scheduler context) cannot wait safely: the fd and the state block are leaked and
-//    an error is logged, never freed under the kernel. With nothing pending any
-//    caller may close (a socket dropped on a plain thread after its runtime stopped).
+//  - close() from anywhere else (a plain thread, a fiber of another worker or
+//    runtime, the scheduler context: a Timer callback) hands the close to the
+//    owner's worker (net/close_handoff.cpp): a fiber there runs the protocol above
+//    and frees the state. A plain thread blocks and a fiber parks until it is done;
+//    the scheduler context lets it run on. While the owner's runtime shuts down
+//    (it takes no new fiber) the socket is shut down at once and its fd closed as
+//    the worker exits (a warning is logged); once the owner's thread has exited,
+//    nothing can be pending and the caller closes it itself. A released socket
+//    (moved while idle) closes where it is.
 //  - A buffered receive (read_chunk(); net/buffered_recv.cpp) in flight is not in
-//    `pending` but is waited for like an op: an owner fiber's close() cancels it
-//    with the ops and waits for its last CQE. A close from anywhere else with no
-//    fiber inside an op hands the close to the worker, which closes the fd at the
-//    receive's last CQE (after shutdown(2) ends it), so a stream whose fiber
-//    finished, or that is dropped on a plain thread, never leaks its fd.
+//    `pending` but is waited for like an op: the close protocol cancels it with the
+//    ops and waits for its last CQE; while it is armed the socket stays with its
+//    worker.
 //  - Registered files (runtime/uring/fixed_files.hpp): the first op on a worker
 //    installs the socket in that worker's file table and later ops there name the
-//    slot. A claim by another worker removes it from the old table; close()
-//    removes it before close(2) (waiting for the removal when called from a fiber
-//    of that worker, so close() returns with the socket really closed; from
-//    elsewhere the worker applies it at its next tick).
+//    slot. A claim by another worker removes it from the old table; the close
+//    removes it before close(2) (waited for on the slot's worker; from elsewhere the
+//    worker applies it at its next tick).
 //  - The state lives in a heap block the Socket points to, so moving a Socket while
 //    other fibers are inside ops on it is safe: they hold the block, not the Socket.
 //    Destroying a socket that another fiber still *uses* (calls into) is the caller's
@@ -101,7 +105,8 @@ class Socket {
   /// The fd, or -1 when empty or closed.
   [[nodiscard]] int fd() const noexcept;
   /// Refuses new ops, cancels pending ones, waits for their completions, closes the
-  /// fd (see the invariants). Idempotent; never throws.
+  /// fd; from elsewhere than a fiber of the owner, hands that to the owner's worker
+  /// (see the invariants). Idempotent; never throws.
   void close() noexcept;
 
   /// Runs one io_uring op filled by `fill(sqe)` for the calling fiber and returns

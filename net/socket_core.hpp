@@ -1,10 +1,13 @@
 // weft/net/socket_core.hpp — the state block behind a Socket (internal to net/):
-// shared by socket.cpp (ops, close) and buffered_recv.cpp (multishot receive).
-// The invariants are in socket.hpp; the receive queue's in buffered_recv.cpp.
+// shared by socket.cpp (ops, the close protocol), buffered_recv.cpp (multishot
+// receive) and close_handoff.cpp (a close from elsewhere, handed to the worker).
+// The invariants are in socket.hpp; the receive queue's in buffered_recv.cpp, the
+// worker link's in close_handoff.cpp.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
@@ -17,6 +20,7 @@ class Worker;
 namespace weft::net::detail {
 
 struct BufferedRecv;
+struct WorkerLink;
 
 /// A fiber parked in close() while another fiber closes the socket; the node lives
 /// on that fiber's stack while it is parked.
@@ -47,6 +51,11 @@ struct SocketCore {
   /// The multishot receive and its queue (buffered_recv.cpp); null until the first
   /// buffered read.
   BufferedRecv* rx = nullptr;
+  /// The owner worker's thread, as other threads may ask after it (close_handoff.cpp):
+  /// set with `owner` (creation, claim), kept when a move releases the socket. The
+  /// one way a thread that is not the owner learns whether the owner still runs.
+  std::shared_ptr<WorkerLink> link;
+  SocketCore* next_orphan = nullptr;  ///< in the link's list of cores left to the worker's exit
 };
 
 /// Counts the calling fiber in `c->pending` for its lifetime: every exit from an op
@@ -81,20 +90,25 @@ void remove_slot(SocketCore* c) noexcept;
 /// fd is closed, by this call or by the close() already under way that it waited
 /// for. The core stays allocated.
 void close_owned(SocketCore* c, weft::detail::Worker* w) noexcept;
+/// Closes the fd of a core no op can be inside (released by a move, or its owner's
+/// thread has exited) and frees the core. Any thread.
+void close_idle(SocketCore* c) noexcept;
+/// close() from where it cannot wait for the owner's ops (a plain thread, another
+/// worker, the scheduler context): hands the close to the owner's worker, which
+/// runs close_owned() in a fiber and frees the core; `wait`: block (a plain thread)
+/// or park (a fiber) until it has. Where the owner's thread has exited, closes
+/// here. The caller forgets `c` (close_handoff.cpp).
+void close_elsewhere(SocketCore* c, bool wait) noexcept;
+/// The calling worker thread's link, made at its first call (close_handoff.cpp).
+std::shared_ptr<WorkerLink> this_worker_link();
 /// True while the receive queue ties the socket to its worker: a multishot receive
 /// armed or bytes queued (buffered_recv.cpp).
 bool rx_busy(const SocketCore* c) noexcept;
-/// A multishot receive is in flight (armed or orphaned). Any thread.
+/// A multishot receive is in flight (armed, its last CQE not seen yet).
 bool rx_in_flight(const SocketCore* c) noexcept;
-/// close() from where it cannot wait, with no fiber inside an op: if a receive is
-/// armed, ends it and hands the close to its worker (true: the caller must forget
-/// the core). False: nothing in flight, close here.
-bool rx_orphan(SocketCore* c) noexcept;
 /// rx_busy(), or the stream's end queued: reads are served from the queue.
 bool rx_serves_reads(const SocketCore* c) noexcept;
 /// After the last op has left: gives queued buffers back and frees the queue.
 void rx_release(SocketCore* c) noexcept;
-
-
 
 }  // namespace weft::net::detail

@@ -18,7 +18,8 @@
 //  - close() (and the destructor) while other fibers have ops pending cancels them,
 //    waits for their completions, then closes the fd; they throw
 //    std::errc::operation_canceled, as does any call made while a close() is under
-//    way.
+//    way. From a plain thread, another worker or a Timer callback the close is
+//    handed to the stream's worker (net/socket.hpp).
 //  - Every duration argument takes any std::chrono duration, saturated (Duration,
 //    error.hpp): hours::max() means no timeout.
 #pragma once

@@ -3,8 +3,8 @@
 // in the fiber), a plain thread while the runtime runs, and the scheduler context
 // (a Timer callback). What this file proves: the fd is closed each time (the peer
 // reads end of stream, the process's fd count comes back), nothing is freed under
-// the kernel (ASan), and no stale completion is seen. Before the hand-over in
-// net/buffered_recv.cpp, the last two leaked the fd with an error in the log.
+// the kernel (ASan), and no stale completion is seen. The last two hand the close
+// to the stream's worker (net/close_handoff.cpp).
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <optional>
