@@ -4,7 +4,12 @@
 // really closes (the table's reference never keeps a connection or a port alive),
 // a socket that changes worker or thread leaves the old table, a full or disabled
 // table falls back to fds, and a socket that outlives its runtime is safe to drop.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -205,9 +210,10 @@ TEST_CASE("fixed_files = 0 runs every op on the fd") {
   });
 }
 
-TEST_CASE("a registered socket that outlives its runtime can still be dropped") {
+TEST_CASE("a registered socket that outlives its runtime can still be dropped and closes its fd") {
   std::optional<TcpStream> kept;
   std::optional<TcpListener> l;
+  int kept_fd = -1, listener_fd = -1;
   {
     weft::Runtime rt;
     rt.block_on([&] {
@@ -216,8 +222,22 @@ TEST_CASE("a registered socket that outlives its runtime can still be dropped") 
       kept->write_all("x", 1);  // installed
       REQUIRE(registered(rt) >= 1);
     });
-  }  // the worker reset the sockets' slots when it stopped
+    kept_fd = kept->native_handle();
+    listener_fd = l->native_handle();
+  }  // the worker reset the sockets' slots when it stopped (and its ring let go of the files)
+  // The peer (a plain socket of ours) sees the end of stream once `kept` is dropped:
+  // no table holds the file any more.
+  const int peer = ::accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(peer >= 0);
+  timeval limit{5, 0};  // a file kept open would show as EAGAIN here, not as a hang
+  REQUIRE(::setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == 0);
   kept.reset();
   l.reset();
-  SUCCEED("dropped after the runtime without touching its table");
+  REQUIRE(::fcntl(kept_fd, F_GETFD) == -1);
+  REQUIRE(errno == EBADF);
+  REQUIRE(::fcntl(listener_fd, F_GETFD) == -1);
+  char buf[2];
+  REQUIRE(::recv(peer, buf, sizeof buf, 0) == 1);  // the "x"
+  REQUIRE(::recv(peer, buf, sizeof buf, 0) == 0);  // then the end of stream
+  ::close(peer);
 }
