@@ -80,6 +80,7 @@ std::string subject_of(const SocketCore* c) {
 
 SocketCore* enter_op(SocketCore* c, const char* op) {
   if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
+  t_state.worker->explore_yield();  // tests only: nothing of the socket is touched yet
   if (!c) throw_for(c, Failure::use_after_close, 0, op);
   if (c->owner != t_state.worker) {
     if (c->owner) throw_wrong_worker(c, op);
@@ -170,6 +171,12 @@ void prep_fixed(io_uring_sqe* sqe, void* a) {
   sqe->flags |= IOSQE_FIXED_FILE;
 }
 
+// Which faults the explorer (tests only) may inject into this socket's ops; the
+// worker refines it by opcode (an accept, a connect, a transfer).
+weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
+  return c->stream ? weft::detail::OpKind::stream_io : weft::detail::OpKind::dgram_io;
+}
+
 // The slot was empty (-EBADF: the FILES_UPDATE that installed it failed): drop it
 // and run the op again on the fd; nothing was done by the failed attempt. Out of
 // line, so the logging's buffers stay off the stack of every op.
@@ -179,15 +186,15 @@ void prep_fixed(io_uring_sqe* sqe, void* a) {
                       slot);
   c->fixed_refused = true;
   remove_slot(c);
-  return w->await_op(prep, arg, deadline);
+  return w->await_op(prep, arg, deadline, nullptr, op_kind(c));
 }
 
 // One io_uring op on the socket, naming its slot when it has one.
 int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::int64_t deadline) {
   const int slot = c->slot.load(std::memory_order_relaxed);
-  if (slot < 0) return w->await_op(prep, arg, deadline);
+  if (slot < 0) return w->await_op(prep, arg, deadline, nullptr, op_kind(c));
   FixedPrep fp{prep, arg, slot};
-  const int res = w->await_op(&prep_fixed, &fp, deadline);
+  const int res = w->await_op(&prep_fixed, &fp, deadline, nullptr, op_kind(c));
   if (res == -EBADF && !c->closing) [[unlikely]]
     return retry_on_fd(c, w, prep, arg, deadline, slot);
   return res;
@@ -290,7 +297,9 @@ Socket Socket::open(const char* op, int domain, int type, int protocol) {
   if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
   const int fd = ::socket(domain, type | SOCK_CLOEXEC, protocol);
   if (fd < 0) detail::throw_net_error(detail::Failure::errno_result, -errno, op, "");
-  return Socket(new_core(fd));
+  SocketCore* c = new_core(fd);
+  c->stream = (type & 0xf) == SOCK_STREAM;
+  return Socket(c);
 }
 
 Socket Socket::adopt(const char* op, int fd) {
@@ -309,6 +318,7 @@ int Socket::fd() const noexcept {
 }
 
 void Socket::close() noexcept {
+  if (core_ && t_state.fiber) t_state.worker->explore_yield();  // tests only: before anything is touched
   SocketCore* c = core_;
   if (!c || c->fd < 0) return;
   Worker* w = t_state.worker;

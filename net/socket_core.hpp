@@ -48,6 +48,7 @@ struct SocketCore {
   std::atomic<int> slot{-1};
   weft::detail::Worker* slot_owner = nullptr;
   bool fixed_refused = false;  ///< an op named the slot and got -EBADF: use the fd from now on
+  bool stream = true;          ///< SOCK_STREAM (TCP, Unix stream); false for datagrams
   /// The multishot receive and its queue (buffered_recv.cpp); null until the first
   /// buffered read.
   BufferedRecv* rx = nullptr;

@@ -347,13 +347,13 @@ void Worker::reap() {
 
 // The explorer holds an op's CQE back for a few ticks (never a tag's, never a
 // multishot op's: those carry a stream in order).
-bool Worker::hold_back(const io_uring_cqe* cqe) {
+bool Worker::hold_back(const io_uring_cqe* cqe) noexcept {
   std::uint32_t idx;
   bool timeout_cqe;
   if (OpTable::is_tag(cqe->user_data) || !ops_.lookup(cqe->user_data, &idx, &timeout_cqe) || ops_.at(idx).sink)
     return false;
   const unsigned ticks = explore_.hold_cqe();
-  if (ticks == 0) return false;
+  if (ticks == 0 || !held_room(1)) return false;
   held_.push_back({cqe->user_data, cqe->res, cqe->flags, ticks_ + ticks});
   return true;
 }

@@ -269,6 +269,8 @@ class Worker {
   void explore_point();
   /// Delivers the CQEs the explorer held back that are due (and synthetic ones).
   void deliver_held() noexcept;
+  /// Room in held_ for `n` more (false: out of memory, inject nothing).
+  bool held_room(std::size_t n) noexcept;
   /// Each tick: what found no SQE before (queued ops in order, the wake read,
   /// deferred cancels).
   void retry_deferred() noexcept;
@@ -280,7 +282,7 @@ class Worker {
   void tick();
   void reap();
   void dispatch_cqe(const io_uring_cqe* cqe);
-  bool hold_back(const io_uring_cqe* cqe);
+  bool hold_back(const io_uring_cqe* cqe) noexcept;
   void drain_inbox();
   void arm_wake_read() noexcept;
   bool adopt(FiberBase* f);

@@ -73,23 +73,55 @@ void Worker::wait_for_sq_room(unsigned n) {
   }
 }
 
+namespace {
+// The fault class of an op the caller hinted as a socket op (explorer.hpp).
+OpKind refine(OpKind hint, std::uint8_t opcode) noexcept {
+  if (hint == OpKind::other) return hint;
+  switch (opcode) {
+    case IORING_OP_ACCEPT: return OpKind::accept;
+    case IORING_OP_CONNECT: return OpKind::connect;
+    case IORING_OP_READ:
+    case IORING_OP_WRITE:
+    case IORING_OP_READV:
+    case IORING_OP_WRITEV:
+    case IORING_OP_RECV:
+    case IORING_OP_SEND:
+    case IORING_OP_RECVMSG:
+    case IORING_OP_SENDMSG:
+      return hint;
+    default:
+      return OpKind::other;
+  }
+}
+}  // namespace
+
 void Worker::issue(std::uint32_t idx) noexcept {
   OpSlot& s = ops_.at(idx);
   io_uring_sqe* sqe = ring_.take();
   s.prep(sqe, s.prep_arg);
-  io_uring_sqe_set_data64(sqe, ops_.user_data(idx));
   if (explore_.on()) [[unlikely]] {
+    const OpKind kind = refine(static_cast<OpKind>(s.kind), sqe->opcode);
+    if (const int err = explore_.fail_op(kind, s.pending == 2); err != 0 && held_room(2)) {
+      // Never issued: a NOP takes its place, and its CQEs (the errno, and the
+      // linked timeout's -ECANCELED) arrive at the next reap, as the kernel's would.
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data64(sqe, kTagIgnore);
+      held_.push_back({ops_.user_data(idx), err, 0, ticks_});
+      if (s.pending == 2) held_.push_back({ops_.user_data(idx, true), -ECANCELED, 0, ticks_});
+      return;
+    }
     switch (sqe->opcode) {  // the ops whose len is a byte count
       case IORING_OP_READ:
       case IORING_OP_WRITE:
       case IORING_OP_RECV:
       case IORING_OP_SEND:
-        sqe->len = explore_.shorten(static_cast<OpKind>(s.kind), sqe->len);
+        sqe->len = explore_.shorten(kind, sqe->len);
         break;
       default:
         break;
     }
   }
+  io_uring_sqe_set_data64(sqe, ops_.user_data(idx));
   if (s.pending == 2) {  // with its linked timeout, in the same submit
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe* t = ring_.take();
@@ -114,12 +146,7 @@ int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint
     s.ts.tv_nsec = deadline_ns % 1'000'000'000;
   }
   s.waiter = self;
-  if (const int err = explore_.on() ? explore_.fail_op(kind, linked) : 0) [[unlikely]] {
-    // Never issued: its CQEs (the errno, and the linked timeout's -ECANCELED)
-    // arrive at the next tick, as the kernel's would.
-    held_.push_back({ops_.user_data(idx), err, 0, ticks_});
-    if (linked) held_.push_back({ops_.user_data(idx, true), -ECANCELED, 0, ticks_});
-  } else if (ops_.overflow_empty() && ring_.reserve(sqes)) [[likely]] {
+  if (ops_.overflow_empty() && ring_.reserve(sqes)) [[likely]] {
     issue(idx);
   } else {
     ops_.enqueue(idx);  // the tick issues it, in order, when there is room
@@ -173,6 +200,15 @@ void Worker::cancel_op(std::uint64_t user_data) noexcept {
   std::uint32_t idx;
   bool timeout_cqe;
   if (ops_.lookup(user_data, &idx, &timeout_cqe)) ops_.defer_cancel(idx);
+}
+
+bool Worker::held_room(std::size_t n) noexcept {
+  try {
+    held_.reserve(held_.size() + n);
+    return true;
+  } catch (...) {
+    return false;  // no memory to hold it: the fault is not injected
+  }
 }
 
 void Worker::explore_point() {
