@@ -1,8 +1,9 @@
-// runtime/log.cpp — logger construction and the "%W" (who) pattern flag.
+// runtime/log.cpp — logger construction, the WEFT_LOG level names and the "%W" (who) pattern flag.
 #include <weft/runtime/log.hpp>
 
 #include <pthread.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -41,14 +42,43 @@ std::shared_ptr<spdlog::logger> make_logger() {
   auto fmt = std::make_unique<spdlog::pattern_formatter>();
   fmt->add_flag<WhoFlag>('W').set_pattern("[%Y-%m-%d %H:%M:%S.%e] [weft] [%^%l%$] [%W] %v");
   lg->set_formatter(std::move(fmt));
-  spdlog::level::level_enum level = spdlog::level::info;
-  if (const char* env = std::getenv("WEFT_LOG"); env && *env) level = spdlog::level::from_str(env);
-  lg->set_level(level);
+  lg->set_level(spdlog::level::info);
+  if (const char* env = std::getenv("WEFT_LOG"); env && *env) {
+    if (auto level = parse_level(env)) {
+      lg->set_level(*level);
+    } else {
+      // Once: make_logger runs once per process.
+      lg->warn(
+          "WEFT_LOG='{}' names no level; logging at info. Accepted (any case): trace, debug, info, "
+          "warn|warning, error|err, critical|crit|fatal, off|none",
+          env);
+    }
+  }
   lg->flush_on(spdlog::level::warn);
   return lg;
 }
 
 }  // namespace
+
+std::optional<spdlog::level::level_enum> parse_level(std::string_view name) {
+  while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.remove_prefix(1);
+  while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.remove_suffix(1);
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  using spdlog::level::level_enum;
+  static constexpr struct {
+    std::string_view name;
+    level_enum level;
+  } kNames[] = {
+      {"trace", level_enum::trace},    {"debug", level_enum::debug},       {"info", level_enum::info},
+      {"warn", level_enum::warn},      {"warning", level_enum::warn},      {"error", level_enum::err},
+      {"err", level_enum::err},        {"critical", level_enum::critical}, {"crit", level_enum::critical},
+      {"fatal", level_enum::critical}, {"off", level_enum::off},           {"none", level_enum::off},
+  };
+  for (const auto& n : kNames)
+    if (lower == n.name) return n.level;
+  return std::nullopt;
+}
 
 spdlog::logger& logger() {
   static std::shared_ptr<spdlog::logger> lg = make_logger();  // thread-safe init (magic static)

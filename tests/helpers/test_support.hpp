@@ -3,9 +3,12 @@
 // a deterministic PRNG, and child-process helpers for tests that must observe a crash.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +17,8 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <liburing.h>
 
@@ -93,6 +98,69 @@ inline ChildResult run_in_child(const std::function<int()>& body) {
   char buf[4096];
   ssize_t n;
   while ((n = read(fds[0], buf, sizeof buf)) > 0) r.output.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exited = WIFEXITED(status);
+  r.exit_code = r.exited ? WEXITSTATUS(status) : -1;
+  r.signaled = WIFSIGNALED(status);
+  r.signal = r.signaled ? WTERMSIG(status) : 0;
+  return r;
+}
+
+/// Runs this test binary again in a fresh process (fork + exec of /proc/self/exe)
+/// with `args` (e.g. the name of a hidden test case) and the environment of this
+/// process with `env` set on top; stdout and stderr captured. For what a forked
+/// child cannot show: state a process reads once at first use (WEFT_LOG).
+/// `terminal`: the child writes to a pseudo-terminal (raw mode) instead of a pipe,
+/// as a program run from a shell does (what it writes then may carry colours).
+inline ChildResult exec_self(const std::vector<std::string>& args,
+                             const std::vector<std::pair<std::string, std::string>>& env, bool terminal = false) {
+  // Everything the child needs is built before fork (no allocation after it).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    bool overridden = false;
+    for (const auto& [k, v] : env) overridden |= std::strncmp(*e, k.c_str(), k.size()) == 0 && (*e)[k.size()] == '=';
+    if (!overridden) env_strings.emplace_back(*e);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, argv;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string self = "/proc/self/exe";
+  std::vector<std::string> arg_strings{self};
+  arg_strings.insert(arg_strings.end(), args.begin(), args.end());
+  for (auto& a : arg_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int fds[2];  // [0] the parent reads, [1] the child writes
+  if (terminal) {
+    fds[0] = posix_openpt(O_RDWR | O_NOCTTY);
+    if (fds[0] < 0 || grantpt(fds[0]) != 0 || unlockpt(fds[0]) != 0) std::abort();
+    fds[1] = open(ptsname(fds[0]), O_RDWR | O_NOCTTY);
+    termios raw{};
+    if (fds[1] < 0 || tcgetattr(fds[1], &raw) != 0) std::abort();
+    cfmakeraw(&raw);  // no "\n" -> "\r\n"
+    tcsetattr(fds[1], TCSANOW, &raw);
+  } else if (pipe(fds) != 0) {
+    std::abort();
+  }
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    execve(self.c_str(), argv.data(), envp.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  ChildResult r;
+  char buf[4096];
+  ssize_t n;
+  // A terminal reads EIO, not 0, once the child has closed its side.
+  while ((n = read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) r.output.append(buf, static_cast<std::size_t>(n));
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
