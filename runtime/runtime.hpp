@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -63,10 +64,14 @@ class Runtime {
     place(f, opts, -1);
     return JoinHandle<R>(f);
   }
-  /// Starts `fn` as a fiber on worker `worker` (any thread).
+  /// Starts `fn` as a fiber on worker `worker` (any thread). std::out_of_range
+  /// when there is no such worker (fn is not used).
   template <class F>
   JoinHandle<SpawnResult<F>> spawn_on(unsigned worker, F&& fn, SpawnOptions opts = {}) {
     using R = SpawnResult<F>;
+    // Here, not only in place(): an index above INT_MAX would reach it as a
+    // negative int, which means "no worker given".
+    if (worker >= workers()) throw std::out_of_range("weft::Runtime::spawn_on: no worker " + std::to_string(worker));
     auto* f = new detail::FiberImpl<std::decay_t<F>, R>(std::forward<F>(fn));
     place(f, opts, static_cast<int>(worker));
     return JoinHandle<R>(f);

@@ -1,0 +1,52 @@
+// Misuse that weft refuses with an exception instead of undefined behaviour, and
+// the state it leaves: spawn_on with a worker index out of range throws
+// std::out_of_range naming the index (the function and its captures are
+// destroyed, no fiber is created, the runtime goes on).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <weft/weft.hpp>
+
+#include "../helpers/test_support.hpp"
+
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+const bool kUring = (weft::test::require_io_uring(), true);
+
+/// Counts live copies: a capture that is never destroyed leaves `live` above 0.
+struct Tracked {
+  std::atomic<int>* live;
+  explicit Tracked(std::atomic<int>* l) : live(l) { live->fetch_add(1); }
+  Tracked(const Tracked& o) : live(o.live) { live->fetch_add(1); }
+  Tracked(Tracked&& o) noexcept : live(o.live) { live->fetch_add(1); }
+  ~Tracked() { live->fetch_sub(1); }
+};
+}  // namespace
+
+TEST_CASE("spawn_on a worker that does not exist throws out_of_range and leaks nothing") {
+  weft::Runtime rt(weft::Config{.workers = 2});
+  std::atomic<int> live{0};
+  std::atomic<int> ran{0};
+  const auto spawned_before = rt.stats().fibers_spawned;
+  for (unsigned bad : {2u, 3u, 1000u, ~0u}) {
+    INFO("worker " << bad);
+    REQUIRE_THROWS_WITH(rt.spawn_on(bad, [t = Tracked(&live), &ran] { ran.fetch_add(1); }),
+                        Contains("spawn_on") && Contains("no worker " + std::to_string(bad)));
+    REQUIRE(live.load() == 0);  // the function and its captures are gone
+  }
+  // The same from a fiber of the runtime.
+  rt.block_on([&] {
+    auto fn = [t = Tracked(&live), &ran] { ran.fetch_add(1); };
+    REQUIRE_THROWS_AS(rt.spawn_on(2, std::move(fn)), std::out_of_range);
+  });
+  REQUIRE(live.load() == 0);
+  REQUIRE(ran.load() == 0);
+  REQUIRE(rt.stats().fibers_spawned == spawned_before + 1);  // only block_on's own fiber
+  REQUIRE(rt.spawn_on(1, [] { return weft::current_domain().worker; }).join() == 1);
+}
