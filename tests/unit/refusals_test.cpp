@@ -1,7 +1,9 @@
 // Misuse that weft refuses with an exception instead of undefined behaviour, and
 // the state it leaves: spawn_on with a worker index out of range throws
 // std::out_of_range naming the index (the function and its captures are
-// destroyed, no fiber is created, the runtime goes on).
+// destroyed, no fiber is created, the runtime goes on); a Timer used from a
+// worker other than the one it is bound to throws std::logic_error naming both
+// (and keeps working on its own worker).
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -49,4 +51,44 @@ TEST_CASE("spawn_on a worker that does not exist throws out_of_range and leaks n
   REQUIRE(ran.load() == 0);
   REQUIRE(rt.stats().fibers_spawned == spawned_before + 1);  // only block_on's own fiber
   REQUIRE(rt.spawn_on(1, [] { return weft::current_domain().worker; }).join() == 1);
+}
+
+TEST_CASE("a Timer bound to one worker refuses a fiber of another worker and still works on its own") {
+  weft::Runtime rt(weft::Config{.workers = 2});
+  weft::Timer t;
+  rt.spawn_on(0, [&] { t.reset(1h); }).join();  // bound to worker 0, armed
+  // On worker 1: every call, each refused; the messages, one per line.
+  auto from_worker1 = [&] {
+    std::string all;
+    int refused = 0;
+    auto attempt = [&](auto call) {
+      try {
+        call();
+        all += "(a call was not refused)\n";
+      } catch (const std::logic_error& e) {
+        all += std::string(e.what()) + "\n";
+        ++refused;
+      }
+    };
+    attempt([&] { t.reset(1ms); });
+    attempt([&] { t.reset_at(std::chrono::steady_clock::now()); });
+    attempt([&] { t.cancel(); });
+    attempt([&] { t.wait(); });
+    return std::pair(refused, all);
+  };
+  const auto [refused, msg] = rt.spawn_on(1, from_worker1).join();
+  INFO(msg);
+  REQUIRE(refused == 4);
+  REQUIRE_THAT(msg, Contains("weft::Timer::reset: this Timer is bound to worker 0"));
+  REQUIRE_THAT(msg, Contains("weft::Timer::cancel: this Timer is bound to worker 0"));
+  REQUIRE_THAT(msg, Contains("weft::Timer::wait: this Timer is bound to worker 0"));
+  REQUIRE_THAT(msg, Contains("worker 1"));  // the refused caller is named
+  REQUIRE_THAT(msg, Contains("use a Timer per worker"));
+  // The refusals changed nothing: still armed for an hour on worker 0.
+  rt.spawn_on(0, [&] {
+      REQUIRE(t.armed());
+      REQUIRE(t.reset(1ms));
+      REQUIRE(t.wait());
+      REQUIRE(t.expirations() == 1);
+    }).join();
 }
