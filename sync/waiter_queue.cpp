@@ -1,9 +1,23 @@
 // sync/waiter_queue.cpp — WaiterQueue's list operations (see waiter_queue.hpp).
 #include <weft/sync/waiter_queue.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace weft::detail {
 
+namespace {
+[[noreturn, gnu::cold, gnu::noinline]] void die_linked_twice() noexcept {
+  std::fputs(
+      "weft: waiter queue invariant violated: push_back of a Waiter already in this queue (a wait published "
+      "twice: its links would be rewritten while linked)\n",
+      stderr);
+  std::abort();
+}
+}  // namespace
+
 void WaiterQueue::push_back(Waiter* w) noexcept {
+  if (contains(w)) die_linked_twice();
   w->next = nullptr;
   w->prev = tail_;
   if (tail_) tail_->next = w;

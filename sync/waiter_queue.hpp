@@ -15,6 +15,7 @@ namespace weft::detail {
 /// Intrusive FIFO of Waiters through Waiter::next/prev (guarded by the owner's lock).
 class WaiterQueue {
  public:
+  /// Appends `w`; a `w` already linked here aborts with a message.
   void push_back(Waiter* w) noexcept;
   /// Null when empty. The popped waiter's links are cleared.
   Waiter* pop_front() noexcept;

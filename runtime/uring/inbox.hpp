@@ -5,6 +5,11 @@
 //  - Any thread may push(); only the owning worker's thread calls take_all().
 //  - A fiber is in at most one inbox at a time (it is created, or parked and claimed
 //    by exactly one waker), so its intrusive inbox_next_ link is free to use.
+//    While it is in an inbox that link is never null (the oldest entry points at
+//    end_mark()); the worker nulls it when it takes the fiber. So a second push of
+//    a fiber still in an inbox (a double wake, a node re-initialised while queued:
+//    incident 000's class) is caught by one pointer test and aborts naming it,
+//    instead of turning the list into a cycle.
 //  - Wake state: running -> notified (a push while the worker runs; no syscall),
 //    sleeping -> notified (a push while it sleeps: the pusher must wake it).
 //    The worker announces `sleeping` and re-checks the inbox before blocking, so a
@@ -14,20 +19,37 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 
 #include <weft/runtime/fiber/fiber.hpp>
 
 namespace weft::detail {
 
+/// Aborts: `f` was pushed into `list` while still linked there. Out of line and
+/// cold: the push paths keep only the pointer test.
+[[noreturn, gnu::cold, gnu::noinline]] inline void die_linked_twice(const char* list, const FiberBase* f) noexcept {
+  std::fprintf(stderr,
+               "weft: scheduler invariant violated: fiber '%s' (id %llu) pushed into %s while already linked "
+               "there (a double wake, or a node re-initialised while queued)\n",
+               f->raw_name()[0] ? f->raw_name() : "(unnamed)", static_cast<unsigned long long>(f->id()), list);
+  std::abort();
+}
+
 class Inbox {
  public:
   enum WakeState : std::uint32_t { kRunning = 0, kNotified = 1, kSleeping = 2 };
 
+  /// The link of the oldest fiber in the inbox: not null, never dereferenced.
+  static FiberBase* end_mark() noexcept { return reinterpret_cast<FiberBase*>(alignof(FiberBase)); }
+
   /// Pushes `f`; returns true when the caller must wake the worker (it was asleep).
+  /// `f` must not be in an inbox (checked: aborts naming it).
   bool push(FiberBase* f) noexcept {
+    if (f->inbox_next_ != nullptr) die_linked_twice("a worker's inbox", f);
     FiberBase* head = head_.load(std::memory_order_relaxed);
     do {
-      f->inbox_next_ = head;
+      f->inbox_next_ = head ? head : end_mark();
       // seq_cst (release would do for the hand-over itself: the worker's acquire
       // in take_all() then sees inbox_next_ and the fiber): it puts the push in the
       // single total order with the wake-state accesses below and in
@@ -39,13 +61,15 @@ class Inbox {
     return state_.exchange(kNotified, std::memory_order_seq_cst) == kSleeping;
   }
 
-  /// Takes every pushed fiber, oldest first (owner thread only).
+  /// Takes every pushed fiber, oldest first, linked by inbox_next_ up to a null
+  /// (owner thread only). The caller must null each fiber's inbox_next_ as it
+  /// takes it (before the fiber can be pushed again).
   FiberBase* take_all() noexcept {
     // A plain load first: an empty inbox (the common case) costs no locked op.
     if (head_.load(std::memory_order_relaxed) == nullptr) return nullptr;
     FiberBase* lifo = head_.exchange(nullptr, std::memory_order_acquire);
     FiberBase* fifo = nullptr;
-    while (lifo) {
+    while (lifo != end_mark()) {
       FiberBase* next = lifo->inbox_next_;
       lifo->inbox_next_ = fifo;
       fifo = lifo;

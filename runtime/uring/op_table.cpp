@@ -20,7 +20,12 @@ std::uint32_t OpTable::acquire(std::uint8_t cqes) {
   }
   std::uint32_t idx = free_head_;
   OpSlot& s = at(idx);
+  if (s.pending != 0 || s.next_free == kInFlight) {
+    std::fputs("weft: op table invariant violated: a slot in flight was on the free list\n", stderr);
+    std::abort();
+  }
   free_head_ = s.next_free;
+  s.next_free = kInFlight;
   s.pending = cqes;
   s.cancel_sent = false;
   s.cancel_deferred = false;
@@ -65,6 +70,11 @@ void OpTable::release(std::uint32_t idx) {
   OpSlot& s = at(idx);
   if (s.pending != 0 || s.queued) {
     std::fputs("weft: op slot released with CQEs outstanding\n", stderr);
+    std::abort();
+  }
+  if (s.next_free != kInFlight) {
+    std::fputs("weft: op table invariant violated: release of a slot that is not in flight (released twice?)\n",
+               stderr);
     std::abort();
   }
   cancel_issued(idx);  // the op ended first: its deferred cancel is moot

@@ -10,6 +10,9 @@
 //    2 with a linked timeout). It returns to the free list only when the last one
 //    arrives, and its generation is bumped then, so any later CQE naming it (a
 //    forged or duplicated one) no longer matches: counted as stale, never acted on.
+//    An in-flight slot's next_free is kInFlight: releasing a free slot (twice
+//    released, it would be handed to two ops at once) or acquiring one in flight
+//    aborts with a message.
 //  - Everything the kernel may read or write for an op (the waiter's buffers, the
 //    link timeout's timespec stored here) stays valid until pending reaches 0;
 //    the waiting fiber does not resume before that.
@@ -122,7 +125,8 @@ class OpTable {
 
  private:
   static constexpr std::uint32_t kChunk = 1024;
-  static constexpr std::uint32_t kNone = UINT32_MAX;
+  static constexpr std::uint32_t kNone = UINT32_MAX;          // end of the free list
+  static constexpr std::uint32_t kInFlight = UINT32_MAX - 1;  // next_free of a slot in flight
   std::vector<std::unique_ptr<OpSlot[]>> chunks_;
   std::uint32_t capacity_ = 0;
   std::uint32_t free_head_ = kNone;

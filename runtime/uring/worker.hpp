@@ -50,16 +50,20 @@
 
 namespace weft::detail {
 
-/// Intrusive FIFO of fibers (run_next_ link).
+/// Intrusive FIFO of fibers (run_next_ link). A fiber is linked here iff its
+/// run_next_ is set or it is the tail; pushing a linked fiber aborts naming it
+/// (it would cut the queue or make it a cycle).
 class RunQueue {
  public:
   void push_back(FiberBase* f) noexcept {
+    if (f->run_next_ != nullptr || f == tail_) die_linked_twice("its worker's run queue", f);
     f->run_next_ = nullptr;
     if (tail_) tail_->run_next_ = f; else head_ = f;
     tail_ = f;
     ++size_;
   }
   void push_front(FiberBase* f) noexcept {
+    if (f->run_next_ != nullptr || f == tail_) die_linked_twice("its worker's run queue", f);
     f->run_next_ = head_;
     head_ = f;
     if (!tail_) tail_ = f;
