@@ -270,3 +270,19 @@ TEST_CASE("a fiber blocked in recv is cancelled by shutdown and leaves the chann
   REQUIRE(ch.recv() == 2);
   t.join();
 }
+
+TEST_CASE("is_closed is false until close() and true after it, while buffered values still drain") {
+  weft::Runtime rt;
+  Channel<int> ch(2);
+  REQUIRE_FALSE(ch.is_closed());
+  ch.send(1);
+  REQUIRE_FALSE(rt.block_on([&] { return ch.is_closed(); }));
+  ch.close();
+  REQUIRE(ch.is_closed());
+  REQUIRE(rt.block_on([&] { return ch.is_closed(); }));  // seen from a fiber too
+  REQUIRE(ch.recv() == 1);                               // closed, not yet drained
+  REQUIRE(ch.is_closed());
+  REQUIRE(ch.recv() == std::nullopt);
+  ch.close();  // idempotent
+  REQUIRE(ch.is_closed());
+}
