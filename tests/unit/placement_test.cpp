@@ -1,11 +1,15 @@
 // Placement of new fibers (Config::placement): local keeps a fiber's children on
-// its worker; round_robin and least_loaded spread them, from fibers and threads.
+// its worker; round_robin and least_loaded spread them, from fibers and threads;
+// least_loaded sends them to the worker with fewer live fibers, which
+// round_robin does not.
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <cstdlib>
+#include <thread>
 #include <vector>
 
+#include <weft/sync/event.hpp>
 #include <weft/weft.hpp>
 #include <weft/runtime/waiter.hpp>
 
@@ -74,6 +78,36 @@ TEST_CASE("Placement::least_loaded balances live fibers across workers") {
   INFO("worker 0: " << per[0] << ", worker 1: " << per[1]);
   REQUIRE(per[0] + per[1] == 100);
   REQUIRE(std::abs(per[0] - per[1]) <= 4);  // loads are hints read while fibers are adopted
+}
+
+TEST_CASE("Placement::least_loaded sends every new fiber to the idle worker while the other holds 40 parked fibers") {
+  // Worker 0 holds 40 live fibers; 20 new ones (10 spawned from a thread, 10 from
+  // a fiber on worker 0) keep worker 1 below that however they are counted, so
+  // all 20 go there. Round-robin would put 10 of them on worker 0.
+  auto rt = make(weft::Placement::least_loaded);
+  weft::Event release{rt, weft::Event::Mode::manual_reset, "release"};
+  constexpr int kLoad = 40, kFromThread = 10, kFromFiber = 10;
+  std::vector<weft::JoinHandle<int>> hs;
+  auto parked_here = [&release] {
+    const int w = weft::current_domain().worker;
+    release.wait();
+    return w;
+  };
+  for (int i = 0; i < kLoad; ++i) hs.push_back(rt.spawn_on(0, parked_here));
+  while (release.waiting() < kLoad) std::this_thread::yield();
+  std::vector<weft::JoinHandle<int>> fresh;
+  for (int i = 0; i < kFromThread; ++i) fresh.push_back(rt.spawn(parked_here));
+  rt.spawn_on(0, [&] {
+      for (int i = 0; i < kFromFiber; ++i) fresh.push_back(weft::spawn(parked_here));
+    }).join();
+  while (release.waiting() < kLoad + kFromThread + kFromFiber) std::this_thread::yield();
+  rt.spawn_on(0, [&] { release.set(); }).join();
+  std::vector<int> per(2);
+  for (auto& h : fresh) ++per[static_cast<std::size_t>(h.join())];
+  for (auto& h : hs) h.join();
+  INFO("new fibers on worker 0: " << per[0] << ", on worker 1: " << per[1]);
+  REQUIRE(per[1] == kFromThread + kFromFiber);
+  REQUIRE(per[0] == 0);
 }
 
 TEST_CASE("spawn_on obeys the worker it is given, whatever the placement") {
