@@ -33,7 +33,7 @@ TEST_CASE("wait_until_changed returns at once when the value already moved, else
   REQUIRE(c.increment_and_wake() == 0);  // nobody waits
 }
 
-TEST_CASE("increment_and_wake(n) wakes at most n waiters, oldest first; all wakes everyone") {
+TEST_CASE("increment_and_wake(n) wakes at most n waiters; all wakes everyone") {
   weft::Runtime rt(weft::Config{.workers = 2});
   weft::FutexCounter c{rt, 0, "fanout"};
   std::atomic<int> woke{0};
