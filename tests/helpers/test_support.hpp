@@ -1,6 +1,11 @@
 // tests/helpers/test_support.hpp — what every test binary shares: the skip
 // convention (exit 77 when the kernel lacks a feature), sanitizer-aware scaling,
-// a deterministic PRNG, and child-process helpers for tests that must observe a crash.
+// a seeded PRNG, and child-process helpers for tests that must observe a crash.
+//
+// Randomness: every Rng of a run derives from one run seed, WEFT_SEED when set,
+// else a fresh random one; the seed is printed at the start of every test binary
+// and again after a failing test case (tests/helpers/catch_main.cpp), so
+// `WEFT_SEED=<n> build/.../tests/<name>` replays a failing run's random choices.
 #pragma once
 
 #include <fcntl.h>
@@ -16,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,10 +38,39 @@ inline std::string sanitizer() {
 inline bool under_tsan() { return sanitizer() == "thread"; }
 inline bool under_asan() { return sanitizer() == "address"; }
 
-/// A small deterministic PRNG (xorshift64*), so a failing run can be replayed.
+/// The run seed: WEFT_SEED (decimal or 0x-hex) when set, else a fresh random
+/// seed, chosen once per process (a forked child inherits it).
+inline std::uint64_t run_seed() {
+  static const std::uint64_t seed = [] {
+    if (const char* s = std::getenv("WEFT_SEED"); s && *s) {
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(s, &end, 0);
+      if (end && *end == '\0') return static_cast<std::uint64_t>(v);
+      std::fprintf(stderr, "WEFT_SEED='%s' is not a number\n", s);
+      std::exit(2);
+    }
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  return seed;
+}
+
+/// splitmix64: spreads a seed's bits (distinct streams from nearby numbers).
+inline std::uint64_t mix_seed(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+/// A small PRNG (xorshift64*). `stream` tells a test's generators apart; each
+/// starts from the run seed mixed with its stream, so a run is replayed by
+/// setting WEFT_SEED to the seed it printed.
 struct Rng {
   std::uint64_t s;
-  explicit Rng(std::uint64_t seed) : s(seed ? seed : 1) {}
+  explicit Rng(std::uint64_t stream) : s(mix_seed(run_seed() ^ mix_seed(stream))) {
+    if (s == 0) s = 1;
+  }
   std::uint64_t next() {
     s ^= s >> 12;
     s ^= s << 25;
@@ -79,6 +114,7 @@ struct ChildResult {
 inline ChildResult run_in_child(const std::function<int()>& body) {
   int fds[2];
   if (pipe(fds) != 0) std::abort();
+  std::fflush(nullptr);  // or the child writes this process's buffered output again
   pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], 1);
@@ -110,8 +146,9 @@ inline ChildResult run_in_child(const std::function<int()>& body) {
 
 /// Runs this test binary again in a fresh process (fork + exec of /proc/self/exe)
 /// with `args` (e.g. the name of a hidden test case) and the environment of this
-/// process with `env` set on top; stdout and stderr captured. For what a forked
-/// child cannot show: state a process reads once at first use (WEFT_LOG).
+/// process with `env` set on top, and this run's WEFT_SEED; stdout and stderr
+/// captured. For what a forked child cannot show: state a process reads once at
+/// first use (WEFT_LOG).
 /// `terminal`: the child writes to a pseudo-terminal (raw mode) instead of a pipe,
 /// as a program run from a shell does (what it writes then may carry colours).
 inline ChildResult exec_self(const std::vector<std::string>& args,
@@ -121,9 +158,13 @@ inline ChildResult exec_self(const std::vector<std::string>& args,
   for (char** e = environ; *e; ++e) {
     bool overridden = false;
     for (const auto& [k, v] : env) overridden |= std::strncmp(*e, k.c_str(), k.size()) == 0 && (*e)[k.size()] == '=';
+    overridden |= std::strncmp(*e, "WEFT_SEED=", 10) == 0;  // set below
     if (!overridden) env_strings.emplace_back(*e);
   }
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  bool seed_given = false;
+  for (const auto& [k, v] : env) seed_given |= k == "WEFT_SEED";
+  if (!seed_given) env_strings.push_back("WEFT_SEED=" + std::to_string(run_seed()));  // same random choices
   std::vector<char*> envp, argv;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);

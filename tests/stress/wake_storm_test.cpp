@@ -8,7 +8,6 @@
 #include <barrier>
 #include <chrono>
 #include <memory>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -54,11 +53,11 @@ void run_storms(weft::WakeMode mode) {
   cfg.workers = 2;
   cfg.wake = mode;
   weft::Runtime rt(cfg);
-  std::mt19937 rng(12345);
+  weft::test::Rng rng(static_cast<std::uint64_t>(mode) + 1);  // seeded from WEFT_SEED
   std::atomic<long> reps_done{0}, ran{0};
   for (int rep = 0; rep < kReps; ++rep) {
     Watchdog wd("wake storm repetition", rt, {&reps_done, &ran}, 60s);
-    const int delay_us = static_cast<int>(rng() % 200);
+    const int delay_us = static_cast<int>(rng.between(0, 199));
     // Storm 1: every thread spawns fibers onto both workers at once.
     {
       Countdown cd(kThreads * kPerThread);
