@@ -1,5 +1,5 @@
 // tests/helpers/test_support.hpp — what every test binary shares: the skip
-// convention (exit 77 when the kernel lacks a feature), sanitizer-aware scaling,
+// convention (exit 77 when a precondition is missing), sanitizer-aware scaling,
 // a seeded PRNG, and child-process helpers for tests that must observe a crash.
 //
 // Randomness: every Rng of a run derives from one run seed, WEFT_SEED when set,
@@ -90,14 +90,21 @@ inline long scaled(long n) {
   return v > 0 ? v : 1;
 }
 
+/// Ends the whole test binary with exit status 77 (meson: SKIP), saying why. For a
+/// missing precondition (kernel feature, sanitizer): such a test never passes
+/// without having checked anything. A test that may skip lives in a binary of its
+/// own (or with tests of the same precondition), since nothing after it runs.
+[[noreturn]] inline void skip(const std::string& why) {
+  std::fprintf(stderr, "SKIP: %s\n", why.c_str());
+  std::fflush(nullptr);
+  _exit(77);
+}
+
 /// Exits the whole test binary with 77 (meson: SKIP) unless io_uring works here.
 inline void require_io_uring() {
   io_uring ring;
   int r = io_uring_queue_init(4, &ring, 0);
-  if (r < 0) {
-    std::fprintf(stderr, "SKIP: io_uring unavailable here (%s)\n", std::strerror(-r));
-    std::exit(77);
-  }
+  if (r < 0) skip(std::string("io_uring unavailable here (") + std::strerror(-r) + ")");
   io_uring_queue_exit(&ring);
 }
 

@@ -1,6 +1,7 @@
 // tests/unit/stack_pool_test.cpp — the fiber stack pool and the overflow handler,
-// without the scheduler: guards fault, the mprotect budget holds, a million guarded
-// stacks fit in the map count, and an overflow is reported by fiber name.
+// without the scheduler: guards fault, the mprotect budget holds, and an overflow
+// is reported by fiber name. (A million guarded stacks in madvise mode:
+// stack_pool_million_test.cpp, which skips on kernels without it.)
 //
 // Every test that expects a crash runs it in a fork()ed child whose stdout/stderr are
 // captured or discarded, and never calls Catch from the child.
@@ -18,9 +19,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -42,13 +41,6 @@ bool under_sanitizer() {
 }
 
 std::size_t page() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
-
-std::size_t maps_lines() {
-  std::ifstream maps("/proc/self/maps");
-  REQUIRE(maps.good());
-  return static_cast<std::size_t>(
-      std::count(std::istreambuf_iterator<char>(maps), std::istreambuf_iterator<char>(), '\n'));
-}
 
 struct ChildResult {
   int status = 0;
@@ -179,37 +171,6 @@ void arm_fake_fiber(StackPool& pool) {
 }
 
 }  // namespace
-
-TEST_CASE("a million guarded stacks fit under vm.max_map_count in madvise mode", "[stack_pool]") {
-  if (!weft::detail::kernel_has_guard_install()) {
-    WARN("kernel lacks MADV_GUARD_INSTALL (Linux 6.13+): skipped");
-    return;
-  }
-  // ASan/TSan shadow memory makes 1M x 68 KiB of address space heavy.
-  const std::size_t n = under_sanitizer() ? 100'000 : 1'000'000;
-  StackPool pool(config(GuardMode::madvise));
-  REQUIRE(pool.mode() == GuardMode::madvise);
-  std::vector<Stack> stacks;
-  stacks.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) stacks.push_back(pool.acquire());
-  const std::size_t lines = maps_lines();
-  INFO("/proc/self/maps lines with " << n << " live stacks: " << lines << ", pool mappings "
-                                      << pool.mappings());
-  REQUIRE(lines < 65530);
-  REQUIRE(lines < 10000);
-  REQUIRE(pool.live() == n);
-  REQUIRE(pool.mappings() <= n / 256 + 1);
-  for (std::size_t i : {std::size_t{0}, n / 2, n - 1}) {
-    char* top = static_cast<char*>(stacks[i].top());
-    top[-1] = 42;  // the first byte a fiber would push
-    REQUIRE(top[-1] == 42);
-  }
-  // Releasing beyond the cache MADV_DONTNEEDs the stacks: that splits nothing either.
-  for (const Stack& s : stacks) pool.release(s);
-  REQUIRE(pool.live() == 0);
-  REQUIRE(pool.cached() == n);
-  REQUIRE(maps_lines() < 10000);
-}
 
 TEST_CASE("guard page of a pool stack faults", "[stack_pool]") {
   for (GuardMode mode : testable_modes()) {
