@@ -23,18 +23,24 @@ TEST_CASE("100k fibers spawned and joined all run exactly once and return their 
   const long total = 100000;
   // TSan keeps a full thread state per live fiber: cap how many are alive at once.
   const long batch = weft::test::under_tsan() ? 1000 : total;
+  std::vector<int> runs(static_cast<std::size_t>(total));  // per fiber; all on one worker
   long sum = rt.block_on([&] {
     long s = 0;
     std::vector<weft::JoinHandle<long>> hs;
     hs.reserve(static_cast<std::size_t>(batch));
     for (long done = 0; done < total; done += batch) {
-      for (long i = done; i < done + batch; ++i) hs.push_back(weft::spawn([i] { return i; }));
+      for (long i = done; i < done + batch; ++i)
+        hs.push_back(weft::spawn([i, &runs] {
+          ++runs[static_cast<std::size_t>(i)];
+          return i;
+        }));
       for (auto& h : hs) s += h.join();
       hs.clear();
     }
     return s;
   });
   REQUIRE(sum == total * (total - 1) / 2);
+  REQUIRE(std::count(runs.begin(), runs.end(), 1) == total);
   auto st = rt.stats();
   REQUIRE(st.fibers_spawned >= static_cast<std::uint64_t>(total));
 }
@@ -166,21 +172,30 @@ TEST_CASE("stats count switches and alive fibers") {
   REQUIRE(s.fibers_alive == 0);
 }
 
-TEST_CASE("post from plain threads runs every task on the runtime") {
+TEST_CASE("post from plain threads runs every task once on the runtime") {
   weft::Runtime rt(weft::Config{.workers = 2});
-  std::atomic<int> ran{0};
+  constexpr int kTasks = 1000;
+  std::vector<std::atomic<int>> runs(kTasks);  // per task: how often it ran in a fiber
+  std::atomic<int> ran{0}, off_runtime{0};
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; ++t)
-    ts.emplace_back([&] {
-      for (int i = 0; i < 250; ++i) rt.post([&] {
-          if (weft::current_domain().evented()) ran.fetch_add(1);
+    ts.emplace_back([&, t] {
+      for (int i = t * 250; i < (t + 1) * 250; ++i)
+        rt.post([&, i] {
+          if (!weft::current_domain().evented()) off_runtime.fetch_add(1);
+          runs[static_cast<std::size_t>(i)].fetch_add(1);
+          ran.fetch_add(1);
         });
     });
   for (auto& t : ts) t.join();
   rt.block_on([&] {
-    while (ran.load() < 1000) weft::sleep_for(1ms);
+    while (ran.load() < kTasks) weft::sleep_for(1ms);  // bounded by the test's timeout
   });
-  REQUIRE(ran == 1000);
+  rt.shutdown();  // a task running twice would have done so by now
+  REQUIRE(off_runtime.load() == 0);
+  int once = 0;
+  for (auto& r : runs) once += r.load() == 1;
+  REQUIRE(once == kTasks);
 }
 
 TEST_CASE("a fiber's captures are destroyed in the fiber itself, before join returns") {
