@@ -31,9 +31,10 @@ TEST_CASE("a manual-reset event releases every waiter, fibers on two workers and
     through.fetch_add(1);
   });
   rt.block_on([&] {
-    while (through.load() == 0 && !e.has_waiters()) weft::yield();
+    while (e.waiting() < 10) weft::yield();  // all ten parked: set() must wake each
     REQUIRE(through.load() == 0);
     e.set();
+    REQUIRE(e.waiting() == 0);
   });
   weft::test::join_all(hs);
   REQUIRE(through.load() == 10);

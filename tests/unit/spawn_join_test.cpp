@@ -133,15 +133,22 @@ TEST_CASE("yield interleaves the ready fibers of a worker in FIFO order") {
 
 TEST_CASE("a dropped handle detaches the fiber, which still runs to completion") {
   weft::Runtime rt;
-  std::atomic<int> ran{0};
+  int steps = 0;  // one worker: no race
   rt.block_on([&] {
-    weft::spawn([&] {
-      weft::sleep_for(1ms);
-      ran = 1;
-    }).detach();
-    weft::sleep_for(20ms);
+    {
+      auto h = weft::spawn([&] {
+        ++steps;
+        weft::sleep_for(1ms);
+        ++steps;
+      });
+      weft::yield();  // it starts and parks in its sleep
+      REQUIRE(steps == 1);
+    }  // the handle is dropped here: no join(), no detach()
+    while (steps < 2) weft::sleep_for(1ms);  // bounded by the test's timeout
+    REQUIRE(rt.stats().fibers_alive == 1);  // it finished and is gone; only this fiber is left
   });
-  REQUIRE(ran == 1);
+  REQUIRE(steps == 2);
+  REQUIRE(rt.stats().fibers_alive == 0);
 }
 
 TEST_CASE("fibers spawned from another thread with Runtime::spawn run on the runtime") {

@@ -93,16 +93,23 @@ TEST_CASE("many waiters on one timer all wake once at expiry") {
 TEST_CASE("a callback may re-arm its own timer (periodic) and cancel others") {
   weft::Runtime rt;
   rt.block_on([] {
-    int ticks = 0;
+    int ticks = 0, other_fired = 0;
+    bool cancelled_other = false;
+    weft::Timer other([&] { ++other_fired; });
+    other.reset(1h);
     weft::Timer* self = nullptr;
     weft::Timer p([&] {
       if (++ticks < 5) self->reset(1ms);
+      else cancelled_other = other.cancel();  // the last tick cancels the other timer
     });
     self = &p;
     p.reset(1ms);
     while (p.armed() || ticks < 5) weft::sleep_for(1ms);
     REQUIRE(ticks == 5);
     REQUIRE(p.expirations() == 5);
+    REQUIRE(cancelled_other);  // it was pending, and the callback removed it
+    REQUIRE_FALSE(other.armed());
+    REQUIRE(other_fired == 0);
   });
 }
 

@@ -78,7 +78,7 @@ TEST_CASE("shutdown cancels a fiber parked in a wait") {
   REQUIRE(r == Waiter::Result::cancelled);
 }
 
-TEST_CASE("park/unpark race: the waker runs while the waiter is still switching out") {
+TEST_CASE("a thread notifying each fiber wait the moment it is published loses no wake in 100k rounds") {
   const long rounds = weft::test::scaled(100000);
   weft::Runtime rt;
   std::atomic<Waiter*> slot{nullptr};
@@ -102,7 +102,7 @@ TEST_CASE("park/unpark race: the waker runs while the waiter is still switching 
   REQUIRE(woken == rounds);
 }
 
-TEST_CASE("cross-worker: fibers on two workers wake each other, none lost") {
+TEST_CASE("cross-worker: a fiber on worker 1 wakes a fiber on worker 0 50k times, none lost") {
   const long rounds = weft::test::scaled(50000);
   weft::Runtime rt(weft::Config{.workers = 2});
   std::atomic<Waiter*> slot{nullptr};
