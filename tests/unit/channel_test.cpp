@@ -208,43 +208,84 @@ TEST_CASE("cross-worker: a fiber on worker 0 feeds a fiber on worker 1 in order"
   REQUIRE(cons.join());
 }
 
+namespace {
+/// What one run of the hand-over race saw (values received, waits that timed out).
+struct RaceCounts {
+  long fiber_got = 0, thread_got = 0, recv_timeouts = 0, send_timeouts = 0;
+  long values = 0, sum = 0;
+};
+
+/// 2 x `rounds` values (1 .. 2 x rounds) through a channel of capacity `cap`: a
+/// fiber and a thread receive with 5 us deadlines that race every hand-over, a
+/// fiber sends with 3 us deadlines (re-sending what timed out), the main thread
+/// sends without one.
+RaceCounts handover_race(weft::Runtime& rt, std::size_t cap, long rounds) {
+  Channel<long> ch(cap);
+  RaceCounts c;
+  std::atomic<long> fiber_got{0}, fiber_sum{0}, recv_timeouts{0}, send_timeouts{0};
+  auto fiber_rx = rt.spawn_on(0, [&] {
+    for (;;) {
+      auto r = ch.recv_for(std::chrono::microseconds(5));
+      if (r.status == RecvStatus::closed) return;
+      if (r.status == RecvStatus::timed_out) recv_timeouts.fetch_add(1, std::memory_order_relaxed);
+      if (r) {
+        fiber_got.fetch_add(1, std::memory_order_relaxed);
+        fiber_sum.fetch_add(*r.value, std::memory_order_relaxed);
+      }
+    }
+  });
+  long thread_sum = 0;
+  std::thread thread_rx([&] {
+    for (;;) {
+      auto r = ch.recv_for(std::chrono::microseconds(5));
+      if (r.status == RecvStatus::closed) return;
+      if (r.status == RecvStatus::timed_out) recv_timeouts.fetch_add(1, std::memory_order_relaxed);
+      if (r) ++c.thread_got, thread_sum += *r.value;
+    }
+  });
+  // Senders also time out: a value that comes back must be re-sent, not lost.
+  auto fiber_tx = rt.spawn_on(1, [&] {
+    for (long i = 1; i <= rounds; ++i)
+      while (ch.send_for(i, std::chrono::microseconds(3)) != SendStatus::ok)
+        send_timeouts.fetch_add(1, std::memory_order_relaxed);
+  });
+  for (long i = rounds + 1; i <= 2 * rounds; ++i) ch.send(i);
+  fiber_tx.join();
+  ch.close();
+  fiber_rx.join();
+  thread_rx.join();
+  c.fiber_got = fiber_got.load();
+  c.recv_timeouts = recv_timeouts.load();
+  c.send_timeouts = send_timeouts.load();
+  c.values = c.fiber_got + c.thread_got;
+  c.sum = fiber_sum.load() + thread_sum;
+  return c;
+}
+}  // namespace
+
 TEST_CASE("a value handed to a receiver that times out at the same moment is never lost") {
   const long rounds = weft::test::scaled(20000);
   weft::Runtime rt(weft::Config{.workers = 2});
-  for (int cap : {0, 1}) {
-    Channel<long> ch(static_cast<std::size_t>(cap));
-    std::atomic<long> fiber_got{0}, fiber_sum{0};
-    auto fiber_rx = rt.spawn_on(0, [&] {
-      for (;;) {
-        auto r = ch.recv_for(std::chrono::microseconds(5));  // races every hand-over
-        if (r.status == RecvStatus::closed) return;
-        if (r) {
-          fiber_got.fetch_add(1, std::memory_order_relaxed);
-          fiber_sum.fetch_add(*r.value, std::memory_order_relaxed);
-        }
-      }
-    });
-    long thread_got = 0, thread_sum = 0;
-    std::thread thread_rx([&] {
-      for (;;) {
-        auto r = ch.recv_for(std::chrono::microseconds(5));
-        if (r.status == RecvStatus::closed) return;
-        if (r) ++thread_got, thread_sum += *r.value;
-      }
-    });
-    // Senders also time out: a value that comes back must be re-sent, not lost.
-    auto fiber_tx = rt.spawn_on(1, [&] {
-      for (long i = 1; i <= rounds; ++i)
-        while (ch.send_for(i, std::chrono::microseconds(3)) != SendStatus::ok) {}
-    });
-    for (long i = rounds + 1; i <= 2 * rounds; ++i) ch.send(i);
-    fiber_tx.join();
-    ch.close();
-    fiber_rx.join();
-    thread_rx.join();
-    INFO("capacity " << cap);
-    REQUIRE(fiber_got.load() + thread_got == 2 * rounds);
-    REQUIRE(fiber_sum.load() + thread_sum == rounds * (2 * rounds + 1));
+  for (std::size_t cap : {0, 1}) {
+    // Repeated (at most 10 runs) until every outcome of the race was seen: values
+    // taken by each receiver, receives and sends that timed out.
+    RaceCounts total;
+    for (int run = 0; run < 10; ++run) {
+      const RaceCounts c = handover_race(rt, cap, rounds);
+      INFO("capacity " << cap << ", run " << run);
+      REQUIRE(c.values == 2 * rounds);
+      REQUIRE(c.sum == rounds * (2 * rounds + 1));
+      total.fiber_got += c.fiber_got, total.thread_got += c.thread_got;
+      total.recv_timeouts += c.recv_timeouts, total.send_timeouts += c.send_timeouts;
+      if (total.fiber_got && total.thread_got && total.recv_timeouts && total.send_timeouts) break;
+    }
+    INFO("capacity " << cap << ": fiber got " << total.fiber_got << ", thread got " << total.thread_got
+                     << ", receives timed out " << total.recv_timeouts << ", sends timed out "
+                     << total.send_timeouts);
+    REQUIRE(total.fiber_got > 0);
+    REQUIRE(total.thread_got > 0);
+    REQUIRE(total.recv_timeouts > 0);
+    REQUIRE(total.send_timeouts > 0);
   }
 }
 
