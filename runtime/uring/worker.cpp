@@ -331,6 +331,9 @@ bool Worker::quiet_tick() noexcept {
 void Worker::reap() {
   io_uring_cqe* batch[64];
   unsigned n;
+  // Read before peeking: a peek that finds the CQ empty flushes the kernel's
+  // overflow list and clears the flag (NODROP keeps every CQE; none is lost).
+  const bool overflowed = ring_.cq_overflowed();
   if (explore_.on()) [[unlikely]]
     deliver_held();
   while ((n = ring_.peek(batch, 64)) > 0) {
@@ -342,7 +345,7 @@ void Worker::reap() {
     ring_.advance(n);
     cqes_.add(n);
   }
-  if (ring_.cq_overflowed()) cq_overflow_.add();  // NODROP keeps them; the next enter flushes
+  if (overflowed || ring_.cq_overflowed()) cq_overflow_.add();  // once per reap that saw it
 }
 
 // The explorer holds an op's CQE back for a few ticks (never a tag's, never a
