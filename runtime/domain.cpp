@@ -22,6 +22,7 @@ Domain current_domain() noexcept {
   if (ts.fiber && ts.worker) {
     d.kind = Domain::Kind::evented;
     d.runtime = &ts.worker->runtime();
+    d.runtime_id = d.runtime->id();
     d.worker = static_cast<int>(ts.worker->index());
   }
   return d;

@@ -21,12 +21,14 @@ struct Domain {
   enum class Kind : std::uint8_t { threaded, evented };
   Kind kind = Kind::threaded;
   const Runtime* runtime = nullptr;  ///< evented only
+  std::uint64_t runtime_id = 0;      ///< evented only: Runtime::id(), never reused
   int worker = -1;                   ///< evented only
 
   [[nodiscard]] bool evented() const { return kind == Kind::evented; }
   [[nodiscard]] bool threaded() const { return kind == Kind::threaded; }
-  /// Same side (and, for Evented, the same runtime); the worker does not matter.
-  friend bool operator==(const Domain& a, const Domain& b) { return a.kind == b.kind && a.runtime == b.runtime; }
+  /// Same side (and, for Evented, the same runtime, told apart by id: a Runtime
+  /// built later at the same address is another one); the worker does not matter.
+  friend bool operator==(const Domain& a, const Domain& b) { return a.kind == b.kind && a.runtime_id == b.runtime_id; }
   /// "Evented(runtime 'weft')" or "Threaded".
   [[nodiscard]] std::string name() const;
 };

@@ -22,8 +22,10 @@ void copy_label(char (&dst)[32], std::string_view src) noexcept {
   dst[n] = '\0';
 }
 
+// By id, never by address: a Runtime later built in a destroyed one's storage is
+// another domain.
 std::uintptr_t word_of(const Runtime& rt) noexcept {
-  return reinterpret_cast<std::uintptr_t>(&rt);
+  return kRuntimeWordBase + static_cast<std::uintptr_t>(rt.id());
 }
 
 }  // namespace

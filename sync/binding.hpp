@@ -2,9 +2,11 @@
 // every call makes against it (DESIGN "Domains", incidents 001 and 003).
 //
 // States of DomainBinding::word_ (the one field shared between threads):
-//   kUnbound  -> kBinding -> <Runtime*>   first acquiring caller is a fiber of that runtime
-//   kUnbound  -> kThreaded                first acquiring caller is a plain thread
-//   set at construction to kThreaded or <Runtime*> when the binding is explicit.
+//   kUnbound  -> kBinding -> <runtime>   first acquiring caller is a fiber of that runtime
+//   kUnbound  -> kThreaded               first acquiring caller is a plain thread
+//   set at construction to kThreaded or <runtime> when the binding is explicit.
+// <runtime> is kRuntimeWordBase + Runtime::id(): ids are never reused, so a Runtime
+// built later at a destroyed one's address is another domain.
 // Once bound the word never changes again. kBinding is transient: the winner of
 // the bind CAS copies the runtime's name into runtime_name_, then publishes the
 // final word with a release store; readers that need the name load it with
@@ -15,7 +17,7 @@
 //    the same text on stderr and abort()); it never reaches a Waiter of the wrong
 //    kind or a thread-local that is not there.
 //  - The caller's own word is computed from detail::t_state (written only by the
-//    calling thread) plus a per-thread cache of "this worker's Runtime*", so the
+//    calling thread) plus a per-thread cache of "this worker's runtime word", so the
 //    fast path is two thread-local reads, one relaxed load and one compare.
 //  - The runtime is never dereferenced after binding: its name is copied, so a
 //    message about a primitive that outlived its runtime is still safe to build.
@@ -42,9 +44,10 @@ namespace detail {
 
 inline constexpr std::uintptr_t kUnbound = 0;
 inline constexpr std::uintptr_t kThreaded = 1;
-inline constexpr std::uintptr_t kBinding = 2;  // a bind is in progress (transient)
+inline constexpr std::uintptr_t kBinding = 2;          // a bind is in progress (transient)
+inline constexpr std::uintptr_t kRuntimeWordBase = 3;  // + Runtime::id() (ids start at 1)
 
-/// Per thread: the Runtime* (as a word) of the worker this thread runs, cached.
+/// Per thread: the domain word of the runtime whose worker this thread runs, cached.
 struct CallerCache {
   const Worker* worker = nullptr;
   std::uintptr_t word = kUnbound;
@@ -55,7 +58,7 @@ inline thread_local CallerCache t_caller_cache;
 std::uintptr_t refresh_caller_word() noexcept;
 
 /// The calling context's domain word: kThreaded for any thread not running a
-/// fiber, else the fiber's Runtime* (same rule as current_domain()).
+/// fiber, else the word of the fiber's runtime (same rule as current_domain()).
 inline std::uintptr_t caller_word() noexcept {
   const ThreadState& ts = t_state;
   if (!ts.fiber || !ts.worker) return kThreaded;
