@@ -61,13 +61,12 @@ std::uintptr_t DomainBinding::settled_word() const noexcept {
   return w;
 }
 
-void DomainBinding::slow_check(const char* op, bool bind) const {
+void DomainBinding::slow_check(const char* op) const {
   const std::uintptr_t me = caller_word();
   std::uintptr_t w = settled_word();
   for (;;) {
     if (w == me) return;
     if (w != kUnbound) throw CrossRuntimeError(foreign_message(op));
-    if (!bind) return;
     if (me == kThreaded) {
       // relaxed is enough on success: no data travels with kThreaded. On failure
       // the loop re-reads the winner's word with acquire.

@@ -1,5 +1,18 @@
 // weft/sync/binding.hpp — the domain a sync primitive belongs to, and the check
-// every call makes against it (DESIGN "Domains", incidents 001 and 003).
+// its blocking calls make against it (DESIGN "Domains", incidents 001 and 003).
+//
+// The contract:
+//  - A blocking call (lock, wait, acquire, and their try_/timed forms) must come
+//    from the primitive's own domain: a fiber must not block its worker on a
+//    Threaded primitive, a thread cannot park on a fiber primitive, a fiber cannot
+//    park on another runtime's. The first such call binds an unbound primitive.
+//  - A signal never blocks (Event::set/reset, Semaphore::release,
+//    FutexCounter::increment_and_wake, Condition::notify_one/all) and is accepted
+//    from any domain: any thread, any fiber of any runtime. It does not bind. It
+//    wakes each waiter the way that waiter waits (detail::Waiter::wake: unpark on
+//    the waiter's own worker, or a futex wake), so a fiber may signal threads, a
+//    thread may signal fibers (a pool thread freeing a pooled resource), and one
+//    runtime's fiber may signal another's.
 //
 // States of DomainBinding::word_ (the one field shared between threads):
 //   kUnbound  -> kBinding -> <runtime>   first acquiring caller is a fiber of that runtime
@@ -85,20 +98,13 @@ class DomainBinding {
 
   /// An acquiring call (lock, wait, acquire...): binds an unbound primitive to the
   /// caller's domain, else throws CrossRuntimeError unless the caller is in it.
+  /// Signals are not checked: any domain may signal (see the top).
   void check_acquire(const char* op) const {
     // relaxed: only the word's value matters here (equal or not); nothing else is
     // published through it on this path.
     if (word_.load(std::memory_order_relaxed) == caller_word()) [[likely]]
       return;
-    slow_check(op, true);
-  }
-  /// A signalling call (set, notify, release...): throws CrossRuntimeError when the
-  /// primitive is bound to another domain; does not bind.
-  void check_signal(const char* op) const {
-    const std::uintptr_t w = word_.load(std::memory_order_relaxed);  // as above
-    if (w == caller_word() || w == kUnbound) [[likely]]
-      return;
-    slow_check(op, false);
+    slow_check(op);
   }
   /// A noexcept call (unlock): a foreign caller gets the message on stderr and abort().
   void check_noexcept(const char* op) const noexcept {
@@ -122,7 +128,7 @@ class DomainBinding {
   [[noreturn]] void die(const std::string& msg) const noexcept;
 
  private:
-  void slow_check(const char* op, bool bind) const;
+  void slow_check(const char* op) const;
   [[noreturn]] void abort_foreign(const char* op) const noexcept;
   std::uintptr_t settled_word() const noexcept;
 

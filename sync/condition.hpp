@@ -60,9 +60,10 @@ class Condition {
     return true;
   }
 
-  /// Wakes the oldest waiter. CrossRuntimeError when bound to another domain.
+  /// Wakes the oldest waiter. Never blocks: accepted from any domain (binding.hpp),
+  /// and does not bind.
   void notify_one();
-  /// Wakes every waiter queued now.
+  /// Wakes every waiter queued now. Any domain, as notify_one().
   void notify_all();
   /// True while some fiber or thread is queued waiting on it (a snapshot).
   [[nodiscard]] bool has_waiters() const;

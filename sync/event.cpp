@@ -26,7 +26,6 @@ Event::~Event() {
 }
 
 void Event::set() {
-  binding_.check_signal("set()");
   LockGuard g(qmu_);
   if (mode_ == Mode::auto_reset) {
     while (Waiter* w = queue_.pop_front()) {
@@ -46,7 +45,6 @@ void Event::set() {
 }
 
 void Event::reset() {
-  binding_.check_signal("reset()");
   LockGuard g(qmu_);
   set_.store(false, std::memory_order_relaxed);  // relaxed: no data is published by clearing
 }

@@ -47,9 +47,10 @@ class Event {
   ~Event();
 
   /// Manual: releases every waiter and stays set. Auto: releases one waiter, or
-  /// stays set until one wait() consumes it. CrossRuntimeError from another domain.
+  /// stays set until one wait() consumes it. Never blocks: accepted from any domain
+  /// (any thread, any fiber of any runtime; see binding.hpp), and does not bind.
   void set();
-  /// Clears the flag; waiters already released by set() stay released.
+  /// Clears the flag; waiters already released by set() stay released. Any domain.
   void reset();
   /// Returns once set (auto-reset: consumes the signal). Throws CrossRuntimeError
   /// from another domain, FiberCancelled if the fiber is cancelled while waiting.

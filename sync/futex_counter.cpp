@@ -21,7 +21,6 @@ FutexCounter::~FutexCounter() {
 }
 
 std::size_t FutexCounter::increment_and_wake(std::uint32_t n) {
-  binding_.check_signal("increment_and_wake()");
   value_.fetch_add(1, std::memory_order_seq_cst);  // wraps (unsigned); seq_cst: Dekker with waiting_
   if (n == 0 || waiting_.load(std::memory_order_seq_cst) == 0) return 0;
   std::size_t woken = 0;

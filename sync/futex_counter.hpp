@@ -56,7 +56,8 @@ class FutexCounter {
   [[nodiscard]] std::uint32_t value() const noexcept { return value_.load(std::memory_order_acquire); }
 
   /// Adds one (wrapping) and wakes up to `n` waiters (oldest first); returns how
-  /// many it woke. CrossRuntimeError when bound to another domain.
+  /// many it woke. Never blocks: accepted from any domain (a pool thread may wake
+  /// fibers waiting for a pooled resource; binding.hpp), and does not bind.
   std::size_t increment_and_wake(std::uint32_t n = 1);
 
   /// Returns once value() != snapshot. CrossRuntimeError from another domain;

@@ -39,7 +39,6 @@ Semaphore::~Semaphore() {
 }
 
 void Semaphore::release(std::ptrdiff_t n) {
-  binding_.check_signal("release()");
   if (n < 0) throw std::invalid_argument(binding_.what() + ": release(n) with n < 0 (" + std::to_string(n) + ")");
   LockGuard g(qmu_);
   while (n > 0) {

@@ -58,8 +58,8 @@ class Semaphore {
     if (try_take()) return true;
     return acquire_slow(detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
   }
-  /// Adds `n` permits, oldest waiters first. std::invalid_argument for n < 0;
-  /// CrossRuntimeError when bound to another domain.
+  /// Adds `n` permits, oldest waiters first. std::invalid_argument for n < 0.
+  /// Never blocks: accepted from any domain (binding.hpp), and does not bind.
   void release(std::ptrdiff_t n = 1);
   /// Free permits right now (a snapshot).
   [[nodiscard]] std::ptrdiff_t available() const noexcept { return count_.load(std::memory_order_relaxed); }

@@ -3,7 +3,9 @@
 // primitive, bound to each domain, called from a fiber of its runtime on worker 0
 // and on worker 1, a fiber of a second runtime, a pool thread, a plain std::thread
 // and the main thread. Allowed callers work; forbidden ones get CrossRuntimeError
-// naming both sides, and the primitive is still usable afterwards.
+// naming both sides, and the primitive is still usable afterwards. Signals (set,
+// reset, release, increment_and_wake, notify) never block and are accepted from
+// every caller: the refusal each foreign caller gets comes from its blocking call.
 // These tests lock and unlock across lambdas and misuse the Mutex on purpose
 // (recursive lock, foreign unlock): clang's static lock analysis cannot follow that.
 #if defined(__clang__)
@@ -18,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include <weft/sync/condition.hpp>
@@ -223,12 +226,48 @@ TEST_CASE("every primitive refuses callers of the other domain and serves its ow
         auto m = make_bound<weft::Mutex>(w, evented, "matrix-cv-mutex");
         auto cv = make_bound<weft::Condition>(w, evented, "matrix");
         return Subject{"weft::Condition 'matrix'", [m, cv] {
-                         cv->notify_one();  // a foreign caller is refused here, by the Condition
-                         std::unique_lock<weft::Mutex> lk(*m);
+                         cv->notify_one();  // a signal: accepted from every caller
+                         // A foreign caller is refused here, by the Condition, before it
+                         // looks at the lock; its own side is told to lock the Mutex first.
+                         std::unique_lock<weft::Mutex> lk(*m, std::defer_lock);
+                         try {
+                           (void)cv->wait_for(lk, 1ms);
+                         } catch (const std::system_error&) {
+                         }
+                         lk.lock();
                          (void)cv->wait_for(lk, 1ms);
                        }};
       });
     }
+  }
+}
+
+TEST_CASE("signals are accepted from every caller whatever the primitive's domain and do not bind") {
+  World w;
+  for (bool evented : {true, false}) {
+    auto e = make_bound<weft::Event>(w, evented, weft::Event::Mode::manual_reset, "signals");
+    auto sem = make_bound<weft::Semaphore>(w, evented, std::ptrdiff_t{0}, "signals");
+    auto counter = make_bound<weft::FutexCounter>(w, evented, 0u, "signals");
+    auto cv = make_bound<weft::Condition>(w, evented, "signals");
+    weft::Event unbound;
+    for (Caller c : kCallers) {
+      INFO("bound to " << (evented ? "Evented(alpha)" : "Threaded") << ", signalled from the " << caller_name(c));
+      const Outcome o = w.run(c, [&] {
+        e->set();
+        e->reset();
+        sem->release();
+        counter->increment_and_wake();
+        cv->notify_one();
+        cv->notify_all();
+        unbound.set();
+      });
+      INFO(o.what);
+      REQUIRE(o.kind == Outcome::ok);
+    }
+    REQUIRE(sem->available() == static_cast<std::ptrdiff_t>(std::size(kCallers)));
+    REQUIRE(counter->value() == static_cast<std::uint32_t>(std::size(kCallers)));
+    REQUIRE(sem->binding().bound_threaded() == !evented);
+    REQUIRE_FALSE(unbound.binding().bound());
   }
 }
 
@@ -245,9 +284,11 @@ TEST_CASE("an unbound primitive binds to its first blocking caller and then refu
   const Outcome o = capture([&] { m.lock(); });
   REQUIRE(o.kind == Outcome::cross);
   REQUIRE_THAT(o.what, Contains("Evented(runtime 'first')"));
-  REQUIRE_THROWS_AS(sem.release(), weft::CrossRuntimeError);
-  rt.block_on([&] { sem.release(); });
+  REQUIRE_THROWS_AS(sem.acquire(), weft::CrossRuntimeError);
+  sem.release();  // a signal: accepted from the main thread, and the binding stays
   REQUIRE(sem.available() == 1);
+  REQUIRE_FALSE(sem.binding().bound_threaded());
+  REQUIRE(rt.block_on([&] { return sem.try_acquire(); }));
 }
 
 TEST_CASE("two runtimes with the same name are still told apart") {
