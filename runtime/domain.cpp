@@ -13,14 +13,16 @@ namespace weft {
 
 std::string Domain::name() const {
   if (kind == Kind::threaded) return "Threaded";
-  return "Evented(runtime '" + (runtime ? runtime->name() : std::string("?")) + "')";
+  const std::string rt = "runtime '" + (runtime ? runtime->name() : std::string("?")) + "'";
+  if (kind == Kind::scheduler) return "Scheduler(" + rt + ", worker " + std::to_string(worker) + ")";
+  return "Evented(" + rt + ")";
 }
 
 Domain current_domain() noexcept {
   const auto& ts = detail::t_state;
   Domain d;
-  if (ts.fiber && ts.worker) {
-    d.kind = Domain::Kind::evented;
+  if (ts.worker) {
+    d.kind = ts.fiber ? Domain::Kind::evented : Domain::Kind::scheduler;
     d.runtime = &ts.worker->runtime();
     d.runtime_id = d.runtime->id();
     d.worker = static_cast<int>(ts.worker->index());
@@ -44,12 +46,31 @@ std::string describe_caller() {
 namespace detail {
 
 void throw_not_in_fiber(const char* operation) {
+  if (t_state.worker)  // the scheduler context: not a fiber, and it must not block
+    throw CrossRuntimeError(std::string(operation) +
+                            " is Evented-only: it must be called from a fiber of a weft::Runtime, but the caller "
+                            "is " +
+                            describe_caller() +
+                            ", which is not a fiber. Start the work as a fiber from here with Runtime::spawn or "
+                            "Runtime::post.");
   throw CrossRuntimeError(std::string(operation) +
                           " is Evented-only: it must be called from a fiber of a weft::Runtime, but the caller "
                           "is Threaded: " +
                           describe_caller() +
                           ". Bridges: start the work with Runtime::spawn or Runtime::block_on from this "
                           "thread, or pass data to a fiber through a weft::Channel.");
+}
+
+std::string blocking_in_scheduler_message(const std::string& what, const char* op) {
+  return what + ": " + op + " may block, but " + describe_caller() +
+         " must never block its worker (the worker's other fibers, and its shutdown, would wait behind it). "
+         "Start a fiber for the blocking part (Runtime::spawn or Runtime::post work from here), or use a call "
+         "that never blocks: try_send/try_recv, try_acquire, and the signals (set, reset, release, "
+         "increment_and_wake, notify_one/notify_all).";
+}
+
+void throw_blocking_in_scheduler(const std::string& what, const char* op) {
+  throw CrossRuntimeError(blocking_in_scheduler_message(what, op));
 }
 
 }  // namespace detail

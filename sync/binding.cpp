@@ -63,6 +63,7 @@ std::uintptr_t DomainBinding::settled_word() const noexcept {
 
 void DomainBinding::slow_check(const char* op) const {
   const std::uintptr_t me = caller_word();
+  if (me == kScheduler) throw_blocking_in_scheduler(what(), op);  // before binding anything
   std::uintptr_t w = settled_word();
   for (;;) {
     if (w == me) return;
@@ -96,6 +97,7 @@ std::string DomainBinding::domain_name() const {
 std::string DomainBinding::foreign_message(const char* op) const {
   const std::uintptr_t mine = settled_word();
   const std::uintptr_t caller = caller_word();
+  if (caller == kScheduler) return blocking_in_scheduler_message(what(), op);
   const Domain cd = current_domain();
   std::string caller_domain = cd.name();
   const std::string mine_name = domain_name();

@@ -13,6 +13,10 @@
 //    the waiter's own worker, or a futex wake), so a fiber may signal threads, a
 //    thread may signal fibers (a pool thread freeing a pooled resource), and one
 //    runtime's fiber may signal another's.
+//  - A worker's scheduler context (a Timer callback: the worker's thread outside
+//    any fiber) is a domain of its own that no primitive belongs to. It must never
+//    block its worker, so every blocking call made there is refused, whatever the
+//    binding, and binds nothing; non-blocking calls (try_acquire, signals) pass.
 //
 // States of DomainBinding::word_ (the one field shared between threads):
 //   kUnbound  -> kBinding -> <runtime>   first acquiring caller is a fiber of that runtime
@@ -58,7 +62,8 @@ namespace detail {
 inline constexpr std::uintptr_t kUnbound = 0;
 inline constexpr std::uintptr_t kThreaded = 1;
 inline constexpr std::uintptr_t kBinding = 2;          // a bind is in progress (transient)
-inline constexpr std::uintptr_t kRuntimeWordBase = 3;  // + Runtime::id() (ids start at 1)
+inline constexpr std::uintptr_t kScheduler = 3;        // a caller's word only: never stored
+inline constexpr std::uintptr_t kRuntimeWordBase = 3;  // + Runtime::id() (ids start at 1): above kScheduler
 
 /// Per thread: the domain word of the runtime whose worker this thread runs, cached.
 struct CallerCache {
@@ -70,11 +75,13 @@ inline thread_local CallerCache t_caller_cache;
 /// Fills t_caller_cache for the current worker and returns its word.
 std::uintptr_t refresh_caller_word() noexcept;
 
-/// The calling context's domain word: kThreaded for any thread not running a
-/// fiber, else the word of the fiber's runtime (same rule as current_domain()).
+/// The calling context's domain word: kThreaded for a thread that is not a worker,
+/// kScheduler for a worker outside any fiber, else the word of the fiber's runtime
+/// (same rule as current_domain()).
 inline std::uintptr_t caller_word() noexcept {
   const ThreadState& ts = t_state;
-  if (!ts.fiber || !ts.worker) return kThreaded;
+  if (!ts.worker) return kThreaded;
+  if (!ts.fiber) return kScheduler;
   if (ts.worker == t_caller_cache.worker) [[likely]]
     return t_caller_cache.word;
   return refresh_caller_word();
@@ -96,13 +103,22 @@ class DomainBinding {
   DomainBinding(const DomainBinding&) = delete;
   DomainBinding& operator=(const DomainBinding&) = delete;
 
-  /// An acquiring call (lock, wait, acquire...): binds an unbound primitive to the
-  /// caller's domain, else throws CrossRuntimeError unless the caller is in it.
+  /// An acquiring call that may block (lock, wait, acquire...): binds an unbound
+  /// primitive to the caller's domain, else throws CrossRuntimeError unless the
+  /// caller is in it. Always refused in the scheduler context (nothing is bound).
   /// Signals are not checked: any domain may signal (see the top).
   void check_acquire(const char* op) const {
     // relaxed: only the word's value matters here (equal or not); nothing else is
     // published through it on this path.
     if (word_.load(std::memory_order_relaxed) == caller_word()) [[likely]]
+      return;
+    slow_check(op);
+  }
+  /// An acquiring call that never blocks (try_acquire): as check_acquire, except
+  /// that the scheduler context passes (and binds nothing).
+  void check_try(const char* op) const {
+    const std::uintptr_t me = caller_word();
+    if (word_.load(std::memory_order_relaxed) == me || me == kScheduler) [[likely]]  // relaxed: as above
       return;
     slow_check(op);
   }

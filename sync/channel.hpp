@@ -26,6 +26,10 @@
 //  - Nobody parks or blocks while holding mu_ (Waiter::wait runs unlocked).
 //  - closed_ goes false -> true once. Then sends fail (ChannelClosed / closed) and
 //    every queued waiter is woken with closed; receivers still drain buf_ first.
+//  - The calls that may block (send, recv, send_for, recv_for) are refused with
+//    CrossRuntimeError in a worker's scheduler context (a Timer callback), whether
+//    or not they would wait this time and before touching any state: blocking there
+//    would stall the worker. try_send, try_recv and close work there.
 //
 // Lifetime: destroy a Channel once no call on it is in progress, with one
 // exception that is guaranteed: a call that waited (a recv() parked until a
@@ -54,6 +58,7 @@
 #include <vector>
 
 #include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/tsa.hpp>
 #include <weft/runtime/waiter.hpp>
@@ -82,6 +87,14 @@ namespace detail {
 
 [[noreturn]] void throw_channel_closed();
 [[noreturn]] void throw_fiber_cancelled();
+[[noreturn]] void throw_channel_blocking_in_scheduler(const char* op);
+
+/// Refuses a Channel call that may block when made in a worker's scheduler context.
+inline void check_channel_may_block(const char* op) {
+  const ThreadState& ts = t_state;
+  if (ts.worker && !ts.fiber) [[unlikely]]
+    throw_channel_blocking_in_scheduler(op);
+}
 
 }  // namespace detail
 
@@ -97,8 +110,10 @@ class Channel {
   Channel& operator=(const Channel&) = delete;
 
   /// Blocks while full. Throws ChannelClosed if closed (the value is destroyed),
-  /// FiberCancelled if the calling fiber is cancelled while blocked.
+  /// FiberCancelled if the calling fiber is cancelled while blocked,
+  /// CrossRuntimeError in a scheduler context (a Timer callback: use try_send).
   void send(T value) {
+    detail::check_channel_may_block("send()");
     if (send_impl(value, -1, true) == SendStatus::closed) detail::throw_channel_closed();
   }
   /// ok (value moved from), full or closed (value untouched). Never blocks.
@@ -106,16 +121,22 @@ class Channel {
   /// ok, timed_out (after at least `d`) or closed; the value is destroyed unless ok.
   template <class Rep, class Period>
   SendStatus send_for(T value, std::chrono::duration<Rep, Period> d) {
+    detail::check_channel_may_block("send_for()");
     return send_impl(value, detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)), true);
   }
 
-  /// Blocks while empty; nullopt once closed and drained.
-  std::optional<T> recv() { return recv_impl(-1, true).value; }
+  /// Blocks while empty; nullopt once closed and drained. CrossRuntimeError in a
+  /// scheduler context (a Timer callback: use try_recv).
+  std::optional<T> recv() {
+    detail::check_channel_may_block("recv()");
+    return recv_impl(-1, true).value;
+  }
   /// ok, empty or closed (closed only once drained). Never blocks.
   RecvResult<T> try_recv() { return recv_impl(-1, false); }
   /// ok, timed_out (after at least `d`) or closed.
   template <class Rep, class Period>
   RecvResult<T> recv_for(std::chrono::duration<Rep, Period> d) {
+    detail::check_channel_may_block("recv_for()");
     return recv_impl(detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)), true);
   }
 

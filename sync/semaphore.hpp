@@ -46,9 +46,11 @@ class Semaphore {
     if (try_take()) return;
     acquire_slow(-1);
   }
-  /// Takes a permit if one is free now (never waits).
+  /// Takes a permit if one is free now (never waits). Same domain check as
+  /// acquire(), except that a worker's scheduler context (a Timer callback) may call
+  /// it (without binding the semaphore).
   bool try_acquire() {
-    binding_.check_acquire("try_acquire()");
+    binding_.check_try("try_acquire()");
     return try_take();
   }
   /// As acquire(); false when `d` passed first (no permit taken).

@@ -84,8 +84,10 @@ void FiberBase::rethrow_if_failed() {
 }
 
 void FiberBase::wait_done() {
-  if (is_done()) return;
   ThreadState& ts = t_state;
+  // A Timer callback: refused even when the fiber is done (a blocking call there).
+  if (ts.worker && !ts.fiber) throw_blocking_in_scheduler("weft::JoinHandle", "join()");
+  if (is_done()) return;
   if (ts.fiber) {
     FiberBase* self = ts.fiber;
     if (self == this) throw std::logic_error("weft: a fiber cannot join itself");
@@ -112,10 +114,6 @@ void FiberBase::wait_done() {
     }
     return;
   }
-  if (ts.worker)
-    throw CrossRuntimeError(
-        "weft: join() called in a worker's scheduler context (a Timer callback) would block "
-        "the worker; join from a fiber (weft::spawn) instead");
   std::uintptr_t expected = kJoinNone;
   if (!join_word_.compare_exchange_strong(expected, kJoinThread, std::memory_order_acq_rel,
                                           std::memory_order_acquire)) {

@@ -17,6 +17,8 @@
 //    full) the task was never accepted: the fiber is the sole owner and deletes it.
 //  - From a plain thread (no running fiber) fn runs inline on the caller: there is
 //    nothing to park, and blocking a thread on a pool thread gains nothing.
+//  - From a worker's scheduler context (a Timer callback) it is refused with
+//    CrossRuntimeError: running fn inline there would block the worker.
 #pragma once
 
 #include <atomic>
@@ -30,6 +32,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/this_fiber.hpp>
@@ -96,11 +99,19 @@ ThreadPool* current_runtime_pool();
 template <class F>
 using OffloadResult = std::invoke_result_t<std::decay_t<F>&>;
 
+/// The caller is not a fiber: fn runs inline on a plain thread; a worker's
+/// scheduler context is refused (it must not block its worker).
+template <class F>
+OffloadResult<F> offload_inline(F& fn) {
+  if (t_state.worker) throw_blocking_in_scheduler("weft::offload", "offload(fn)");
+  return std::invoke(fn);
+}
+
 template <class F>
 OffloadResult<F> offload_impl(ThreadPool& pool, F&& fn, std::int64_t deadline_ns) {
   using R = OffloadResult<F>;
   static_assert(!std::is_reference_v<R>, "weft::offload: fn must return by value (or void)");
-  if (!t_state.fiber) return std::invoke(fn);  // Threaded caller: run inline (see top)
+  if (!t_state.fiber) return offload_inline(fn);  // not a fiber: see the top
   auto* st = new OffloadState<std::decay_t<F>, R>(std::forward<F>(fn), &pool.name());
   bool accepted = false;
   try {
@@ -133,7 +144,8 @@ OffloadResult<F> offload_impl(ThreadPool& pool, F&& fn, std::int64_t deadline_ns
 /// worker with fn's result or exception. Throws PoolShutDown if the pool is (or
 /// gets) shut down before fn ran, FiberCancelled if the fiber is cancelled while
 /// waiting (fn still completes on the pool; its result is destroyed there). From
-/// a plain thread, fn runs inline.
+/// a plain thread, fn runs inline; from a scheduler context (a Timer callback) it
+/// throws CrossRuntimeError.
 template <class F>
 auto offload(ThreadPool& pool, F&& fn) -> detail::OffloadResult<F> {
   return detail::offload_impl(pool, std::forward<F>(fn), -1);
@@ -152,17 +164,15 @@ auto offload_for(ThreadPool& pool, F&& fn, std::chrono::nanoseconds timeout) -> 
 /// Config::pool_threads and pool_queue). From a plain thread fn runs inline.
 template <class F>
 auto offload(F&& fn) -> detail::OffloadResult<F> {
-  ThreadPool* pool = detail::current_runtime_pool();
-  if (!pool) return std::invoke(fn);  // Threaded caller: inline, as offload(pool, fn) does
-  return detail::offload_impl(*pool, std::forward<F>(fn), -1);
+  if (!detail::t_state.fiber) return detail::offload_inline(fn);  // as offload(pool, fn) does
+  return detail::offload_impl(*detail::current_runtime_pool(), std::forward<F>(fn), -1);
 }
 
 /// offload_for() on the calling fiber's runtime's own pool.
 template <class F>
 auto offload_for(F&& fn, std::chrono::nanoseconds timeout) -> detail::OffloadResult<F> {
-  ThreadPool* pool = detail::current_runtime_pool();
-  if (!pool) return std::invoke(fn);
-  return offload_for(*pool, std::forward<F>(fn), timeout);
+  if (!detail::t_state.fiber) return detail::offload_inline(fn);
+  return offload_for(*detail::current_runtime_pool(), std::forward<F>(fn), timeout);
 }
 
 }  // namespace weft

@@ -12,7 +12,9 @@
 
 #include <algorithm>
 
+#include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/waiter.hpp>
 
@@ -78,6 +80,8 @@ bool ThreadPool::submit_task(PoolTask* task, std::int64_t deadline_ns) {
   for (;;) {
     if (stopping_) throw PoolShutDown(cfg_.name);
     if (depth_ < cfg_.queue_capacity) break;
+    if (detail::t_state.worker && !detail::t_state.fiber)  // a Timer callback must not block its worker
+      detail::throw_blocking_in_scheduler("weft::ThreadPool '" + cfg_.name + "'", "submit() into a full queue");
     detail::Waiter w;  // binds to the caller: a fiber parks, a thread blocks
     w.payload = this;
     if (requeue_front) {  // a woken submitter lost its slot to a barging one: keep its place

@@ -18,6 +18,8 @@
 //    (refuse() is called on each: never dropped silently), then join the threads.
 //  - Pool threads sleep on cv_ (condition_variable_any over mu_); a submit signals
 //    only when a thread is idle, so a busy pool costs no wake syscall.
+//  - A submitter in a worker's scheduler context (a Timer callback) cannot wait:
+//    a submit that finds the queue full throws CrossRuntimeError there instead.
 //  - Calling shutdown() from one of the pool's own threads is refused (it would
 //    join itself). A pool thread submitting into its own full queue can deadlock
 //    (documented, not detected).
@@ -87,18 +89,20 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   /// Queues a callable (one allocation). When the queue is full a fiber parks and
-  /// a thread blocks until space frees. Throws PoolShutDown once shut down. If the
-  /// task is refused at shutdown, `fn.on_refused()` is called when F has it;
-  /// otherwise a warning naming the pool is logged. An exception escaping fn is
-  /// logged (the pool keeps running).
+  /// a thread blocks until space frees; in a worker's scheduler context (a Timer
+  /// callback) it throws CrossRuntimeError instead. Throws PoolShutDown once shut
+  /// down. If the task is refused at shutdown, `fn.on_refused()` is called when F
+  /// has it; otherwise a warning naming the pool is logged. An exception escaping
+  /// fn is logged (the pool keeps running).
   template <class F>
   void submit(F&& fn);
 
   /// Queues `task` (no allocation). Waits for space as submit() does, until the
   /// absolute CLOCK_MONOTONIC `deadline_ns` (< 0: none). True: accepted (the pool
   /// now owns the call to run()/refuse()). False: the deadline passed (still
-  /// owned by the caller). Throws PoolShutDown (and FiberCancelled for a fiber
-  /// cancelled while waiting) with the task still owned by the caller.
+  /// owned by the caller). Throws PoolShutDown (FiberCancelled for a fiber
+  /// cancelled while waiting, CrossRuntimeError for a scheduler context that would
+  /// have to wait) with the task still owned by the caller.
   bool submit_task(PoolTask* task, std::int64_t deadline_ns = -1);
 
   /// Stops accepting, runs or refuses what is queued, joins the threads.
