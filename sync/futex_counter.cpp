@@ -7,6 +7,13 @@ namespace weft {
 
 using detail::LockGuard;
 using detail::Waiter;
+using detail::WaiterQueue;
+
+namespace {
+std::uint32_t snapshot_of(const Waiter* w) noexcept {
+  return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(w->payload));
+}
+}  // namespace
 
 bool FutexCounter::has_waiters() const {
   LockGuard g(qmu_);
@@ -25,17 +32,29 @@ std::size_t FutexCounter::increment_and_wake(std::uint32_t n) {
   if (n == 0 || waiting_.load(std::memory_order_seq_cst) == 0) return 0;
   std::size_t woken = 0;
   LockGuard g(qmu_);
+  // relaxed: qmu_ orders it after the value each queued waiter re-read (see the top).
+  const std::uint32_t now = value_.load(std::memory_order_relaxed);
+  WaiterQueue later;  // snapshot == now: no change seen yet
   while (woken < n) {
     Waiter* w = queue_.pop_front();
     if (!w) break;
+    if (snapshot_of(w) == now) {
+      later.push_back(w);
+      continue;
+    }
     waiting_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a stale high count only costs a lock
     if (w->notify()) ++woken;                          // false: its deadline / cancellation won; it does not count
+  }
+  if (!later.empty()) {  // back in front, in their order
+    while (Waiter* w = queue_.pop_front()) later.push_back(w);
+    while (Waiter* w = later.pop_front()) queue_.push_back(w);
   }
   return woken;
 }
 
 bool FutexCounter::wait_slow(std::uint32_t snapshot, std::int64_t deadline) {
   Waiter w;  // binds to the caller: a fiber parks, a thread sleeps on a futex
+  w.payload = reinterpret_cast<void*>(static_cast<std::uintptr_t>(snapshot));
   {
     LockGuard g(qmu_);
     waiting_.fetch_add(1, std::memory_order_seq_cst);  // before the re-read (see the header)

@@ -5,14 +5,20 @@
 // Usage: snapshot = c.value(); <check the condition>; c.wait_until_changed(snapshot)
 // — a producer that changes the condition calls increment_and_wake(n) afterwards,
 // so a change made after the snapshot is never missed.
-// State: value_ (atomic, incremented lock-free), a FIFO of Waiters under qmu_, and
-// waiting_ (atomic, the queue's length, written under qmu_).
+// State: value_ (atomic, incremented lock-free), a FIFO of Waiters under qmu_ (each
+// Waiter's payload is its snapshot), and waiting_ (atomic, the queue's length,
+// written under qmu_).
 // Invariants:
 //  - A waiter, under qmu_, raises waiting_ and only then re-reads value_; an
 //    incrementer raises value_ and only then reads waiting_ (both seq_cst). So
 //    either the waiter sees the new value and does not queue, or the incrementer
 //    sees the waiter and takes qmu_ (where the waiter is queued): no lost wake-up.
 //    With nobody waiting, increment_and_wake is one atomic add and one load.
+//  - An increment wakes, under qmu_, only waiters whose snapshot differs from the
+//    value it reads there: a waiter that took its snapshot after the increment and
+//    queued before it got qmu_ has seen no change yet, and stays queued for the
+//    next increment (which sees it: it raised waiting_ before its last read of the
+//    value). So wait_until_changed() returns only once value() != snapshot.
 //  - Change is "value != snapshot", never "<": the counter wraps at 2^32 and stays
 //    correct across the wrap (only exactly 2^32 increments between a snapshot and
 //    the check would go unnoticed).
@@ -55,9 +61,10 @@ class FutexCounter {
   /// increment is visible once its value is seen.
   [[nodiscard]] std::uint32_t value() const noexcept { return value_.load(std::memory_order_acquire); }
 
-  /// Adds one (wrapping) and wakes up to `n` waiters (oldest first); returns how
-  /// many it woke. Never blocks: accepted from any domain (a pool thread may wake
-  /// fibers waiting for a pooled resource; binding.hpp), and does not bind.
+  /// Adds one (wrapping) and wakes up to `n` waiters (oldest first) whose snapshot
+  /// differs from the value; returns how many it woke. Never blocks: accepted
+  /// from any domain (a pool thread may wake fibers waiting for a pooled resource;
+  /// binding.hpp), and does not bind.
   std::size_t increment_and_wake(std::uint32_t n = 1);
 
   /// Returns once value() != snapshot. CrossRuntimeError from another domain;
@@ -67,7 +74,8 @@ class FutexCounter {
     if (value() != snapshot) return;
     wait_slow(snapshot, -1);
   }
-  /// As above; false when `timeout` passed with the value unchanged.
+  /// As above; true once value() != snapshot, false when `timeout` passed with the
+  /// value unchanged.
   template <class Rep, class Period>
   bool wait_until_changed(std::uint32_t snapshot, std::chrono::duration<Rep, Period> timeout) {
     binding_.check_acquire("wait_until_changed()");
