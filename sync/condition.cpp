@@ -10,6 +10,7 @@ namespace weft {
 
 using detail::LockGuard;
 using detail::Waiter;
+using detail::WakeList;
 
 bool Condition::has_waiters() const {
   LockGuard g(qmu_);
@@ -37,7 +38,7 @@ bool Condition::wait_impl(std::unique_lock<Mutex>& lk, const char* op, std::int6
   }
   m->unlock();
   const Waiter::Result r = w.wait(deadline);
-  if (r != Waiter::Result::notified) {
+  if (r != Waiter::Result::notified) {  // notified: the Condition is not touched again
     LockGuard g(qmu_);
     if (queue_.contains(&w)) queue_.erase(&w);
   }
@@ -47,14 +48,16 @@ bool Condition::wait_impl(std::unique_lock<Mutex>& lk, const char* op, std::int6
 }
 
 void Condition::notify_one() {
+  WakeList woken;  // wakes it after g's unlock: the Condition is not touched again
   LockGuard g(qmu_);
   while (Waiter* w = queue_.pop_front())
-    if (w->notify()) return;  // false: its deadline/cancel won; the notification goes on
+    if (woken.claim(w)) return;  // false: its deadline/cancel won; the notification goes on
 }
 
 void Condition::notify_all() {
+  WakeList woken;  // as notify_one()
   LockGuard g(qmu_);
-  while (Waiter* w = queue_.pop_front()) w->notify();
+  while (Waiter* w = queue_.pop_front()) (void)woken.claim(w);
 }
 
 }  // namespace weft

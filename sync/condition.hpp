@@ -7,6 +7,11 @@
 //    operation_not_permitted). It queues its Waiter under qmu_ *before* unlocking
 //    the Mutex, so a notify by anyone who changed the state under the Mutex after
 //    that point finds it: no lost wake-up.
+//  - Lifetime: a wait() that returned may destroy the Condition at once, also
+//    while the notify that released it is still on its way out: notifiers claim
+//    their waiters under qmu_ and wake them only after unlocking
+//    (detail::WakeList), and a woken waiter touches only the Mutex. Likewise a
+//    notify that returned may destroy it while the waiters it woke are waking.
 //  - notify_one() claims the oldest live waiter (one whose claim it wins); a waiter
 //    that timed out or was cancelled does not absorb the notification.
 //  - Every wait returns with the Mutex owned again, also when it throws

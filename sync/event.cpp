@@ -7,6 +7,7 @@ namespace weft {
 
 using detail::LockGuard;
 using detail::Waiter;
+using detail::WakeList;
 
 bool Event::has_waiters() const {
   LockGuard g(qmu_);
@@ -19,6 +20,7 @@ std::size_t Event::waiting() const {
 }
 
 Event::~Event() {
+  // has_waiters() takes qmu_: a set() still unlocking it is done before we go.
   if (has_waiters())
     binding_.die(binding_.what() +
                  " destroyed while fibers or threads are still waiting on it: they would wake into freed memory. "
@@ -26,21 +28,22 @@ Event::~Event() {
 }
 
 void Event::set() {
+  WakeList woken;  // wakes them after g's unlock: the Event is not touched again
   LockGuard g(qmu_);
   if (mode_ == Mode::auto_reset) {
     while (Waiter* w = queue_.pop_front()) {
       --queued_;
-      if (w->notify()) return;  // handed over: the flag stays down
+      if (woken.claim(w)) return;  // handed over: the flag stays down
     }
     set_.store(true, std::memory_order_release);
     return;
   }
   set_.store(true, std::memory_order_release);
-  // Every waiter queued now is released; a notify() that fails belongs to a waiter
+  // Every waiter queued now is released; a claim that fails belongs to a waiter
   // whose own deadline / cancellation won, and it reports that instead.
   while (Waiter* w = queue_.pop_front()) {
     --queued_;
-    w->notify();
+    (void)woken.claim(w);
   }
 }
 
@@ -58,7 +61,7 @@ bool Event::wait_slow(std::int64_t deadline) {
     ++queued_;
   }
   const Waiter::Result r = w.wait(deadline);
-  if (r == Waiter::Result::notified) return true;
+  if (r == Waiter::Result::notified) return true;  // the Event is not touched again
   {
     LockGuard g(qmu_);
     if (queue_.contains(&w)) {

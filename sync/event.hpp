@@ -5,7 +5,13 @@
 // set_ is also read lock-free by wait()'s fast path (and, auto-reset, consumed by
 // a lock-free CAS true -> false).
 // Invariants:
-//  - Manual reset: set() raises set_ and claims (notify()) every queued waiter;
+//  - Lifetime: a wait() that returned may destroy the Event at once, also while
+//    the set() that released it is still on its way out. set() claims its waiters
+//    under qmu_ and wakes them only after unlocking (detail::WakeList), and a
+//    waiter that found set_ raised without queueing runs the destructor, which
+//    takes qmu_ and so waits for that set() to unlock. Likewise a set() that
+//    returned may destroy it while the waiters it woke are still waking.
+//  - Manual reset: set() raises set_ and claims every queued waiter;
 //    those waiters are released for good: a reset() that follows, even before they
 //    have run, does not take that back (incident 003: reset() with waiters parked
 //    is legal and defined). Waiters that queue after reset() wait for the next set().

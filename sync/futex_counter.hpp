@@ -5,20 +5,22 @@
 // Usage: snapshot = c.value(); <check the condition>; c.wait_until_changed(snapshot)
 // — a producer that changes the condition calls increment_and_wake(n) afterwards,
 // so a change made after the snapshot is never missed.
-// State: value_ (atomic, incremented lock-free), a FIFO of Waiters under qmu_ (each
-// Waiter's payload is its snapshot), and waiting_ (atomic, the queue's length,
-// written under qmu_).
+// State: one LockWord, state_ — bits 32..63 the value, bits 1..31 how many waiters
+// are registered, bit 0 the lock of the FIFO of Waiters (each Waiter's payload is
+// its snapshot).
 // Invariants:
-//  - A waiter, under qmu_, raises waiting_ and only then re-reads value_; an
-//    incrementer raises value_ and only then reads waiting_ (both seq_cst). So
-//    either the waiter sees the new value and does not queue, or the incrementer
-//    sees the waiter and takes qmu_ (where the waiter is queued): no lost wake-up.
-//    With nobody waiting, increment_and_wake is one atomic add and one load.
-//  - An increment wakes, under qmu_, only waiters whose snapshot differs from the
-//    value it reads there: a waiter that took its snapshot after the increment and
-//    queued before it got qmu_ has seen no change yet, and stays queued for the
-//    next increment (which sees it: it raised waiting_ before its last read of the
-//    value). So wait_until_changed() returns only once value() != snapshot.
+//  - A waiter registers (count + 1) in one CAS that also checks value == snapshot,
+//    under the lock, and queues before unlocking. An increment is one RMW on the
+//    same word, so it sees every registration made before it (no lost wake-up).
+//    With nobody registered it is that one CAS, and nothing after it.
+//  - With waiters registered, an increment raises the value and takes the lock in
+//    the same CAS, wakes (claims) only waiters whose snapshot differs from the new
+//    value — the others took their snapshot after it and stay queued for the next
+//    increment — and wakes them after its unlocking RMW, its last access. So
+//    wait_until_changed() returns only once value() != snapshot, and a waiter
+//    that returns (woken, timed out seeing a change, or finding the value changed
+//    lock-free) never has an increment still inside the counter on its behalf: it
+//    may destroy the counter at once (see lock_word.hpp).
 //  - Change is "value != snapshot", never "<": the counter wraps at 2^32 and stays
 //    correct across the wrap (only exactly 2^32 increments between a snapshot and
 //    the check would go unnoticed).
@@ -37,6 +39,7 @@
 #include <weft/runtime/tsa.hpp>
 #include <weft/runtime/waiter.hpp>
 #include <weft/sync/binding.hpp>
+#include <weft/sync/lock_word.hpp>
 #include <weft/sync/waiter_queue.hpp>
 
 namespace weft {
@@ -48,21 +51,21 @@ class FutexCounter {
 
   /// Unbound: binds to the domain of its first waiter.
   explicit FutexCounter(std::uint32_t initial = 0, std::string_view label = {}) noexcept
-      : binding_("weft::FutexCounter", label), value_(initial) {}
+      : binding_("weft::FutexCounter", label), state_(std::uint64_t{initial} << kValueShift) {}
   FutexCounter(Runtime& rt, std::uint32_t initial = 0, std::string_view label = {})
-      : binding_("weft::FutexCounter", rt, label), value_(initial) {}
+      : binding_("weft::FutexCounter", rt, label), state_(std::uint64_t{initial} << kValueShift) {}
   FutexCounter(ThreadedTag t, std::uint32_t initial = 0, std::string_view label = {}) noexcept
-      : binding_("weft::FutexCounter", t, label), value_(initial) {}
+      : binding_("weft::FutexCounter", t, label), state_(std::uint64_t{initial} << kValueShift) {}
   FutexCounter(const FutexCounter&) = delete;
   FutexCounter& operator=(const FutexCounter&) = delete;
   ~FutexCounter();
 
   /// The current value (any thread). acquire: what the incrementer wrote before its
   /// increment is visible once its value is seen.
-  [[nodiscard]] std::uint32_t value() const noexcept { return value_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::uint32_t value() const noexcept { return value_of(state_.word().load(std::memory_order_acquire)); }
 
   /// Adds one (wrapping) and wakes up to `n` waiters (oldest first) whose snapshot
-  /// differs from the value; returns how many it woke. Never blocks: accepted
+  /// differs from the new value; returns how many it woke. Never blocks: accepted
   /// from any domain (a pool thread may wake fibers waiting for a pooled resource;
   /// binding.hpp), and does not bind.
   std::size_t increment_and_wake(std::uint32_t n = 1);
@@ -87,15 +90,21 @@ class FutexCounter {
   [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
 
  private:
+  static constexpr unsigned kValueShift = 32;
+  static constexpr std::uint64_t kOne = std::uint64_t{1} << kValueShift;  // one increment
+  static constexpr std::uint64_t kWaiter = 2;                             // one registered waiter
+  static constexpr std::uint64_t kWaiterMask = kOne - kWaiter;            // bits 1..31
+  static std::uint32_t value_of(std::uint64_t word) noexcept { return static_cast<std::uint32_t>(word >> kValueShift); }
+
   bool wait_slow(std::uint32_t snapshot, std::int64_t deadline);
+  /// With the lock taken by the increment that made `now`: claims up to n waiters
+  /// whose snapshot differs from `now`, unlocks, then wakes them.
+  std::size_t wake_locked(std::uint32_t now, std::uint32_t n) WEFT_RELEASE(state_);
 
   detail::DomainBinding binding_;
-  // seq_cst RMW in increment_and_wake (the Dekker pair with waiting_, see the top).
-  std::atomic<std::uint32_t> value_;
-  // Queue length; written under qmu_ (seq_cst), read lock-free by incrementers.
-  std::atomic<std::uint32_t> waiting_{0};
-  mutable detail::AnnotatedMutex qmu_;
-  detail::WaiterQueue queue_ WEFT_GUARDED_BY(qmu_);
+  // The value, the registered waiters and the lock of the queue (see the top).
+  mutable detail::LockWord state_;
+  detail::WaiterQueue queue_ WEFT_GUARDED_BY(state_);
 };
 
 }  // namespace weft

@@ -10,6 +10,7 @@ namespace weft {
 
 using detail::LockGuard;
 using detail::Waiter;
+using detail::WakeList;
 
 namespace {
 std::ptrdiff_t checked_initial(std::ptrdiff_t initial) {
@@ -32,6 +33,7 @@ bool Semaphore::has_waiters() const {
 }
 
 Semaphore::~Semaphore() {
+  // has_waiters() takes qmu_: a release() still unlocking it is done before we go.
   if (has_waiters())
     binding_.die(binding_.what() +
                  " destroyed while fibers or threads are still waiting to acquire it: they would wake into freed "
@@ -40,11 +42,12 @@ Semaphore::~Semaphore() {
 
 void Semaphore::release(std::ptrdiff_t n) {
   if (n < 0) throw std::invalid_argument(binding_.what() + ": release(n) with n < 0 (" + std::to_string(n) + ")");
+  WakeList woken;  // wakes them after g's unlock: the Semaphore is not touched again
   LockGuard g(qmu_);
   while (n > 0) {
     Waiter* w = queue_.pop_front();
     if (!w) break;
-    if (w->notify()) --n;  // the permit is handed over; false: its deadline/cancel won
+    if (woken.claim(w)) --n;  // the permit is handed over; false: its deadline/cancel won
   }
   // release: pairs with try_take's acquire CAS.
   if (n > 0) count_.fetch_add(n, std::memory_order_release);
@@ -58,7 +61,7 @@ bool Semaphore::acquire_slow(std::int64_t deadline) {
     queue_.push_back(&w);
   }
   const Waiter::Result r = w.wait(deadline);
-  if (r == Waiter::Result::notified) return true;  // a permit was handed to us
+  if (r == Waiter::Result::notified) return true;  // a permit was handed to us; not touched again
   {
     LockGuard g(qmu_);
     if (queue_.contains(&w)) queue_.erase(&w);

@@ -3,6 +3,13 @@
 //
 // State: count_ (atomic permits) and a FIFO of Waiters under qmu_.
 // Invariants:
+//  - Lifetime: an acquire() that returned may destroy the Semaphore at once, also
+//    while the release() that handed it a permit is still on its way out.
+//    release() claims its waiters under qmu_ and wakes them only after unlocking
+//    (detail::WakeList), and a caller that took a permit lock-free runs the
+//    destructor, which takes qmu_ and so waits for that release() to unlock.
+//    Likewise a release() that returned may destroy it while the waiters it woke
+//    are still waking.
 //  - count_ > 0 implies no live waiter is queued: a waiter queues only after
 //    re-checking count_ == 0 under qmu_, and release() adds to count_ (under qmu_)
 //    only what is left after handing permits to queued waiters.

@@ -66,11 +66,11 @@ void ThreadPool::unlink(detail::Waiter* w) {
   --waiting_;
 }
 
-void ThreadPool::wake_one_submitter() {
+void ThreadPool::wake_one_submitter(detail::WakeList& woken) {
   // A waiter that lost its claim (cancelled, timed out) passes the wake on.
   while (detail::Waiter* w = waiters_head_) {
     unlink(w);
-    if (w->notify()) return;
+    if (woken.claim(w)) return;
   }
 }
 
@@ -130,6 +130,7 @@ void ThreadPool::thread_main(unsigned index) {
   for (;;) {
     PoolTask* t = nullptr;
     {
+      detail::WakeList woken;  // a submitter woken after g's unlock: it does not wait for mu_ behind us
       LockGuard g(mu_);
       if (ran) ++completed_;
       while (!head_ && !stopping_) {
@@ -142,7 +143,7 @@ void ThreadPool::thread_main(unsigned index) {
       head_ = t->next_;
       if (!head_) tail_ = nullptr;
       --depth_;
-      if (waiters_head_) wake_one_submitter();  // a slot freed
+      if (waiters_head_) wake_one_submitter(woken);  // a slot freed
     }
     t->next_ = nullptr;
     t->run();
@@ -154,6 +155,7 @@ void ThreadPool::shutdown(Drain d) {
   if (t_pool == this) throw std::logic_error("weft::ThreadPool '" + cfg_.name + "': shutdown() from one of its own threads");
   PoolTask* refused = nullptr;
   {
+    detail::WakeList woken;  // woken after g's unlock
     LockGuard g(mu_);
     stopping_ = true;
     if (d == Drain::refuse_queued) {
@@ -162,7 +164,7 @@ void ThreadPool::shutdown(Drain d) {
       for (PoolTask* t = refused; t; t = t->next_) ++refused_;
       depth_ = 0;
     }
-    while (waiters_head_) wake_one_submitter();  // they re-check and throw PoolShutDown
+    while (waiters_head_) wake_one_submitter(woken);  // they re-check and throw PoolShutDown
     cv_.notify_all();
   }
   while (refused) {

@@ -10,9 +10,11 @@
 //    itself (if it wants to) at the end of run()/refuse().
 //  - The queue never grows past queue_capacity. A submitter finding it full links a
 //    detail::Waiter into waiters_ (under mu_) and waits: a fiber parks, a thread
-//    blocks on a futex. Every pop that frees a slot notifies one waiter; a waiter
-//    whose claim was lost (cancelled/timed out) passes the wake on. A woken
-//    submitter re-checks under mu_ (so a wake is never lost, at worst redundant).
+//    blocks on a futex. Every pop that frees a slot claims one waiter under mu_
+//    and wakes it after unlocking (detail::WakeList), so the submitter does not
+//    wake only to wait for mu_; a waiter whose claim was lost (cancelled/timed
+//    out) passes the wake on. A woken submitter re-checks under mu_ (so a wake is
+//    never lost, at worst redundant).
 //  - shutdown(): stop accepting (submit throws PoolShutDown), wake every waiting
 //    submitter (they throw PoolShutDown), then run the queued tasks or refuse them
 //    (refuse() is called on each: never dropped silently), then join the threads.
@@ -42,6 +44,7 @@ namespace weft {
 
 namespace detail {
 class Waiter;
+class WakeList;
 }  // namespace detail
 
 /// Thrown by submit()/offload() on a pool that is shut down, and delivered to an
@@ -121,7 +124,7 @@ class ThreadPool {
   static void log_failed(const std::string& pool) noexcept;
 
   void thread_main(unsigned index);
-  void wake_one_submitter() WEFT_REQUIRES(mu_);
+  void wake_one_submitter(detail::WakeList& woken) WEFT_REQUIRES(mu_);
   void unlink(detail::Waiter* w) WEFT_REQUIRES(mu_);
 
   ThreadPoolConfig cfg_;
