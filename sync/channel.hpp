@@ -12,17 +12,18 @@
 //    receiver implies it is empty. Claimed waiters (timed out / cancelled) may
 //    linger in a queue until their owner re-locks and unlinks itself; every
 //    popper skips them.
-//  - Hand-off: a popper (holding mu_) first completes the transfer into or out of
-//    the waiter's Op, records op.status, and only then calls notify(). notify()
-//    publishes those writes (acq_rel claim, acquire in wait()). If notify() fails
-//    the waiter's own deadline/cancel won the claim: the popper undoes the
-//    transfer and passes it on to the next waiter (or the buffer). So a wait that
+//  - Hand-off: a popper (holding mu_) first claims the waiter (the first half of
+//    the notify, detail::WakeList::claim), then completes the transfer into or
+//    out of the waiter's Op and records op.status, and wakes the waiter only
+//    after unlocking mu_ (the WakeList, declared before the lock guard). The wake
+//    publishes the transfer (release store, acquire in wait()). A claim that
+//    fails means the waiter's own deadline/cancel won: the popper leaves it and
+//    passes the transfer on to the next waiter (or the buffer). So a wait that
 //    returns notified always carries its transfer; one that returns timed_out or
 //    cancelled never does: no value is lost or duplicated.
-//  - notify() is only called under mu_: a claimed waiter re-locks mu_ before it
-//    returns, so it cannot vanish while a popper still dereferences it, and the
-//    channel cannot be destroyed under a popper that has yet to unlock mu_ (a
-//    notified waiter also takes mu_ once before returning).
+//  - A claimed waiter stays parked until its wake, and after it touches nothing
+//    of the channel; the popper's last access to the channel is its unlock of
+//    mu_. So whichever call returns first may destroy the channel (see Lifetime).
 //  - Nobody parks or blocks while holding mu_ (Waiter::wait runs unlocked).
 //  - closed_ goes false -> true once. Then sends fail (ChannelClosed / closed) and
 //    every queued waiter is woken with closed; receivers still drain buf_ first.
@@ -31,15 +32,11 @@
 //    or not they would wait this time and before touching any state: blocking there
 //    would stall the worker. try_send, try_recv and close work there.
 //
-// Lifetime: destroy a Channel once no call on it is in progress, with one
-// exception that is guaranteed: a call that waited (a recv() parked until a
-// sender handed it a value, the reply-channel pattern) may destroy it as soon as
-// it returns, because the waiter takes mu_ once after waking and so outlasts the
-// notifier's unlock. The converse is not yet safe: a call that did not wait
-// (a recv() that took the value of a *blocked* sender, on a full or rendezvous
-// channel) must not destroy the channel before that send() has returned, since
-// the woken sender still takes mu_. Making both safe needs the notify split in
-// two at the Waiter (claim under the lock, publish after the unlock).
+// Lifetime: a Channel may be destroyed as soon as any send() or recv() on it has
+// returned, on either side: the reply-channel pattern ("send a request carrying a
+// Channel on my stack, recv() the answer, return") is safe whether the replier
+// was blocked in send() or the requester was blocked in recv(). Calls that have
+// not returned yet must not be left on it.
 //
 // Errors: send() on a closed channel throws ChannelClosed (its value is destroyed;
 // use try_send/send_for to keep it). A fiber cancelled while blocked (runtime
@@ -143,14 +140,13 @@ class Channel {
   /// Idempotent. Wakes every blocked sender (closed) and receiver (closed once
   /// drained: a receiver only blocks when the buffer is empty).
   void close() {
+    detail::WakeList woken;  // woken after g's unlock
     detail::LockGuard g(mu_);
     if (closed_) return;
     closed_ = true;
     for (detail::WaiterQueue* q : {&senders_, &receivers_}) {
-      while (detail::Waiter* w = q->pop_front()) {
-        op_of(w)->status = Status::closed;
-        w->notify();  // false: it timed out / was cancelled and reports that instead
-      }
+      while (detail::Waiter* w = q->pop_front())
+        if (woken.claim(w)) op_of(w)->status = Status::closed;  // false: it timed out / was cancelled
     }
   }
 
@@ -163,6 +159,11 @@ class Channel {
     return count_;
   }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  /// True while some fiber or thread is blocked in send() or recv() (a snapshot).
+  [[nodiscard]] bool has_waiters() const {
+    detail::LockGuard g(mu_);
+    return !senders_.empty() || !receivers_.empty();
+  }
 
  private:
   enum class Status { pending, ok, closed };
@@ -170,36 +171,32 @@ class Channel {
   struct Op {
     T* src = nullptr;                   // sender: the value to hand over
     std::optional<T>* dst = nullptr;    // receiver: where a hand-over lands
-    Status status = Status::pending;    // set by the popper before notify()
+    Status status = Status::pending;    // set by the popper between its claim and the wake
   };
   static Op* op_of(detail::Waiter* w) noexcept { return static_cast<Op*>(w->payload); }
 
-  // Hands `value` to the first live queued receiver. Requires mu_.
-  bool hand_to_receiver(T& value) WEFT_REQUIRES(mu_) {
+  // Hands `value` to the first live queued receiver, claimed into `woken` (woken
+  // after the unlock). Requires mu_.
+  bool hand_to_receiver(T& value, detail::WakeList& woken) WEFT_REQUIRES(mu_) {
     while (detail::Waiter* w = receivers_.pop_front()) {
-      if (w->claimed()) continue;  // timed out / cancelled: it unlinks-checks itself
+      if (!woken.claim(w)) continue;  // timed out / cancelled: it reports that instead
       Op* op = op_of(w);
-      op->dst->emplace(std::move(value));
+      op->dst->emplace(std::move(value));  // it stays parked until the wake
       op->status = Status::ok;
-      if (w->notify()) return true;
-      value = std::move(**op->dst);  // its deadline won the claim: undo, try the next
-      op->dst->reset();
-      op->status = Status::pending;
+      return true;
     }
     return false;
   }
 
-  // Takes the value of the first live queued sender into `out`. Requires mu_.
-  bool take_from_sender(std::optional<T>& out) WEFT_REQUIRES(mu_) {
+  // Takes the value of the first live queued sender into `out`, the sender claimed
+  // into `woken`. Requires mu_.
+  bool take_from_sender(std::optional<T>& out, detail::WakeList& woken) WEFT_REQUIRES(mu_) {
     while (detail::Waiter* w = senders_.pop_front()) {
-      if (w->claimed()) continue;
+      if (!woken.claim(w)) continue;
       Op* op = op_of(w);
       out.emplace(std::move(*op->src));
       op->status = Status::ok;
-      if (w->notify()) return true;
-      *op->src = std::move(*out);  // undo: the sender keeps its value
-      out.reset();
-      op->status = Status::pending;
+      return true;
     }
     return false;
   }
@@ -220,18 +217,14 @@ class Channel {
   // our own deadline won the claim.
   Status await(detail::Waiter& w, Op& op, bool sender, std::int64_t deadline) WEFT_EXCLUDES(mu_) {
     const detail::Waiter::Result r = w.wait(deadline);
-    if (r == detail::Waiter::Result::notified) {
-      // The popper notified us under mu_ and may still hold it. Take it once
-      // before returning: after that the popper no longer touches this channel,
-      // so the caller may destroy it (a reply channel on the receiver's stack).
-      detail::LockGuard g(mu_);
-      return op.status;  // acquire in wait() shows it
-    }
+    // Woken after the popper's unlock: its last access to the channel is behind
+    // us, and we touch the channel no more (the caller may destroy it at once).
+    if (r == detail::Waiter::Result::notified) return op.status;  // acquire in wait() shows it
     {
       detail::LockGuard g(mu_);
       detail::WaiterQueue& q = sender ? senders_ : receivers_;
-      // Still queued: unlink. Not queued: a popper's notify() lost to our claim and
-      // it undid its transfer (op.status is pending again), or close() popped us.
+      // Still queued: unlink. Not queued: a popper's claim lost to ours and it left
+      // us (op.status is still pending), or close() popped us.
       if (q.contains(&w)) q.erase(&w);
     }
     if (r == detail::Waiter::Result::cancelled) detail::throw_fiber_cancelled();
@@ -242,9 +235,10 @@ class Channel {
     detail::Waiter w;
     Op op;
     {
+      detail::WakeList woken;  // a receiver we hand to is woken after g's unlock
       detail::LockGuard g(mu_);
       if (closed_) return SendStatus::closed;
-      if (hand_to_receiver(value)) return SendStatus::ok;
+      if (hand_to_receiver(value, woken)) return SendStatus::ok;
       if (count_ < capacity_) {
         push_buf(value);
         return SendStatus::ok;
@@ -267,15 +261,16 @@ class Channel {
     detail::Waiter w;
     Op op;
     {
+      detail::WakeList woken;  // a sender we take from is woken after g's unlock
       detail::LockGuard g(mu_);
       if (count_ > 0) {
         pop_buf(res.value);
         // A slot freed up: the oldest live blocked sender fills it (FIFO kept).
         std::optional<T> refill;
-        if (take_from_sender(refill)) push_buf(*refill);
+        if (take_from_sender(refill, woken)) push_buf(*refill);
         return res;
       }
-      if (take_from_sender(res.value)) return res;  // rendezvous (capacity 0)
+      if (take_from_sender(res.value, woken)) return res;  // rendezvous (capacity 0)
       if (closed_) return {RecvStatus::closed, std::nullopt};
       if (!block) return {RecvStatus::empty, std::nullopt};
       op.dst = &res.value;
