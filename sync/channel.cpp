@@ -2,6 +2,9 @@
 // (kept off the inlined hot paths).
 #include <weft/sync/channel.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <weft/runtime/domain.hpp>
 
 namespace weft::detail {
@@ -9,5 +12,15 @@ namespace weft::detail {
 void throw_channel_closed() { throw ChannelClosed(); }
 void throw_fiber_cancelled() { throw FiberCancelled(); }
 void throw_channel_blocking_in_scheduler(const char* op) { throw_blocking_in_scheduler("weft::Channel", op); }
+
+void die_channel_destroyed(std::size_t capacity, std::size_t receivers, std::size_t senders) noexcept {
+  std::fprintf(stderr,
+               "FATAL: weft: weft::Channel (capacity %zu) destroyed while %zu receiver(s) and %zu sender(s) are "
+               "blocked on it: they would wake into freed memory. close() it and let them return (or cancel "
+               "them) before the Channel goes.\n",
+               capacity, receivers, senders);
+  std::fflush(stderr);
+  std::abort();
+}
 
 }  // namespace weft::detail

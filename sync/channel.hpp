@@ -35,8 +35,9 @@
 // Lifetime: a Channel may be destroyed as soon as any send() or recv() on it has
 // returned, on either side: the reply-channel pattern ("send a request carrying a
 // Channel on my stack, recv() the answer, return") is safe whether the replier
-// was blocked in send() or the requester was blocked in recv(). Calls that have
-// not returned yet must not be left on it.
+// was blocked in send() or the requester was blocked in recv(). Destroying it
+// while fibers or threads are still blocked on it aborts with a message naming
+// it (as every sync primitive does): they would wake into freed memory.
 //
 // Errors: send() on a closed channel throws ChannelClosed (its value is destroyed;
 // use try_send/send_for to keep it). A fiber cancelled while blocked (runtime
@@ -85,6 +86,8 @@ namespace detail {
 [[noreturn]] void throw_channel_closed();
 [[noreturn]] void throw_fiber_cancelled();
 [[noreturn]] void throw_channel_blocking_in_scheduler(const char* op);
+/// Prints why a Channel with blocked callers may not be destroyed, and aborts.
+[[noreturn]] void die_channel_destroyed(std::size_t capacity, std::size_t receivers, std::size_t senders) noexcept;
 
 /// Refuses a Channel call that may block when made in a worker's scheduler context.
 inline void check_channel_may_block(const char* op) {
@@ -105,6 +108,17 @@ class Channel {
   explicit Channel(std::size_t capacity) : buf_(capacity), capacity_(capacity) {}
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
+  /// Aborts with a message if fibers or threads are still blocked on it. (Taking
+  /// mu_ also waits out a caller still unlocking it after its call returned.)
+  ~Channel() {
+    detail::LockGuard g(mu_);
+    if (senders_.empty() && receivers_.empty()) [[likely]]
+      return;
+    std::size_t receivers = 0, senders = 0;
+    while (receivers_.pop_front()) ++receivers;
+    while (senders_.pop_front()) ++senders;
+    detail::die_channel_destroyed(capacity_, receivers, senders);
+  }
 
   /// Blocks while full. Throws ChannelClosed if closed (the value is destroyed),
   /// FiberCancelled if the calling fiber is cancelled while blocked,
