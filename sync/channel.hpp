@@ -130,10 +130,11 @@ class Channel {
   /// ok (value moved from), full or closed (value untouched). Never blocks.
   SendStatus try_send(T& value) { return send_impl(value, -1, false); }
   /// ok, timed_out (after at least `d`) or closed; the value is destroyed unless ok.
+  /// `d` saturates (hours::max() means no deadline).
   template <class Rep, class Period>
   SendStatus send_for(T value, std::chrono::duration<Rep, Period> d) {
     detail::check_channel_may_block("send_for()");
-    return send_impl(value, detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)), true);
+    return send_impl(value, detail::deadline_after(detail::saturating_ns(d)), true);
   }
 
   /// Blocks while empty; nullopt once closed and drained. CrossRuntimeError in a
@@ -144,11 +145,12 @@ class Channel {
   }
   /// ok, empty or closed (closed only once drained). Never blocks.
   RecvResult<T> try_recv() { return recv_impl(-1, false); }
-  /// ok, timed_out (after at least `d`) or closed.
+  /// ok, timed_out (after at least `d`) or closed. `d` saturates (hours::max()
+  /// means no deadline).
   template <class Rep, class Period>
   RecvResult<T> recv_for(std::chrono::duration<Rep, Period> d) {
     detail::check_channel_may_block("recv_for()");
-    return recv_impl(detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)), true);
+    return recv_impl(detail::deadline_after(detail::saturating_ns(d)), true);
   }
 
   /// Idempotent. Wakes every blocked sender (closed) and receiver (closed once

@@ -52,14 +52,15 @@ class Condition {
     while (!pred()) wait_impl(lk, "wait()", -1);
   }
   /// As wait(); false when `d` passed first (the Mutex is owned again either way).
+  /// `d` saturates (hours::max() means no deadline), as in every timed call here.
   template <class Rep, class Period>
   bool wait_for(std::unique_lock<Mutex>& lk, std::chrono::duration<Rep, Period> d) {
-    return wait_impl(lk, "wait_for()", detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+    return wait_impl(lk, "wait_for()", detail::deadline_after(detail::saturating_ns(d)));
   }
   /// Waits until pred() holds or `d` passed; returns pred().
   template <class Rep, class Period, class Pred>
   bool wait_for(std::unique_lock<Mutex>& lk, std::chrono::duration<Rep, Period> d, Pred pred) {
-    const std::int64_t deadline = detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+    const std::int64_t deadline = detail::deadline_after(detail::saturating_ns(d));
     while (!pred())
       if (!wait_impl(lk, "wait_for()", deadline)) return pred();
     return true;

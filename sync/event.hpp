@@ -65,12 +65,13 @@ class Event {
     if (try_consume()) return;
     wait_slow(-1);
   }
-  /// As wait(); false when `d` passed first.
+  /// As wait(); false when `d` passed first (`d` saturates: hours::max() means no
+  /// deadline).
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
     binding_.check_acquire("wait_for()");
     if (try_consume()) return true;
-    return wait_slow(detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+    return wait_slow(detail::deadline_after(detail::saturating_ns(d)));
   }
   /// A snapshot of the flag (any thread).
   [[nodiscard]] bool is_set() const noexcept { return set_.load(std::memory_order_acquire); }  // see set_

@@ -78,12 +78,12 @@ class FutexCounter {
     wait_slow(snapshot, -1);
   }
   /// As above; true once value() != snapshot, false when `timeout` passed with the
-  /// value unchanged.
+  /// value unchanged. `timeout` saturates (hours::max() means no deadline).
   template <class Rep, class Period>
   bool wait_until_changed(std::uint32_t snapshot, std::chrono::duration<Rep, Period> timeout) {
     binding_.check_acquire("wait_until_changed()");
     if (value() != snapshot) return true;
-    return wait_slow(snapshot, detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout)));
+    return wait_slow(snapshot, detail::deadline_after(detail::saturating_ns(timeout)));
   }
   /// True while some fiber or thread is queued waiting on it (a snapshot).
   [[nodiscard]] bool has_waiters() const;

@@ -60,12 +60,13 @@ class Semaphore {
     binding_.check_try("try_acquire()");
     return try_take();
   }
-  /// As acquire(); false when `d` passed first (no permit taken).
+  /// As acquire(); false when `d` passed first (no permit taken). `d` saturates
+  /// (hours::max() means no deadline).
   template <class Rep, class Period>
   bool acquire_for(std::chrono::duration<Rep, Period> d) {
     binding_.check_acquire("acquire_for()");
     if (try_take()) return true;
-    return acquire_slow(detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+    return acquire_slow(detail::deadline_after(detail::saturating_ns(d)));
   }
   /// Adds `n` permits, oldest waiters first. std::invalid_argument for n < 0.
   /// Never blocks: accepted from any domain (binding.hpp), and does not bind.

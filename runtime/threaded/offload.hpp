@@ -153,11 +153,11 @@ auto offload(ThreadPool& pool, F&& fn) -> detail::OffloadResult<F> {
 
 /// offload() with a deadline `timeout` from now (covering both the wait for queue
 /// space and for fn): past it the fiber resumes with std::system_error(timed_out);
-/// the late result is destroyed when fn finishes. From a plain thread fn runs
-/// inline and the timeout is ignored.
-template <class F>
-auto offload_for(ThreadPool& pool, F&& fn, std::chrono::nanoseconds timeout) -> detail::OffloadResult<F> {
-  return detail::offload_impl(pool, std::forward<F>(fn), detail::deadline_after(timeout));
+/// the late result is destroyed when fn finishes. `timeout` saturates (hours::max()
+/// means no deadline). From a plain thread fn runs inline and the timeout is ignored.
+template <class F, class Rep, class Period>
+auto offload_for(ThreadPool& pool, F&& fn, std::chrono::duration<Rep, Period> timeout) -> detail::OffloadResult<F> {
+  return detail::offload_impl(pool, std::forward<F>(fn), detail::deadline_after(detail::saturating_ns(timeout)));
 }
 
 /// offload() on the calling fiber's runtime's own pool (Runtime::pool(): sized by
@@ -169,8 +169,8 @@ auto offload(F&& fn) -> detail::OffloadResult<F> {
 }
 
 /// offload_for() on the calling fiber's runtime's own pool.
-template <class F>
-auto offload_for(F&& fn, std::chrono::nanoseconds timeout) -> detail::OffloadResult<F> {
+template <class F, class Rep, class Period>
+auto offload_for(F&& fn, std::chrono::duration<Rep, Period> timeout) -> detail::OffloadResult<F> {
   if (!detail::t_state.fiber) return detail::offload_inline(fn);
   return offload_for(*detail::current_runtime_pool(), std::forward<F>(fn), timeout);
 }
