@@ -80,7 +80,11 @@ void FiberBase::release_ref() noexcept {
 
 void FiberBase::rethrow_if_failed() {
   joined_ = true;
-  if (error_) std::rethrow_exception(error_);
+  // Moved out: the joiner holds the only reference, so the last release_ref (maybe
+  // the worker's, on another thread) never frees an exception the joiner is still
+  // reading; that order would live only in the C++ runtime's reference count,
+  // which TSan cannot see.
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 
 void FiberBase::wait_done() {

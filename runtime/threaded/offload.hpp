@@ -13,6 +13,11 @@
 //    task writes the result, then notify()s; the Waiter's acq_rel claim publishes
 //    the result to the fiber. If the fiber's deadline or a cancellation won the
 //    claim, notify() fails and the task only drops its reference.
+//  - An exception is handed over, not shared: the task holds no reference to it
+//    but error_ once it notifies, and the fiber moves it out of error_ before it
+//    drops the state. So the pool thread never frees an exception the fiber (or
+//    whoever it reaches) may still read: its release, ordered only inside the
+//    C++ runtime's reference count, would be invisible to TSan.
 //  - If submission fails (PoolShutDown, FiberCancelled, timeout while the queue is
 //    full) the task was never accepted: the fiber is the sole owner and deletes it.
 //  - From a plain thread (no running fiber) fn runs inline on the caller: there is
@@ -134,7 +139,7 @@ OffloadResult<F> offload_impl(ThreadPool& pool, F&& fn, std::int64_t deadline_ns
   if (r == Waiter::Result::timed_out)
     throw std::system_error(std::make_error_code(std::errc::timed_out),
                             "weft::offload: pool '" + pool.name() + "' did not finish the task in time");
-  if (st->error_) std::rethrow_exception(st->error_);
+  if (st->error_) std::rethrow_exception(std::exchange(st->error_, nullptr));  // ours alone from here
   if constexpr (!std::is_void_v<R>) return std::move(*st->value_);
 }
 
