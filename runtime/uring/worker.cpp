@@ -97,6 +97,10 @@ Worker::~Worker() {
     request_stop();
     join_thread();
   }
+  // A thread whose post() woke the last fiber may still be finishing its wake
+  // (a few instructions, or the eventfd write): wait for it before the fd and
+  // this object go. acquire: pairs with post()'s release decrement.
+  while (inbox_.posters().load(std::memory_order_acquire) != 0) std::this_thread::yield();
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
@@ -449,8 +453,14 @@ void Worker::drain_inbox() {
 // -------------------------------------------------------- fiber lifecycle ----
 
 void Worker::post(FiberBase* f) {
+  // relaxed: sequenced before the push, whose release publishes it to whoever
+  // sees `f` (and so to a destructor that runs after `f` has run).
+  inbox_.posters().fetch_add(1, std::memory_order_relaxed);
   // Only when the worker announced sleep: the coalesced wake (one per sleep).
   if (inbox_.push(f)) wake();
+  // release: every touch of this worker above happens before the destructor's
+  // acquire load that sees the count drop.
+  inbox_.posters().fetch_sub(1, std::memory_order_release);
 }
 
 void Worker::write_wake_fd() noexcept {
