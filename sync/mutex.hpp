@@ -102,12 +102,13 @@ class WEFT_CAPABILITY("mutex") Mutex {
     check_not_owner("try_lock()");
     return false;
   }
-  /// As lock(), but gives up after `d`: false when it timed out (not owned).
+  /// As lock(), but gives up after `d`: false when it timed out (not owned). A
+  /// duration too long for int64 nanoseconds (hours::max()) waits without limit.
   template <class Rep, class Period>
   bool lock_for(std::chrono::duration<Rep, Period> d) WEFT_TRY_ACQUIRE(true) {
     binding_.check_acquire("lock_for()");
     if (try_lock_fast()) return true;
-    return lock_slow(detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(d)));
+    return lock_slow(detail::deadline_after(detail::saturating_ns(d)));
   }
   /// Hands the mutex to the oldest waiter, or unlocks it. From a non-owner or from
   /// another domain: prints why and aborts (it is noexcept).

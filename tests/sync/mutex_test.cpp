@@ -1,5 +1,5 @@
 // weft::Mutex: uncontended and contended locking for fibers (one worker, across
-// workers) and threads, FIFO hand-off, lock_for, cancellation while queued, and
+// workers) and threads, FIFO hand-off, lock_for (also "forever"), cancellation while queued, and
 // the misuse diagnostics (recursive lock, foreign unlock, non-owner unlock,
 // destruction with waiters).
 // These tests lock and unlock across lambdas and misuse the Mutex on purpose
@@ -136,6 +136,48 @@ TEST_CASE("lock_for gives up when the holder keeps it, and the mutex stays usabl
     });
     t2.join();
     REQUIRE(got);
+  }
+}
+
+TEST_CASE("lock_for(hours::max()) waits for the mutex instead of giving up at once") {
+  // The holder keeps the mutex a while before it checks: a lock_for that took
+  // "forever" for "already due" has given up by then.
+  SECTION("thread") {
+    weft::Mutex m{weft::threaded, "forever"};
+    m.lock();
+    std::atomic<bool> done{false};
+    bool got = false;
+    std::thread t([&] {
+      got = m.lock_for(std::chrono::hours::max());
+      if (got) m.unlock();
+      done = true;
+    });
+    while (!m.has_waiters() && !done.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(20ms);
+    const bool gave_up = done.load();
+    m.unlock();
+    t.join();
+    REQUIRE_FALSE(gave_up);
+    REQUIRE(got);
+  }
+  SECTION("fiber") {
+    weft::test::block_on_fresh_runtime([](weft::Runtime&) {
+      weft::Mutex m{"forever"};
+      m.lock();
+      bool done = false;
+      auto h = weft::spawn([&] {
+        const bool got = m.lock_for(std::chrono::hours::max());
+        if (got) m.unlock();
+        done = true;
+        return got;
+      });
+      while (!m.has_waiters() && !done) weft::yield();
+      weft::sleep_for(20ms);
+      const bool gave_up = done;
+      m.unlock();
+      REQUIRE(h.join());
+      REQUIRE_FALSE(gave_up);
+    });
   }
 }
 
