@@ -99,18 +99,25 @@ Waiter::Result Mutex::wait_in_queue(std::int64_t deadline) {
 }
 
 void Mutex::unlock_slow() noexcept {
-  SpinGuard g(qmu_);
-  while (Waiter* w = queue_.pop_front()) {
-    if (w->claimed()) continue;  // timed out / cancelled: it unlinks-checks itself
-    // Still locked: ownership passes to w. relaxed: w reads state_ only after its
-    // wake, which the claim (acq_rel) orders after this store.
-    state_.store(queue_.empty() ? 1 : 2, std::memory_order_relaxed);
-    owner_.store(w->payload, std::memory_order_relaxed);
-    if (w->notify()) return;  // under qmu_: a waiter that lost the claim cannot vanish yet
+  Waiter* wake = nullptr;  // woken after qmu_ is released: the new owner may destroy the Mutex at once
+  {
+    SpinGuard g(qmu_);
+    while (Waiter* w = queue_.pop_front()) {
+      if (!w->claim_notify()) continue;  // timed out / cancelled: it unlinks-checks itself
+      // Still locked: ownership passes to w. relaxed: w reads state_ only after its
+      // wake, which (release/acquire on the Waiter) orders these stores before it.
+      state_.store(queue_.empty() ? 1 : 2, std::memory_order_relaxed);
+      owner_.store(w->payload, std::memory_order_relaxed);
+      wake = w;
+      break;
+    }
+    if (!wake) {
+      owner_.store(nullptr, std::memory_order_relaxed);
+      // release: the critical section happens-before the next locker's acquire CAS.
+      state_.store(0, std::memory_order_release);
+    }
   }
-  owner_.store(nullptr, std::memory_order_relaxed);
-  // release: the critical section happens-before the next locker's acquire CAS.
-  state_.store(0, std::memory_order_release);
+  if (wake) wake->wake();
 }
 
 void Mutex::check_not_owner(const char* op) const {

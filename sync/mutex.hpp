@@ -14,8 +14,10 @@
 //    (last waiter) / 2 -> 0 (nobody live) transitions happen under qmu_.
 //  - Unlock with waiters hands ownership to the head waiter: state_ stays locked,
 //    the waiter returns owning the mutex and never re-contends (no barging, FIFO).
-//    If its notify() fails (its deadline or cancellation claimed it first), the
-//    unlocker passes ownership on to the next one, or unlocks.
+//    If its claim fails (its deadline or cancellation claimed it first), the
+//    unlocker passes ownership on to the next one, or unlocks. The claim is made
+//    under qmu_ and the wake after qmu_ is released, so the new owner may unlock
+//    and destroy the Mutex as soon as it returns from lock().
 //  - A waiter that timed out or was cancelled unlinks itself under qmu_ if it is
 //    still queued; if it was already popped, the popper's notify() failed and the
 //    popper moved on: the mutex stays consistent either way.
