@@ -21,10 +21,12 @@
 //  - A waiter that timed out or was cancelled unlinks itself under qmu_ if it is
 //    still queued; if it was already popped, the popper's notify() failed and the
 //    popper moved on: the mutex stays consistent either way.
-//  - owner_ names the holder (fiber or thread, see caller_identity()) for the
-//    misuse checks: unlock by a non-owner aborts, a recursive lock throws
-//    std::system_error(resource_deadlock_would_occur) before blocking.
-//  - Destroying a Mutex with queued waiters aborts with a message.
+//  - owner_ is the holder's identity, never reused (sync/owner.hpp): unlock by
+//    anyone else aborts, a recursive lock throws resource_deadlock_would_occur
+//    before blocking. The holder keeps the Mutex on its held list, so ending while
+//    holding it is reported by name.
+//  - Destroying a Mutex with queued waiters, or one that another live fiber or
+//    thread holds, aborts with a message.
 #pragma once
 
 #include <atomic>
@@ -36,6 +38,7 @@
 #include <weft/runtime/tsa.hpp>
 #include <weft/runtime/waiter.hpp>
 #include <weft/sync/binding.hpp>
+#include <weft/sync/owner.hpp>
 #include <weft/sync/waiter_queue.hpp>
 
 namespace weft {
@@ -93,15 +96,17 @@ class WEFT_CAPABILITY("mutex") Mutex {
   /// caller already owns it, FiberCancelled if the fiber is cancelled while waiting.
   void lock() WEFT_ACQUIRE() {
     binding_.check_acquire("lock()");
-    if (try_lock_fast()) [[likely]]
+    const detail::OwnerRef me = detail::caller_owner();
+    if (try_lock_fast(me)) [[likely]]
       return;
-    lock_slow(-1);
+    lock_slow(me, -1);
   }
   /// Never blocks. Same domain and recursion checks as lock().
   bool try_lock() WEFT_TRY_ACQUIRE(true) {
     binding_.check_acquire("try_lock()");
-    if (try_lock_fast()) return true;
-    check_not_owner("try_lock()");
+    const detail::OwnerRef me = detail::caller_owner();
+    if (try_lock_fast(me)) return true;
+    check_not_owner(me, "try_lock()");
     return false;
   }
   /// As lock(), but gives up after `d`: false when it timed out (not owned). A
@@ -109,18 +114,20 @@ class WEFT_CAPABILITY("mutex") Mutex {
   template <class Rep, class Period>
   bool lock_for(std::chrono::duration<Rep, Period> d) WEFT_TRY_ACQUIRE(true) {
     binding_.check_acquire("lock_for()");
-    if (try_lock_fast()) return true;
-    return lock_slow(detail::deadline_after(detail::saturating_ns(d)));
+    const detail::OwnerRef me = detail::caller_owner();
+    if (try_lock_fast(me)) return true;
+    return lock_slow(me, detail::deadline_after(detail::saturating_ns(d)));
   }
   /// Hands the mutex to the oldest waiter, or unlocks it. From a non-owner or from
   /// another domain: prints why and aborts (it is noexcept).
   void unlock() noexcept WEFT_RELEASE() {
     binding_.check_noexcept("unlock()");
-    // relaxed: owner_ is compared with the caller's own identity only; the caller's
-    // last write to it is visible to itself, and nobody else writes it while owned.
-    if (owner_.load(std::memory_order_relaxed) != detail::caller_identity()) [[unlikely]]
+    const detail::OwnerRef me = detail::caller_owner();
+    // relaxed: see owner_.
+    if (owner_.load(std::memory_order_relaxed) != me.id) [[unlikely]]
       die_not_owner();
-    owner_.store(nullptr, std::memory_order_relaxed);
+    forget_held(me);
+    owner_.store(0, std::memory_order_relaxed);
     std::uint32_t one = 1;
     // release: the critical section happens-before the next owner's acquire CAS.
     // (The relaxed load skips a CAS that would fail when waiters are queued.)
@@ -132,7 +139,7 @@ class WEFT_CAPABILITY("mutex") Mutex {
 
   /// True when the caller (this fiber or thread) owns it.
   [[nodiscard]] bool owned_by_caller() const noexcept {
-    return owner_.load(std::memory_order_relaxed) == detail::caller_identity();  // relaxed: see unlock()
+    return owner_.load(std::memory_order_relaxed) == detail::caller_owner().id;  // relaxed: see owner_
   }
   /// True while some fiber or thread is queued waiting for it (a snapshot).
   [[nodiscard]] bool has_waiters() const;
@@ -140,35 +147,56 @@ class WEFT_CAPABILITY("mutex") Mutex {
 
  private:
   friend class Condition;
+  friend struct detail::HeldReport;
+  struct Queued;
 
-  bool try_lock_fast() noexcept {
+  bool try_lock_fast(const detail::OwnerRef& me) noexcept {
     // A plain load first: under contention the CAS would fail anyway, and a failed
     // CAS is a locked instruction. relaxed: the CAS below is what synchronizes.
     if (state_.load(std::memory_order_relaxed) != 0) return false;
     std::uint32_t zero = 0;
     // acquire: pairs with the release in unlock(); the previous owner's writes are visible.
     if (state_.compare_exchange_strong(zero, 1, std::memory_order_acquire, std::memory_order_relaxed)) {
-      owner_.store(detail::caller_identity(), std::memory_order_relaxed);  // relaxed: see unlock()
+      took(me);
       return true;
     }
     return false;
   }
+  void took(const detail::OwnerRef& me) noexcept {
+    owner_.store(me.id, std::memory_order_relaxed);  // relaxed: see owner_
+    remember_held(me);
+  }
+  void remember_held(const detail::OwnerRef& me) noexcept {
+    held_next_ = *me.held;
+    *me.held = this;
+  }
+  void forget_held(const detail::OwnerRef& me) noexcept {
+    if (*me.held == this) [[likely]]
+      *me.held = held_next_;
+    else
+      forget_held_slow(me);
+  }
+  void forget_held_slow(const detail::OwnerRef& me) noexcept;
   /// Queues and waits. `deadline` < 0: none. False on timeout. May throw.
-  bool lock_slow(std::int64_t deadline);
+  bool lock_slow(const detail::OwnerRef& me, std::int64_t deadline);
   /// Condition's re-lock after a wait: like lock(), but a cancellation does not
   /// abort it (the caller must own the mutex again before FiberCancelled unwinds).
   void lock_uncancellable();
   /// One wait in the queue: notified (owned), timed_out or cancelled (not owned).
-  detail::Waiter::Result wait_in_queue(std::int64_t deadline);
+  detail::Waiter::Result wait_in_queue(const detail::OwnerRef& me, std::int64_t deadline);
   void unlock_slow() noexcept;
-  void check_not_owner(const char* op) const;
+  void check_not_owner(const detail::OwnerRef& me, const char* op) const;
   [[noreturn]] void die_not_owner() const noexcept;
 
   detail::DomainBinding binding_;
   // See the top: 0 unlocked, 1 locked, 2 locked with waiters.
   std::atomic<std::uint32_t> state_{0};
-  // relaxed everywhere: only ever compared against the caller's own identity.
-  std::atomic<const void*> owner_{nullptr};
+  // The holder's identity, 0 when free. relaxed everywhere: a caller compares it
+  // only with its own identity, which only it (or an unlocker handing it the lock
+  // before waking it) ever stores; messages read it as a snapshot.
+  std::atomic<std::uint64_t> owner_{0};
+  // Next on the holder's held list (sync/owner.hpp): touched only by the holder.
+  Mutex* held_next_ = nullptr;
   mutable detail::SpinLock qmu_;
   detail::WaiterQueue queue_ WEFT_GUARDED_BY(qmu_);
 };

@@ -48,6 +48,7 @@ struct SpawnOptions {
 };
 
 class Runtime;
+class Mutex;
 
 namespace detail {
 
@@ -132,6 +133,8 @@ class FiberBase {
   CancelHook cancel_hook_ = nullptr;
   void* cancel_arg_ = nullptr;
   char name_[32] = {};
+  /// The weft::Mutexes this fiber holds (sync/owner.hpp): reported if it ends holding one.
+  Mutex* held_mutexes_ = nullptr;
 
   // ---- shared with the JoinHandle ----
   std::atomic<std::uintptr_t> join_word_{kJoinNone};
@@ -179,6 +182,10 @@ class FiberImpl final : public FiberResult<R> {
  private:
   std::optional<F> fn_;
 };
+
+/// Logs each weft::Mutex that `f` (which has just ended) still holds, by the
+/// fiber's name and the Mutex's label, and marks its owner as ended (sync/mutex.cpp).
+void report_mutexes_held_at_end(FiberBase* f) noexcept;
 
 /// Places a new fiber on the calling fiber's worker. Throws CrossRuntimeError when
 /// the caller is not a fiber (checked by the caller before allocation).

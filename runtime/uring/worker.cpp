@@ -571,6 +571,7 @@ bool Worker::give_stack(FiberBase* f) {
 }
 
 void Worker::publish_done(FiberBase* f) {
+  if (f->held_mutexes_) [[unlikely]] report_mutexes_held_at_end(f);  // before a joiner can see it done
   // A joiner that reads stats() right after join() sees this fiber's activations.
   count_activations();
   f->cancel_hook_ = nullptr;
