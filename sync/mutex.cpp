@@ -1,7 +1,7 @@
-// sync/mutex.cpp — Mutex's contended paths (queueing, hand-off), owner identities
-// and the report of an owner that ended holding a Mutex, and the misuse
-// diagnostics. The protocol is described at the top of mutex.hpp, identities in
-// owner.hpp.
+// sync/mutex.cpp — Mutex's contended paths (queueing, competing after a wake,
+// hand-off), owner identities and the report of an owner that ended holding a
+// Mutex, and the misuse diagnostics. The protocol is at the top of mutex.hpp,
+// identities in owner.hpp.
 #include <weft/sync/mutex.hpp>
 
 #include <pthread.h>
@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <system_error>
 
@@ -35,6 +36,30 @@ void SpinLock::lock_contended() noexcept {
     }
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
   }
+}
+
+void MutexQueue::push_back(Waiter* w) noexcept {
+  w->next = nullptr;
+  w->prev = tail_;
+  if (tail_) tail_->next = w;
+  else head_ = w;
+  tail_ = w;
+}
+
+void MutexQueue::push_front(Waiter* w) noexcept {
+  w->prev = nullptr;
+  w->next = head_;
+  if (head_) head_->prev = w;
+  else tail_ = w;
+  head_ = w;
+}
+
+void MutexQueue::erase(Waiter* w) noexcept {
+  if (w->prev) w->prev->next = w->next;
+  else head_ = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else tail_ = w->prev;
+  w->next = w->prev = nullptr;  // contains() is false from here on
 }
 
 namespace {
@@ -113,15 +138,30 @@ std::string describe_owner(std::uint64_t owner) {
 using detail::SpinGuard;
 using detail::Waiter;
 
+namespace {
+// A waiter that keeps losing the race for this long after its first wake is handed
+// the lock on the next unlock (bounded wait; one forced hand-off per period).
+constexpr std::int64_t kStarvationNs = 1'000'000;
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 /// One queued caller, on its own stack (Waiter::payload points here).
 struct Mutex::Queued {
-  Waiter w;               // binds to the caller: a fiber parks, a thread sleeps on a futex
-  std::uint64_t id = 0;   // the identity the hand-off installs as owner_
+  Waiter w;                                // binds to the caller: a fiber parks, a thread sleeps on a futex
+  std::uint64_t id = 0;                    // the identity a hand-off installs as owner_
+  const detail::Worker* worker = nullptr;  // a fiber's worker; null for a thread
+  bool starving = false;                   // written before queueing: hand it the lock
+  bool handed = false;                     // written by the unlocker before wake(): it owns the Mutex
 };
 
 bool Mutex::has_waiters() const {
   SpinGuard g(qmu_);
-  return !queue_.empty();
+  // relaxed: kWoken is written under qmu_ (or by its waiter's own CAS), a snapshot suffices.
+  return !queue_.empty() || (state_.load(std::memory_order_relaxed) & kWoken) != 0;
 }
 
 Mutex::~Mutex() {
@@ -130,7 +170,7 @@ Mutex::~Mutex() {
                  " destroyed while fibers or threads are still waiting to lock it: they would wake into freed "
                  "memory. Make every waiter finish (or cancel it) before the Mutex goes.");
   // relaxed: a destructor racing with users is a bug; these only pick the message.
-  if (state_.load(std::memory_order_relaxed) == 0) return;
+  if (!(state_.load(std::memory_order_relaxed) & kLocked)) return;
   const std::uint64_t owner = owner_.load(std::memory_order_relaxed);
   const detail::OwnerRef me = detail::caller_owner();
   if (owner == me.id) {
@@ -141,87 +181,151 @@ Mutex::~Mutex() {
   }
 }
 
-bool Mutex::lock_slow(const detail::OwnerRef& me, std::int64_t deadline) {
-  check_not_owner(me, "lock()");
-  switch (wait_in_queue(me, deadline)) {
-    case Waiter::Result::notified:
-      return true;
-    case Waiter::Result::timed_out:
-      return false;
-    case Waiter::Result::cancelled:
-      break;
-  }
-  throw FiberCancelled();
+bool Mutex::lock_slow(const detail::OwnerRef& me, std::int64_t deadline, const char* op) {
+  check_not_owner(me, op);
+  return acquire_slow(me, deadline, true);
 }
 
 void Mutex::lock_uncancellable() {
   const detail::OwnerRef me = detail::caller_owner();
   if (try_lock_fast(me)) return;
-  // A cancelled fiber's park returns at once (cancelled); it re-queues until the
-  // mutex is handed to it. Cancellation is rare and the holder keeps running, so
-  // this ends; meanwhile the fiber yields to the others on every round.
-  while (wait_in_queue(me, -1) != Waiter::Result::notified) {
+  // A cancelled fiber's park returns at once (cancelled); it goes round again until
+  // it owns the mutex. Cancellation is rare and the holder keeps running, so this
+  // ends; meanwhile the fiber yields to the others on every round.
+  acquire_slow(me, -1, false);
+}
+
+bool Mutex::take_woken() noexcept {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);  // relaxed: the CAS synchronizes
+  while (!(s & kLocked)) {
+    // acquire: as in try_lock_fast. kWoken is ours to clear (we are the woken one).
+    if (state_.compare_exchange_weak(s, (s | kLocked) & ~kWoken, std::memory_order_acquire,
+                                     std::memory_order_relaxed))
+      return true;
+  }
+  return false;
+}
+
+void Mutex::clear_waiters_if_empty() noexcept {
+  if (!queue_.empty()) return;
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  // relaxed: kWaiters is only read under qmu_ or by an unlocker that then takes qmu_.
+  while (!state_.compare_exchange_weak(s, s & ~kWaiters, std::memory_order_relaxed, std::memory_order_relaxed)) {
   }
 }
 
-Waiter::Result Mutex::wait_in_queue(const detail::OwnerRef& me, std::int64_t deadline) {
-  Queued q;
-  q.w.payload = &q;
-  q.id = me.id;
-  bool owned = false;
-  {
-    SpinGuard g(qmu_);
-    // relaxed loads/CAS to 2: the unlocker that must see "2" takes qmu_ after us,
-    // and qmu_ orders it; the 0 -> 1 CAS is acquire like the fast path.
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
-    for (;;) {
-      if (s == 0) {
-        if (state_.compare_exchange_weak(s, 1, std::memory_order_acquire, std::memory_order_relaxed)) {
-          owned = true;
-          break;
+bool Mutex::acquire_slow(const detail::OwnerRef& me, std::int64_t deadline, bool cancellable) {
+  bool woken = false;  // this round follows a wake to compete: kWoken is ours to clear
+  bool starving = false;
+  std::int64_t first_woken = 0;
+  for (;;) {
+    if (woken && take_woken()) {
+      took(me);
+      return true;
+    }
+    Queued q;
+    q.w.payload = &q;
+    q.id = me.id;
+    q.worker = detail::t_state.fiber ? detail::t_state.worker : nullptr;
+    q.starving = starving;
+    bool owned = false;
+    {
+      SpinGuard g(qmu_);
+      const std::uint32_t ours = woken ? kWoken : 0;
+      // relaxed loads and the CAS that queues: an unlocker that must see kWaiters
+      // takes qmu_ after us and qmu_ orders it. The CAS that takes a free lock is
+      // acquire, like the fast path.
+      std::uint32_t s = state_.load(std::memory_order_relaxed);
+      for (;;) {
+        if (!(s & kLocked)) {
+          if (state_.compare_exchange_weak(s, (s | kLocked) & ~ours, std::memory_order_acquire,
+                                           std::memory_order_relaxed)) {
+            owned = true;
+            break;
+          }
+        } else if (const std::uint32_t queued = (s | kWaiters) & ~ours;
+                   queued == s || state_.compare_exchange_weak(s, queued, std::memory_order_relaxed,
+                                                               std::memory_order_relaxed)) {
+          break;  // (no CAS when kWaiters is already set and kWoken is not ours)
         }
-      } else if (s == 1) {
-        if (state_.compare_exchange_weak(s, 2, std::memory_order_relaxed, std::memory_order_relaxed)) break;
-      } else {
-        break;
+      }
+      if (!owned) {
+        if (woken) queue_.push_front(&q.w);  // lost the race: keeps its place at the head
+        else queue_.push_back(&q.w);
       }
     }
-    if (!owned) queue_.push_back(&q.w);
+    if (owned) {
+      took(me);
+      return true;
+    }
+    // A deadline already past (a woken waiter that lost late) times out at once.
+    const Waiter::Result r = q.w.wait(deadline);
+    if (r == Waiter::Result::notified) {
+      // The unlocker's writes (q.handed, owner_) are visible through the Waiter's
+      // release/acquire.
+      if (q.handed) {
+        remember_held(me);  // owner_ is already ours
+        return true;
+      }
+      woken = true;
+      const std::int64_t now = now_ns();
+      if (first_woken == 0) first_woken = now;
+      else starving = now - first_woken >= kStarvationNs;
+      continue;
+    }
+    woken = false;
+    {
+      SpinGuard g(qmu_);
+      // Still queued: unlink. Not queued: an unlocker popped us, lost the claim to
+      // our deadline/cancel, and moved on; nothing of ours is left behind.
+      if (queue_.contains(&q.w)) {
+        queue_.erase(&q.w);
+        clear_waiters_if_empty();
+      }
+    }
+    if (r == Waiter::Result::timed_out) return false;
+    if (cancellable) throw FiberCancelled();
   }
-  if (owned) {
-    took(me);
-    return Waiter::Result::notified;
-  }
-  const Waiter::Result r = q.w.wait(deadline);
-  // notified: the unlocker handed us the mutex (state_ stayed locked, owner_ set);
-  // its writes are visible through the Waiter's release/acquire.
-  if (r == Waiter::Result::notified) {
-    remember_held(me);
-    return r;
-  }
-  SpinGuard g(qmu_);
-  // Still queued: unlink. Not queued: an unlocker popped us, lost the claim to our
-  // deadline/cancel, and passed ownership on; nothing of ours is left behind.
-  if (queue_.contains(&q.w)) queue_.erase(&q.w);
-  return r;
 }
 
 void Mutex::unlock_slow() noexcept {
-  Waiter* wake = nullptr;  // woken after qmu_ is released: the new owner may destroy the Mutex at once
+  Waiter* wake = nullptr;  // woken after qmu_ is released: it may destroy the Mutex at once
   {
     SpinGuard g(qmu_);
-    while (Waiter* w = queue_.pop_front()) {
-      if (!w->claim_notify()) continue;  // timed out / cancelled: it unlinks-checks itself
-      // Still locked: ownership passes to w. relaxed: w reads state_ only after its
-      // wake, which (release/acquire on the Waiter) orders these stores before it.
-      state_.store(queue_.empty() ? 1 : 2, std::memory_order_relaxed);
-      owner_.store(static_cast<Queued*>(w->payload)->id, std::memory_order_relaxed);
+    // We hold kLocked and qmu_, so state_ is frozen; the stores below publish it.
+    const std::uint32_t s = state_.load(std::memory_order_relaxed);
+    const detail::Worker* here = detail::t_state.fiber ? detail::t_state.worker : nullptr;
+    for (;;) {
+      Waiter* w = queue_.front();
+      if (!w) {
+        // release: the critical section happens-before the next acquire CAS.
+        state_.store(s & kWoken, std::memory_order_release);
+        break;
+      }
+      if (w->claimed()) {  // timed out / cancelled: it finds itself unlinked
+        queue_.pop_front();
+        continue;
+      }
+      auto* q = static_cast<Queued*>(w->payload);
+      const bool hand_off = q->starving || (q->worker != nullptr && q->worker == here);
+      if (!hand_off && (s & kWoken)) {
+        state_.store(s & ~kLocked, std::memory_order_release);  // one is on its way to compete; release as above
+        break;
+      }
+      queue_.pop_front();
+      if (!w->claim_notify()) continue;  // its deadline or cancellation won just now
+      const std::uint32_t waiters = queue_.empty() ? 0 : kWaiters;
+      if (hand_off) {
+        q->handed = true;
+        owner_.store(q->id, std::memory_order_relaxed);  // relaxed: see owner_
+        // relaxed: the lock stays held; the new owner reads state_ only after its
+        // wake, which (release/acquire on the Waiter) orders this store before it.
+        state_.store(kLocked | waiters | (s & kWoken), std::memory_order_relaxed);
+      } else {
+        state_.store(kWoken | waiters, std::memory_order_release);  // released; release as above
+      }
       wake = w;
       break;
-    }
-    if (!wake) {
-      // release: the critical section happens-before the next locker's acquire CAS.
-      state_.store(0, std::memory_order_release);
     }
   }
   if (wake) wake->wake();
@@ -246,7 +350,7 @@ void Mutex::check_not_owner(const detail::OwnerRef& me, const char* op) const {
 void Mutex::die_not_owner() const noexcept {
   try {
     // relaxed: for the message only.
-    const bool locked = state_.load(std::memory_order_relaxed) != 0;
+    const bool locked = (state_.load(std::memory_order_relaxed) & kLocked) != 0;
     const std::uint64_t owner = owner_.load(std::memory_order_relaxed);
     binding_.die(binding_.what() + ": unlock() by " + describe_caller() + ", which does not hold it (" +
                  (locked ? "it is held by " + detail::describe_owner(owner) : std::string("it is not locked")) +

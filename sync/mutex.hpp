@@ -1,32 +1,26 @@
-// weft/sync/mutex.hpp — Mutex: a FIFO mutex with direct hand-off, bound to one
-// domain. Bound to an Evented runtime a waiter parks its fiber (on any worker of
-// that runtime); bound to Threaded it blocks its OS thread on a futex (through
-// detail::Waiter in both cases).
+// weft/sync/mutex.hpp — Mutex, bound to one domain: a running caller may take a
+// free lock (barging); waiters queue FIFO, and one that starves is handed the lock.
+// Bound to an Evented runtime a waiter parks its fiber (any worker of that runtime);
+// bound to Threaded it blocks its thread on a futex (detail::Waiter in both cases).
 //
-// States of state_ (an atomic word; the queue below is under qmu_):
-//   0 unlocked; 1 locked, nobody queued; 2 locked, waiters may be queued.
+// state_: kLocked (owned, also while being handed over), kWaiters (the queue is
+// non-empty, exact under qmu_), kWoken (a popped waiter was woken to compete and
+// has not retried yet). An unlock with a live head waiter hands the lock over
+// (kLocked stays set, FIFO) when the head is a fiber on the unlocker's worker (it
+// runs at the unlocker's next switch) or starves (has lost the race for 1 ms since
+// first woken); otherwise it releases the lock and wakes the head to compete
+// (unless kWoken), and a loser re-queues at the front. The lock is thus never left
+// owned by a fiber whose worker sleeps, or a thread not yet scheduled: no convoy.
 // Invariants:
-//  - Uncontended lock is one CAS 0 -> 1 (acquire); uncontended unlock one CAS
-//    1 -> 0 (release). No syscall, no allocation, no qmu_. qmu_ is a spin lock
-//    held only for queue surgery (never across a park or a futex wait).
-//  - A waiter queues itself under qmu_ only after setting state_ to 2 there, so an
-//    unlocker that sees 2 takes qmu_ and finds it. Every push, pop and the 2 -> 1
-//    (last waiter) / 2 -> 0 (nobody live) transitions happen under qmu_.
-//  - Unlock with waiters hands ownership to the head waiter: state_ stays locked,
-//    the waiter returns owning the mutex and never re-contends (no barging, FIFO).
-//    If its claim fails (its deadline or cancellation claimed it first), the
-//    unlocker passes ownership on to the next one, or unlocks. The claim is made
-//    under qmu_ and the wake after qmu_ is released, so the new owner may unlock
-//    and destroy the Mutex as soon as it returns from lock().
-//  - A waiter that timed out or was cancelled unlinks itself under qmu_ if it is
-//    still queued; if it was already popped, the popper's notify() failed and the
-//    popper moved on: the mutex stays consistent either way.
-//  - owner_ is the holder's identity, never reused (sync/owner.hpp): unlock by
-//    anyone else aborts, a recursive lock throws resource_deadlock_would_occur
-//    before blocking. The holder keeps the Mutex on its held list, so ending while
-//    holding it is reported by name.
-//  - Destroying a Mutex with queued waiters, or one that another live fiber or
-//    thread holds, aborts with a message.
+//  - Uncontended lock/unlock: a load and a CAS on state_ (acquire/release); no qmu_.
+//  - The queue, kWaiters and kWoken change under qmu_ (but for the woken waiter's
+//    CAS that takes a free lock and clears kWoken); an owner holding qmu_ sees
+//    state_ frozen. No lost wake-up: kLocked clear and a queued waiter imply kWoken.
+//  - Wakes come after qmu_ is released: a woken caller may destroy the Mutex at once.
+//  - A waiter whose deadline or cancellation won its claim never owns the lock.
+//  - owner_ is never reused (sync/owner.hpp): unlock by anyone else aborts, a
+//    recursive lock throws resource_deadlock_would_occur, ending while holding it
+//    is reported. Destroying it with waiters, or held by another live owner, aborts.
 #pragma once
 
 #include <atomic>
@@ -39,7 +33,6 @@
 #include <weft/runtime/waiter.hpp>
 #include <weft/sync/binding.hpp>
 #include <weft/sync/owner.hpp>
-#include <weft/sync/waiter_queue.hpp>
 
 namespace weft {
 
@@ -77,6 +70,26 @@ class WEFT_SCOPED_CAPABILITY SpinGuard {
   SpinLock& l_;
 };
 
+/// The Mutex's queue: an intrusive FIFO of Waiters (through Waiter::next/prev)
+/// that also takes a waiter back at the front (one that lost the race after a
+/// wake keeps its place). Guarded by the Mutex's qmu_; never allocates or wakes.
+class MutexQueue {
+ public:
+  [[nodiscard]] Waiter* front() const noexcept { return head_; }
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  /// True while `w` is linked here (a linked waiter has a prev or is the head).
+  [[nodiscard]] bool contains(const Waiter* w) const noexcept { return w->prev != nullptr || head_ == w; }
+  void push_back(Waiter* w) noexcept;
+  void push_front(Waiter* w) noexcept;
+  /// Unlinks the head (there must be one).
+  void pop_front() noexcept { erase(head_); }
+  void erase(Waiter* w) noexcept;
+
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
 }  // namespace detail
 
 class WEFT_CAPABILITY("mutex") Mutex {
@@ -99,7 +112,7 @@ class WEFT_CAPABILITY("mutex") Mutex {
     const detail::OwnerRef me = detail::caller_owner();
     if (try_lock_fast(me)) [[likely]]
       return;
-    lock_slow(me, -1);
+    lock_slow(me, -1, "lock()");
   }
   /// Never blocks. Same domain and recursion checks as lock().
   bool try_lock() WEFT_TRY_ACQUIRE(true) {
@@ -116,10 +129,10 @@ class WEFT_CAPABILITY("mutex") Mutex {
     binding_.check_acquire("lock_for()");
     const detail::OwnerRef me = detail::caller_owner();
     if (try_lock_fast(me)) return true;
-    return lock_slow(me, detail::deadline_after(detail::saturating_ns(d)));
+    return lock_slow(me, detail::deadline_after(detail::saturating_ns(d)), "lock_for()");
   }
-  /// Hands the mutex to the oldest waiter, or unlocks it. From a non-owner or from
-  /// another domain: prints why and aborts (it is noexcept).
+  /// Releases the mutex (or hands it to a waiter, see the top). From a non-owner or
+  /// from another domain: prints why and aborts (it is noexcept).
   void unlock() noexcept WEFT_RELEASE() {
     binding_.check_noexcept("unlock()");
     const detail::OwnerRef me = detail::caller_owner();
@@ -128,12 +141,14 @@ class WEFT_CAPABILITY("mutex") Mutex {
       die_not_owner();
     forget_held(me);
     owner_.store(0, std::memory_order_relaxed);
-    std::uint32_t one = 1;
-    // release: the critical section happens-before the next owner's acquire CAS.
-    // (The relaxed load skips a CAS that would fail when waiters are queued.)
-    if (state_.load(std::memory_order_relaxed) == 1 &&
-        state_.compare_exchange_strong(one, 0, std::memory_order_release, std::memory_order_relaxed)) [[likely]]
-      return;
+    // relaxed load: the CAS below re-checks; a queued waiter sends us to the slow path.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while (!(s & kWaiters)) {
+      // release: the critical section happens-before the next owner's acquire CAS.
+      if (state_.compare_exchange_weak(s, s & ~kLocked, std::memory_order_release, std::memory_order_relaxed))
+          [[likely]]
+        return;
+    }
     unlock_slow();
   }
 
@@ -141,7 +156,7 @@ class WEFT_CAPABILITY("mutex") Mutex {
   [[nodiscard]] bool owned_by_caller() const noexcept {
     return owner_.load(std::memory_order_relaxed) == detail::caller_owner().id;  // relaxed: see owner_
   }
-  /// True while some fiber or thread is queued waiting for it (a snapshot).
+  /// True while some fiber or thread waits to lock it (a snapshot).
   [[nodiscard]] bool has_waiters() const;
   [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
 
@@ -150,15 +165,21 @@ class WEFT_CAPABILITY("mutex") Mutex {
   friend struct detail::HeldReport;
   struct Queued;
 
+  static constexpr std::uint32_t kLocked = 1;
+  static constexpr std::uint32_t kWaiters = 2;
+  static constexpr std::uint32_t kWoken = 4;
+
   bool try_lock_fast(const detail::OwnerRef& me) noexcept {
-    // A plain load first: under contention the CAS would fail anyway, and a failed
-    // CAS is a locked instruction. relaxed: the CAS below is what synchronizes.
-    if (state_.load(std::memory_order_relaxed) != 0) return false;
-    std::uint32_t zero = 0;
-    // acquire: pairs with the release in unlock(); the previous owner's writes are visible.
-    if (state_.compare_exchange_strong(zero, 1, std::memory_order_acquire, std::memory_order_relaxed)) {
-      took(me);
-      return true;
+    // A plain load first: a CAS on a locked mutex would fail anyway, and a failed
+    // CAS is a locked instruction. relaxed: the CAS is what synchronizes.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while (!(s & kLocked)) {
+      // acquire: pairs with the release that cleared kLocked; the previous owner's
+      // writes are visible. Free with waiters queued: a running caller may barge.
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) {
+        took(me);
+        return true;
+      }
     }
     return false;
   }
@@ -177,19 +198,23 @@ class WEFT_CAPABILITY("mutex") Mutex {
       forget_held_slow(me);
   }
   void forget_held_slow(const detail::OwnerRef& me) noexcept;
-  /// Queues and waits. `deadline` < 0: none. False on timeout. May throw.
-  bool lock_slow(const detail::OwnerRef& me, std::int64_t deadline);
+  /// check_not_owner, then the contended acquire (cancellable). False on timeout.
+  bool lock_slow(const detail::OwnerRef& me, std::int64_t deadline, const char* op);
   /// Condition's re-lock after a wait: like lock(), but a cancellation does not
   /// abort it (the caller must own the mutex again before FiberCancelled unwinds).
   void lock_uncancellable();
-  /// One wait in the queue: notified (owned), timed_out or cancelled (not owned).
-  detail::Waiter::Result wait_in_queue(const detail::OwnerRef& me, std::int64_t deadline);
+  /// Queues, waits, competes until owned. `deadline` < 0: none. False on timeout;
+  /// FiberCancelled when `cancellable` and the fiber is cancelled.
+  bool acquire_slow(const detail::OwnerRef& me, std::int64_t deadline, bool cancellable);
+  /// The woken waiter's retry: takes a free lock and clears kWoken in one CAS.
+  bool take_woken() noexcept;
+  void clear_waiters_if_empty() noexcept WEFT_REQUIRES(qmu_);
   void unlock_slow() noexcept;
   void check_not_owner(const detail::OwnerRef& me, const char* op) const;
   [[noreturn]] void die_not_owner() const noexcept;
 
   detail::DomainBinding binding_;
-  // See the top: 0 unlocked, 1 locked, 2 locked with waiters.
+  // kLocked | kWaiters | kWoken, see the top.
   std::atomic<std::uint32_t> state_{0};
   // The holder's identity, 0 when free. relaxed everywhere: a caller compares it
   // only with its own identity, which only it (or an unlocker handing it the lock
@@ -198,7 +223,7 @@ class WEFT_CAPABILITY("mutex") Mutex {
   // Next on the holder's held list (sync/owner.hpp): touched only by the holder.
   Mutex* held_next_ = nullptr;
   mutable detail::SpinLock qmu_;
-  detail::WaiterQueue queue_ WEFT_GUARDED_BY(qmu_);
+  detail::MutexQueue queue_ WEFT_GUARDED_BY(qmu_);
 };
 
 /// Scoped ownership of a weft::Mutex (std::unique_lock<Mutex> works too, and is
