@@ -119,8 +119,6 @@ class FiberBase {
   FiberLabel* label_ = nullptr;      ///< at the top of stack_, while it has one
   FiberState state_ = FiberState::created;
   bool cancel_requested_ = false;
-  /// Set at each park: cancellation is deferred for this wait (see cancel_deferred()).
-  bool park_deferred_ = false;
   /// this_fiber::DeferCancellation scopes alive in this fiber.
   std::uint16_t cancel_defer_ = 0;
   Stack stack_;

@@ -633,7 +633,7 @@ void Worker::cancel_all() {
     f->cancel_requested_ = true;
     if (f->state_ == FiberState::created) {
       complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
-    } else if (f->state_ == FiberState::parked && f->cancel_hook_ && !f->park_deferred_) {
+    } else if (f->state_ == FiberState::parked && f->cancel_hook_ && !parked_deferring_cancel(f)) {
       CancelHook hook = std::exchange(f->cancel_hook_, nullptr);
       hook(f, f->cancel_arg_);
     }
@@ -730,8 +730,7 @@ void Worker::park_current(const char* reason, CancelHook hook, void* hook_arg) {
   self->wait_reason_ = reason;
   self->cancel_hook_ = hook;
   self->cancel_arg_ = hook_arg;
-  self->park_deferred_ = deferring_cancel(self);  // read by cancel_all/cancel_local while parked
-  if (self->cancel_requested_ && hook && !self->park_deferred_) {
+  if (self->cancel_requested_ && hook && !deferring_cancel(self)) {
     self->cancel_hook_ = nullptr;
     hook(self, hook_arg);  // claims the wait and unparks us (or lets the op end)
   }
@@ -750,7 +749,13 @@ void Worker::check_cancel() {
 }
 
 bool Worker::deferring_cancel(const FiberBase* self) noexcept {
-  return self->cancel_defer_ > 0 || std::uncaught_exceptions() > 0;
+  // The running fiber's exception state is the thread's (context.hpp).
+  return self->cancel_defer_ > 0 || t_state.eh->uncaught > 0;
+}
+
+bool Worker::parked_deferring_cancel(const FiberBase* f) noexcept {
+  // A parked fiber's exception state was saved into its context at the switch.
+  return f->cancel_defer_ > 0 || f->ctx_.eh.uncaught > 0;
 }
 
 void Worker::cancel_local(FiberBase* f) noexcept {
@@ -759,7 +764,7 @@ void Worker::cancel_local(FiberBase* f) noexcept {
   // Not started: pick_next() ends it without running. Ready or running: its next
   // blocking call throws. Parked: wake it through its hook, unless it waits with
   // the cancellation deferred (it then sees it at its next blocking call).
-  if (f->state_ == FiberState::parked && f->cancel_hook_ && !f->park_deferred_) {
+  if (f->state_ == FiberState::parked && f->cancel_hook_ && !parked_deferring_cancel(f)) {
     CancelHook hook = std::exchange(f->cancel_hook_, nullptr);
     hook(f, f->cancel_arg_);
   }

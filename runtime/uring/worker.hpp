@@ -313,6 +313,8 @@ class Worker {
   /// A running fiber defers its cancellation inside DeferCancellation scopes and
   /// while it unwinds an exception (a throw from a destructor would terminate).
   static bool deferring_cancel(const FiberBase* self) noexcept;
+  /// The same for a parked fiber of this worker (from its saved state).
+  static bool parked_deferring_cancel(const FiberBase* f) noexcept;
   void arm_stop_report();
   void report_stop_wait();
   void make_buf_ring();
