@@ -53,10 +53,10 @@ TEST_CASE("spawn_on a worker that does not exist throws out_of_range and leaks n
   REQUIRE(rt.spawn_on(1, [] { return weft::current_domain().worker; }).join() == 1);
 }
 
-TEST_CASE("a Timer bound to one worker refuses a fiber of another worker and still works on its own") {
+TEST_CASE("a Timer armed on one worker refuses a fiber of another worker and still works on its own") {
+  weft::Timer t;  // outlives rt: shutdown disarms it, even when a REQUIRE below fails
   weft::Runtime rt(weft::Config{.workers = 2});
-  weft::Timer t;
-  rt.spawn_on(0, [&] { t.reset(1h); }).join();  // bound to worker 0, armed
+  rt.spawn_on(0, [&] { t.reset(1h); }).join();  // armed on worker 0
   // On worker 1: every call, each refused; the messages, one per line.
   auto from_worker1 = [&] {
     std::string all;
@@ -79,9 +79,9 @@ TEST_CASE("a Timer bound to one worker refuses a fiber of another worker and sti
   const auto [refused, msg] = rt.spawn_on(1, from_worker1).join();
   INFO(msg);
   REQUIRE(refused == 4);
-  REQUIRE_THAT(msg, Contains("weft::Timer::reset: this Timer is bound to worker 0"));
-  REQUIRE_THAT(msg, Contains("weft::Timer::cancel: this Timer is bound to worker 0"));
-  REQUIRE_THAT(msg, Contains("weft::Timer::wait: this Timer is bound to worker 0"));
+  REQUIRE_THAT(msg, Contains("weft::Timer::reset: this Timer is armed on worker 0"));
+  REQUIRE_THAT(msg, Contains("weft::Timer::cancel: this Timer is armed on worker 0"));
+  REQUIRE_THAT(msg, Contains("weft::Timer::wait: this Timer is armed on worker 0"));
   REQUIRE_THAT(msg, Contains("worker 1"));  // the refused caller is named
   REQUIRE_THAT(msg, Contains("use a Timer per worker"));
   // The refusals changed nothing: still armed for an hour on worker 0.
