@@ -31,9 +31,11 @@ TEST_CASE("sleepers wake in deadline order") {
   auto order = rt.block_on([] {
     std::vector<int> order;
     std::vector<weft::JoinHandle<void>> hs;
+    // Deadlines from one instant: how late each fiber starts does not matter.
+    const auto base = std::chrono::steady_clock::now() + 20ms;
     for (int i : {5, 1, 4, 2, 3})
-      hs.push_back(weft::spawn([&order, i] {
-        weft::sleep_for(std::chrono::milliseconds(3 * i));
+      hs.push_back(weft::spawn([&order, i, base] {
+        weft::sleep_until(base + std::chrono::milliseconds(3 * i));
         order.push_back(i);
       }));
     for (auto& h : hs) h.join();
