@@ -227,7 +227,14 @@ std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
       if (v.iov_len == 0) continue;
       if (served && !sock_.read_queued_ready()) break;
       std::size_t got = 0;
-      if (!sock_.read_queued(kOp, v.iov_base, v.iov_len, deadline, &got)) break;
+      try {
+        if (!sock_.read_queued(kOp, v.iov_base, v.iov_len, deadline, &got)) break;
+      } catch (...) {
+        // Bytes already copied out of the queue exist nowhere else: return them.
+        // The failure (a close, a cancellation) recurs at the caller's next call.
+        if (served) break;
+        throw;
+      }
       served = true;
       total += got;
       if (got < v.iov_len) break;  // the queue ran empty, or the stream ended
