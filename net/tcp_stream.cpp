@@ -89,7 +89,23 @@ TcpStream TcpStream::connect(const Address& to, Timeout timeout) {
   s.set_label("peer", to);
   const int fd = s.fd();
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, fd, to.sockaddr_ptr(), to.size()); };
-  s.run(kOp, fill, deadline, 0);
+  try {
+    s.run(kOp, fill, deadline, 0);
+  } catch (const std::system_error& e) {
+    // run() retries a connect that ended in EINTR, but an interrupted connect
+    // goes on in the kernel (POSIX): on this fresh socket EISCONN then means it
+    // succeeded, EALREADY that it is still under way (wait for it, then ask).
+    const bool done = e.code() == std::errc::already_connected;
+    if (!done && e.code() != std::errc::connection_already_in_progress) throw;
+    if (!done) {
+      auto poll_out = [&](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, fd, POLLOUT); };
+      s.run(kOp, poll_out, deadline, 0);
+      int so_error = 0;
+      socklen_t len = sizeof so_error;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
+      if (so_error != 0) detail::throw_net_error(detail::Failure::errno_result, -so_error, kOp, s.subject());
+    }
+  }
   return TcpStream(std::move(s));
 }
 
