@@ -162,7 +162,15 @@ Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
   impl_->cfg = cfg;
   for (unsigned i = 0; i < cfg.workers; ++i)
     impl_->workers.push_back(std::make_unique<detail::Worker>(*this, i, impl_->cfg, impl_->fiber_ids));
-  for (auto& w : impl_->workers) w->start();  // a failure unwinds: started workers stop in ~Worker
+  try {
+    for (auto& w : impl_->workers) w->start();
+  } catch (...) {
+    // Stop the started workers before any of them is destroyed: a worker that
+    // ends wakes its peers.
+    for (auto& w : impl_->workers) w->request_stop();
+    for (auto& w : impl_->workers) w->join_thread();
+    throw;
+  }
   impl_->owner = this;
   if (cfg.dump_signal > 0) {
     struct sigaction sa {};

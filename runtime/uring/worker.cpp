@@ -225,10 +225,23 @@ void Worker::run_loop() {
         ops_.for_each_multishot([this](std::uint64_t ud) { cancel_op(ud); });
         continue;
       }
-      if (runq_.empty() && inbox_.empty() && ops_.in_flight() == 0) {
-        // Every fiber was cancelled and nothing runnable or in flight is left:
-        // what remains is parked on something with no cancel hook (or on another
-        // runtime) and nothing here can wake it. Say who, and leave them.
+      if (runq_.empty() && inbox_.empty() && ops_.in_flight() == 0 && !timers_besides_report()) {
+        // Every fiber was cancelled and nothing runnable, in flight or timed is
+        // left here: what remains is parked with its cancellation deferred, with
+        // no cancel hook, or on another runtime. A fiber of another worker of this
+        // runtime may still wake it (a join, a hand-off): wait until they have all
+        // ended (each wakes us as it ends).
+        if (!peers_ended()) {
+          tick();
+          continue;
+        }
+        // A wake a peer sent before it ended may not be here yet (a MSG_RING
+        // completion shows up when this ring next enters the kernel): look once.
+        if (ring_.enter(false, 0) < 0) continue;
+        reap();
+        drain_inbox();
+        if (!runq_.empty() || ops_.in_flight() > 0) continue;
+        // Nothing in this runtime can wake them now. Say who, and leave them.
         for (FiberBase* f = all_head_; f; f = f->all_next_)
           log::logger().error("shutdown: fiber {} abandoned while {} ({})", f->display_name(), state_name(f->state_),
                               f->wait_reason_);
@@ -237,12 +250,27 @@ void Worker::run_loop() {
     }
     tick();
   }
+  // release: our last wakes (inbox posts, MSG_RINGs reaped above) happen before
+  // a peer that reads this with acquire looks for them.
+  loop_ended_.store(true, std::memory_order_release);
+  for (unsigned i = 0, n = rt_.workers(); i < n; ++i)
+    if (Worker& peer = rt_.worker(i); &peer != this) peer.write_wake_fd();  // re-check peers_ended()
   // Late posts (a spawn racing the stop) are refused, never dropped silently.
   for (FiberBase* f = inbox_.take_all(); f;) {
     FiberBase* next = f->inbox_next_;
     if (f->state_ == FiberState::created) complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
     f = next;
   }
+}
+
+bool Worker::peers_ended() noexcept {
+  for (unsigned i = 0, n = rt_.workers(); i < n; ++i)
+    if (Worker& peer = rt_.worker(i); &peer != this && !peer.loop_ended_.load(std::memory_order_acquire)) return false;
+  return true;
+}
+
+bool Worker::timers_besides_report() const noexcept {
+  return timers_.size() > (stop_report_.queued() ? 1u : 0u);
 }
 
 // While stopping, every kStopReportPeriod: which fibers the stop still waits for

@@ -315,6 +315,10 @@ class Worker {
   static bool deferring_cancel(const FiberBase* self) noexcept;
   /// The same for a parked fiber of this worker (from its saved state).
   static bool parked_deferring_cancel(const FiberBase* f) noexcept;
+  /// Every other worker of the runtime has left its loop (stopping only).
+  bool peers_ended() noexcept;
+  /// A timer other than the stop report is armed (stopping only).
+  [[nodiscard]] bool timers_besides_report() const noexcept;
   void arm_stop_report();
   void report_stop_wait();
   void make_buf_ring();
@@ -370,6 +374,7 @@ class Worker {
   unsigned stack_color_ = 0;  // see give_stack()
   bool cancelled_all_ = false;
   std::atomic<bool> stop_requested_{false};  // release/acquire: set once by any thread
+  std::atomic<bool> loop_ended_{false};      // release/acquire: run_loop() returned (peers_ended)
   struct StopReport : TimerNode {
     Worker* worker = nullptr;
     std::int64_t began_ns = 0;  // when the fibers were cancelled

@@ -1,0 +1,75 @@
+// Shutdown gives up on a fiber ("abandoned") only when nothing in the runtime can
+// wake it any more: a fiber that defers its cancellation while it waits for a
+// fiber of another worker, or sleeps, is waited for.
+#include <spdlog/sinks/ringbuffer_sink.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <weft/runtime/log.hpp>
+#include <weft/weft.hpp>
+
+#include "../helpers/test_support.hpp"
+
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+namespace {
+const bool kUring = (weft::test::require_io_uring(), true);
+
+struct CapturedLog {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  CapturedLog() { weft::log::logger().sinks().push_back(sink); }
+  ~CapturedLog() { weft::log::logger().sinks().pop_back(); }
+  [[nodiscard]] std::string text() const {
+    std::string all;
+    for (auto& line : sink->last_formatted()) all += line;
+    return all;
+  }
+};
+}  // namespace
+
+TEST_CASE("shutdown waits for a fiber that joins a fiber of another worker with cancellation deferred") {
+  CapturedLog log;
+  std::atomic<bool> joined{false};
+  std::atomic<bool> child_started{false};
+  {
+    weft::Runtime rt(weft::Config{.workers = 2});
+    rt.spawn_on(0, [&] {
+        weft::this_fiber::DeferCancellation defer;  // as a destructor that joins its children
+        auto child = rt.spawn_on(1, [&] {
+          weft::this_fiber::DeferCancellation d;
+          child_started = true;
+          weft::sleep_for(30ms);  // still running when worker 0 has nothing left to do
+        });
+        child.join();
+        joined = true;
+      }).detach();
+    while (!child_started) std::this_thread::yield();
+  }  // ~Runtime: shutdown
+  INFO(log.text());
+  REQUIRE(joined);
+  REQUIRE(log.text().find("abandoned") == std::string::npos);
+}
+
+TEST_CASE("shutdown waits for a fiber that sleeps with cancellation deferred") {
+  CapturedLog log;
+  std::atomic<bool> woke{false};
+  std::atomic<bool> started{false};
+  {
+    weft::Runtime rt;
+    rt.spawn([&] {
+        weft::this_fiber::DeferCancellation defer;
+        started = true;
+        weft::sleep_for(30ms);
+        woke = true;
+      }).detach();
+    while (!started) std::this_thread::yield();
+  }
+  INFO(log.text());
+  REQUIRE(woke);
+  REQUIRE(log.text().find("abandoned") == std::string::npos);
+}
