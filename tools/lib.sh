@@ -7,7 +7,7 @@
 #   weft_log MSG...          progress message on stderr
 #   weft_ensure_pkgs         installs the missing Debian packages (apt-get)
 #   weft_configure BUILD     meson setup build/BUILD unless already configured
-#   weft_build BUILD         weft_configure + ninja -C build/BUILD
+#   weft_build BUILD [T...]  weft_configure + ninja -C build/BUILD [the targets T only]
 #   weft_is_build NAME       true if NAME is one of WEFT_BUILDS
 # and, for the echo tools (demo, echo-ab, echo-solo):
 #   weft_on_cpu0             array: the taskset prefix pinning to CPU 0 (empty on 1 CPU)
@@ -96,12 +96,15 @@ weft_configure() {
   echo "${args[*]}" >"$stamp"
 }
 
-# weft_build BUILD: configures if needed, then compiles everything.
+# weft_build BUILD [TARGET...]: configures if needed, then compiles the given
+# targets (paths under build/BUILD, e.g. tools/weft-echo/weft-echo), or everything.
 weft_build() {
   weft_configure "$1" || return 1
-  weft_log "building build/$1"
-  ninja -C "$WEFT_ROOT/build/$1"
+  weft_log "building build/$1${2:+: ${*:2}}"
+  ninja -C "$WEFT_ROOT/build/$1" "${@:2}"
 }
+# The programs the echo tools, the demo and the benchmarks run.
+WEFT_TOOL_TARGETS=(tools/weft-echo/weft-echo tools/weft-loadgen/weft-loadgen tools/weft-bench/weft-bench)
 
 weft_on_cpu0=()
 # shellcheck disable=SC2034  # read by the scripts that source this file
@@ -123,7 +126,7 @@ weft_echo_client() {
   local lg="$WEFT_ROOT/build/release/tools/weft-loadgen/weft-loadgen"
   if [ -z "${1:-}" ] && [ ! -x "$lg" ]; then
     weft_ensure_pkgs
-    weft_build release >&2
+    weft_build release tools/weft-loadgen/weft-loadgen >&2
   fi
   # shellcheck disable=SC2034  # read by the calling script
   read -r -a client <<<"${1:-$lg}"
