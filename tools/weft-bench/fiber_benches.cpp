@@ -112,7 +112,10 @@ Result bench_place(weft::Runtime& rt, const Args&, long n) {
     case weft::Placement::least_loaded: extra += "least_loaded"; break;
   }
   extra += " jobs_per_worker=";
-  for (std::size_t i = 0; i < per.size(); ++i) extra += (i ? "," : "") + std::to_string(per[i]);
+  for (std::size_t i = 0; i < per.size(); ++i) {
+    if (i) extra += ',';
+    extra += std::to_string(per[i]);
+  }
   return {static_cast<double>(n), t1 - t0, extra};
 }
 
