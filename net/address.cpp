@@ -390,7 +390,13 @@ std::string Address::host() const {
       const auto* un = reinterpret_cast<const sockaddr_un*>(&ss_);
       const std::size_t n = len_ - kUnixPathOffset;
       if (n == 0) return {};  // unnamed
-      if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, n - 1);
+      if (un->sun_path[0] == '\0') {
+        // Appended, not "@" + std::string(...): g++ 12 warns on that (-Wrestrict,
+        // a false positive inside std::string).
+        std::string s = "@";
+        s.append(un->sun_path + 1, n - 1);
+        return s;
+      }
       return std::string(un->sun_path, strnlen(un->sun_path, n));
     }
     case Family::none:
@@ -401,8 +407,14 @@ std::string Address::host() const {
 
 std::string Address::to_string() const {
   if (family() == Family::ipv4) return host() + ":" + std::to_string(port());
-  if (family() == Family::ipv6) return "[" + host() + "]:" + std::to_string(port());
-  if (family() == Family::unix_path) return "unix:" + host();  // "unix:" alone if unnamed (does not parse back)
+  if (family() == Family::ipv6) {
+    std::string s = "[";  // appended in turn: see host()
+    s += host();
+    s += "]:";
+    s += std::to_string(port());
+    return s;
+  }
+  if (family() == Family::unix_path) return std::string("unix:") += host();  // "unix:" alone if unnamed (does not parse back)
   return "<no address>";
 }
 
