@@ -808,21 +808,28 @@ void Worker::request_cancel(FiberBase* f) noexcept {
     return;
   }
   // Only the fiber's worker may touch its state: a small fiber there does it.
-  // It holds a reference, so `f` outlives the hand-over even if the handle goes.
-  f->refs_.fetch_add(1, std::memory_order_relaxed);  // the caller's handle keeps it alive meanwhile
+  // Its callable holds a reference, so `f` outlives the hand-over even if the
+  // handle goes; the reference goes with the callable, whether the small fiber
+  // runs, is ended unrun by a stopping worker, or is refused (the runtime is
+  // shutting down, and its shutdown cancels every fiber anyway).
+  struct Ref {
+    FiberBase* f;
+    explicit Ref(FiberBase* g) noexcept : f(g) {
+      f->refs_.fetch_add(1, std::memory_order_relaxed);  // the caller's handle keeps it alive meanwhile
+    }
+    Ref(Ref&& o) noexcept : f(std::exchange(o.f, nullptr)) {}
+    Ref(const Ref&) = delete;
+    Ref& operator=(const Ref&) = delete;
+    Ref& operator=(Ref&&) = delete;
+    ~Ref() {
+      if (f) f->release_ref();
+    }
+  };
   try {
     w->rt_.spawn_on(
-          w->index_,
-          [f] {
-            f->worker_->cancel_local(f);
-            f->release_ref();
-          },
-          {.name = "weft-cancel"})
+          w->index_, [ref = Ref(f)] { ref.f->worker_->cancel_local(ref.f); }, {.name = "weft-cancel"})
         .detach();
   } catch (...) {
-    // The runtime is shutting down (spawns refused): its shutdown cancels every
-    // fiber anyway.
-    f->release_ref();
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
+#include <weft/runtime/uring/worker.hpp>
 #include <weft/sync/channel.hpp>
 #include <weft/weft.hpp>
 
@@ -151,4 +152,40 @@ TEST_CASE("inside a DeferCancellation scope a cancellation waits for the first b
   h.cancel();
   REQUIRE(ends_cancelled(h));
   REQUIRE(stage == 2);
+}
+
+TEST_CASE("a cancel handed to a worker that stops before running it still frees the fiber") {
+  // The cancelled fiber's result lives in its fiber object: counted, it tells
+  // whether the object was freed.
+  static std::atomic<int> live{0};
+  struct Counted {
+    Counted() { live.fetch_add(1); }
+    Counted(Counted&&) noexcept { live.fetch_add(1); }
+    Counted(const Counted&) = delete;
+    ~Counted() { live.fetch_sub(1); }
+  };
+  {
+    weft::Runtime rt(weft::Config{.workers = 2});
+    weft::Event never(rt);
+    auto victim = rt.spawn_on(1, [&never] {
+      try {
+        never.wait();
+      } catch (const weft::FiberCancelled&) {
+      }
+      return Counted();
+    });
+    while (!never.has_waiters()) std::this_thread::yield();
+    // Worker 1 busy until the runtime stops: the cancel below waits in its inbox.
+    std::atomic<bool> spinning{false};
+    rt.spawn_on(1, [&] {
+        spinning = true;
+        while (!rt.worker(1).stopping()) {
+        }
+      }).detach();
+    while (!spinning) std::this_thread::yield();
+    rt.spawn_on(0, [&] { victim.cancel(); }).join();  // hands the cancel to worker 1
+    victim.detach();
+    rt.shutdown();  // worker 1 cancels everything itself, then finds the hand-over
+  }
+  REQUIRE(live.load() == 0);
 }
