@@ -1,8 +1,6 @@
 // Shutdown gives up on a fiber ("abandoned") only when nothing in the runtime can
 // wake it any more: a fiber that defers its cancellation while it waits for a
 // fiber of another worker, or sleeps, is waited for.
-#include <spdlog/sinks/ringbuffer_sink.h>
-
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -12,24 +10,14 @@
 #include <weft/runtime/log.hpp>
 #include <weft/weft.hpp>
 
+#include "../helpers/captured_log.hpp"
 #include "../helpers/test_support.hpp"
 
 using namespace std::chrono_literals;
-using Catch::Matchers::Contains;
+using weft::test::CapturedLog;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
-
-struct CapturedLog {
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
-  CapturedLog() { weft::log::logger().sinks().push_back(sink); }
-  ~CapturedLog() { weft::log::logger().sinks().pop_back(); }
-  [[nodiscard]] std::string text() const {
-    std::string all;
-    for (auto& line : sink->last_formatted()) all += line;
-    return all;
-  }
-};
 }  // namespace
 
 TEST_CASE("shutdown waits for a fiber that joins a fiber of another worker with cancellation deferred") {

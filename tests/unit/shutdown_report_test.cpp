@@ -2,8 +2,6 @@
 // fiber it waits for: one running without yielding, by the shutdown caller; one
 // still parked after its cancellation, by the worker itself. The tests wait for
 // the message (bounded), then release the fiber: no timing in the assertions.
-#include <spdlog/sinks/ringbuffer_sink.h>
-
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -14,34 +12,15 @@
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
 
+#include "../helpers/captured_log.hpp"
 #include "../helpers/test_support.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
+using weft::test::CapturedLog;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
-
-// A log sink attached for the test's lifetime (detach only once no runtime is left).
-struct CapturedLog {
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
-  CapturedLog() { weft::log::logger().sinks().push_back(sink); }
-  ~CapturedLog() { weft::log::logger().sinks().pop_back(); }
-  [[nodiscard]] std::string text() const {
-    std::string all;
-    for (auto& line : sink->last_formatted()) all += line;
-    return all;
-  }
-  /// The first captured line containing both parts, waiting for it (bounded: 60 s).
-  [[nodiscard]] std::string wait_line(const std::string& a, const std::string& b) const {
-    for (int i = 0; i < 6000; ++i) {
-      for (auto& line : sink->last_formatted())
-        if (line.find(a) != std::string::npos && line.find(b) != std::string::npos) return line;
-      std::this_thread::sleep_for(10ms);
-    }
-    return "";
-  }
-};
 }  // namespace
 
 TEST_CASE("shutdown names every fiber that keeps it waiting by running without yielding") {
