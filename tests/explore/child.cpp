@@ -28,6 +28,7 @@
 #include <weft/net/error.hpp>
 #include <weft/runtime/log.hpp>
 
+#include "../helpers/watchdog.hpp"
 #include "explore.hpp"
 
 namespace weft::explore {
@@ -81,45 +82,6 @@ namespace {
 std::atomic<const char*> g_phase{"starting"};  // relaxed: a label for the dump only
 std::mutex wd_mu;
 weft::Runtime* g_watched = nullptr;  // under wd_mu
-
-class Watchdog {
- public:
-  explicit Watchdog(std::chrono::seconds limit)
-      : thread_([this, limit] {
-          std::unique_lock lk(mu_);
-          if (cv_.wait_for(lk, limit, [this] { return done_; })) return;
-          std::fprintf(stderr, "WATCHDOG [%s]: no end within %lld s (phase: %s); fiber dump follows\n",
-                       g_label.c_str(), static_cast<long long>(limit.count()),
-                       g_phase.load(std::memory_order_relaxed));
-          std::fflush(stderr);
-          // dump_fibers needs live workers; if they are wedged it may not return.
-          std::thread([] {
-            std::lock_guard g(wd_mu);
-            try {
-              if (g_watched) std::fprintf(stderr, "%s\n", g_watched->dump_fibers().c_str());
-            } catch (const std::exception& e) {
-              std::fprintf(stderr, "(no fiber dump: %s)\n", e.what());
-            }
-            std::fflush(stderr);
-          }).detach();
-          std::this_thread::sleep_for(std::chrono::seconds(4));
-          std::abort();
-        }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard lk(mu_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;  // last: starts after the members it uses exist
-};
 
 // ----------------------------------------------------------- error log ----
 
@@ -310,7 +272,27 @@ int run_child(const Scenario& s, Run& run, std::chrono::seconds limit) {
   g_label = std::string(s.name) + " seed " + std::to_string(run.seed);
   weft::log::logger().sinks().push_back(std::make_shared<ErrorSink>());
   weft::test::require_io_uring();  // exits 77 (skip) without it
-  Watchdog dog(limit);
+  weft::test::Watchdog dog(
+      limit,
+      [limit] {
+        std::string h = "WATCHDOG [";  // appended: patches-notes/gcc12-wrestrict-string.md
+        h += g_label;
+        h += "]: no end within ";
+        h += std::to_string(limit.count());
+        h += " s (phase: ";
+        h += g_phase.load(std::memory_order_relaxed);
+        h += "); fiber dump follows";
+        return h;
+      },
+      [] {
+        std::lock_guard g(wd_mu);
+        try {
+          return g_watched ? g_watched->dump_fibers() : std::string();
+        } catch (const std::exception& e) {
+          return std::string("(no fiber dump: ") + e.what() + ")";
+        }
+      },
+      std::chrono::seconds(4));
   s.body(run);
   phase("checking the error log");
   if (const std::size_t n = unexpected_error_logs()) FAIL_NOW(std::to_string(n) + " unexpected error log line(s)");

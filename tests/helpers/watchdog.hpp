@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -30,22 +31,39 @@ class Watchdog {
   /// `rt` may be null (a test of threads only): then no fiber dump.
   Watchdog(const char* what, weft::Runtime* rt, std::vector<std::atomic<long>*> counters,
            std::chrono::seconds limit = 420s)
-      : thread_([this, what, rt, counters, limit] {
+      : Watchdog(
+            limit,
+            [what, counters, limit] {
+              // Appended piece by piece (patches-notes/gcc12-wrestrict-string.md).
+              std::string h = "WATCHDOG: '";
+              h += what;
+              h += "' did not finish within ";
+              h += std::to_string(limit.count());
+              h += "s; progress:";
+              for (auto* c : counters) {
+                h += ' ';
+                h += std::to_string(c->load());
+              }
+              return h;
+            },
+            rt ? std::function<std::string()>([rt] { return rt->dump_fibers(); }) : nullptr) {}
+  /// The general form: at expiry prints `headline()`, then the text `dump()`
+  /// returns (if given; from a detached thread, waited for `grace` at most, since
+  /// a wedged runtime may never answer), then aborts.
+  Watchdog(std::chrono::seconds limit, std::function<std::string()> headline, std::function<std::string()> dump,
+           std::chrono::seconds grace = 5s)
+      : thread_([this, limit, headline = std::move(headline), dump = std::move(dump), grace] {
           std::unique_lock lk(mu_);
           if (cv_.wait_for(lk, limit, [this] { return done_; })) return;
-          std::fprintf(stderr, "WATCHDOG: '%s' did not finish within %llds; progress:", what,
-                       static_cast<long long>(limit.count()));
-          for (auto* c : counters) std::fprintf(stderr, " %ld", c->load());
-          std::fprintf(stderr, "\n");
+          std::fprintf(stderr, "%s\n", headline().c_str());
           std::fflush(stderr);
-          if (rt) {
-            // dump_fibers needs live workers; if they are wedged it may not return.
-            std::thread([rt] {
-              std::string d = rt->dump_fibers();
+          if (dump) {
+            std::thread([dump] {
+              std::string d = dump();
               std::fprintf(stderr, "%s\n", d.c_str());
               std::fflush(stderr);
             }).detach();
-            std::this_thread::sleep_for(5s);
+            std::this_thread::sleep_for(grace);
           }
           std::abort();
         }) {}
