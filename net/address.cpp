@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+
 #include <weft/net/address.hpp>
 
 namespace weft::net {
@@ -414,7 +415,8 @@ std::string Address::to_string() const {
     s += std::to_string(port());
     return s;
   }
-  if (family() == Family::unix_path) return std::string("unix:") += host();  // "unix:" alone if unnamed (does not parse back)
+  if (family() == Family::unix_path)
+    return std::string("unix:") += host();  // "unix:" alone if unnamed (does not parse back)
   return "<no address>";
 }
 

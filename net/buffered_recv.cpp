@@ -42,6 +42,7 @@
 #include <memory>
 #include <stdexcept>
 #include <utility>
+
 #include <weft/net/socket.hpp>
 #include <weft/net/socket_core.hpp>
 #include <weft/runtime/runtime.hpp>
@@ -67,19 +68,21 @@ struct BufferedRecv {
   std::uint32_t queued = 0;  ///< chunks in the queue
   int end = 1;               ///< 1: none; 0: end of stream; < 0: -errno to throw
   std::atomic<std::uint8_t> state{kIdle};
-  bool cancel_sent = false;    ///< the flow cap cancelled the armed receive
-  std::uint8_t dry_streak = 0;  ///< arms in a row that ended -ENOBUFS before any chunk
-  std::uint32_t plain_left = 0; ///< plain receives still to do before arming again
-  bool fixed = false;          ///< it names the registered-file slot
-  bool refused_fixed = false;  ///< it ended with -EBADF on the slot: use the fd
-  bool delivered = false;      ///< a chunk ever arrived (an -EINVAL after that is an error)
+  bool cancel_sent = false;      ///< the flow cap cancelled the armed receive
+  std::uint8_t dry_streak = 0;   ///< arms in a row that ended -ENOBUFS before any chunk
+  std::uint32_t plain_left = 0;  ///< plain receives still to do before arming again
+  bool fixed = false;            ///< it names the registered-file slot
+  bool refused_fixed = false;    ///< it ended with -EBADF on the slot: use the fd
+  bool delivered = false;        ///< a chunk ever arrived (an -EINVAL after that is an error)
   weft::detail::Waiter* reader = nullptr;
 
   void push(std::uint16_t bid, std::uint32_t len) {
     ring->len(bid) = len;
     ring->next(bid) = BufRing::kNone;
-    if (tail == BufRing::kNone) head = bid;
-    else ring->next(tail) = bid;
+    if (tail == BufRing::kNone)
+      head = bid;
+    else
+      ring->next(tail) = bid;
     tail = bid;
     ++queued;
     delivered = true;
@@ -153,8 +156,10 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
   BufRing* ring = rx->ring;
   if (flags & IORING_CQE_F_BUFFER) {
     const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
-    if (res > 0 && !c->closing) rx->push(bid, static_cast<std::uint32_t>(res));
-    else ring->give_back(bid);
+    if (res > 0 && !c->closing)
+      rx->push(bid, static_cast<std::uint32_t>(res));
+    else
+      ring->give_back(bid);
   }
   if (!(flags & IORING_CQE_F_MORE)) {
     if (res == 0) {

@@ -22,6 +22,7 @@
 #include <exception>
 #include <memory>
 #include <utility>
+
 #include <weft/net/socket_core.hpp>
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/log.hpp>

@@ -1,6 +1,7 @@
 // net/error.cpp — the one place where net/ turns raw -errno results into
 // exceptions, and the timeout arithmetic every call shares. See error.hpp.
 #include <cerrno>
+
 #include <weft/net/error.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/this_fiber.hpp>

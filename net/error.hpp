@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <string>
 #include <system_error>
+
 #include <weft/runtime/this_fiber.hpp>
 
 namespace weft::net {

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+
 #include <weft/net/resolve.hpp>
 #include <weft/runtime/threaded/offload.hpp>
 

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
+
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
 

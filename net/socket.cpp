@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <new>
 #include <system_error>
+
 #include <weft/net/socket.hpp>
 #include <weft/net/socket_core.hpp>
 #include <weft/runtime/domain.hpp>
@@ -59,8 +60,10 @@ void remove_slot(SocketCore* c) noexcept {
   if (slot < 0) return;
   Worker* w = c->slot_owner;
   try {
-    if (t_state.worker == w) w->files().remove(w->ring(), slot);
-    else w->remove_file_remote(&c->slot);
+    if (t_state.worker == w)
+      w->files().remove(w->ring(), slot);
+    else
+      w->remove_file_remote(&c->slot);
   } catch (const std::exception& e) {
     log_slot_failure(c, e);
   }
@@ -120,14 +123,14 @@ OpCount::~OpCount() {
 
 }  // namespace detail
 
-using detail::leave;
-using detail::OpCount;
-using detail::subject_of;
-using detail::throw_for;
 using detail::enter_op;
 using detail::enter_ring_op;
+using detail::leave;
+using detail::OpCount;
 using detail::remove_slot;
 using detail::rx_release;
+using detail::subject_of;
+using detail::throw_for;
 
 namespace {
 

@@ -63,6 +63,7 @@
 
 #include <cstdint>
 #include <string>
+
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
 #include <weft/net/recv_buffer.hpp>

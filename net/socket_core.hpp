@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
 

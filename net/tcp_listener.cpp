@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <stdexcept>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/log.hpp>

@@ -12,6 +12,7 @@
 #include <climits>
 #include <stdexcept>
 #include <vector>
+
 #include <weft/net/resolve.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/fiber/sanitizer.hpp>

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <span>
 #include <string_view>
+
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
 #include <weft/net/recv_buffer.hpp>

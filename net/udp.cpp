@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <stdexcept>
+
 #include <weft/net/udp.hpp>
 
 #include "weft_build_config.hpp"

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
 #include <weft/net/socket.hpp>

@@ -1,10 +1,9 @@
 // runtime/domain.cpp — domain identity and the Evented-only check's message.
-#include <weft/runtime/domain.hpp>
-
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/runtime.hpp>
 #include <weft/runtime/uring/worker.hpp>
@@ -33,8 +32,8 @@ Domain current_domain() noexcept {
 std::string describe_caller() {
   const auto& ts = detail::t_state;
   if (ts.worker) {
-    std::string where = "worker " + std::to_string(ts.worker->index()) + " of runtime '" +
-                        ts.worker->runtime().name() + "'";
+    std::string where =
+        "worker " + std::to_string(ts.worker->index()) + " of runtime '" + ts.worker->runtime().name() + "'";
     if (ts.fiber) return "fiber '" + ts.fiber->display_name() + "' on " + where;
     return "the scheduler context (a Timer callback) of " + where;
   }

@@ -1,6 +1,4 @@
 // runtime/log.cpp — logger construction, the WEFT_LOG level names and the "%W" (who) pattern flag.
-#include <weft/runtime/log.hpp>
-
 #include <pthread.h>
 
 #include <cctype>
@@ -12,6 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/log.hpp>
 #include <weft/runtime/uring/worker.hpp>
 
 namespace weft::log {
@@ -85,6 +84,8 @@ spdlog::logger& logger() {
   return *lg;
 }
 
-void set_level(spdlog::level::level_enum level) { logger().set_level(level); }
+void set_level(spdlog::level::level_enum level) {
+  logger().set_level(level);
+}
 
 }  // namespace weft::log

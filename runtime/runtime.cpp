@@ -10,8 +10,6 @@
 //    shutdown(), so nothing is destroyed under a caller.
 //  - The monitor thread and the shutdown caller only read workers' relaxed
 //    counters and their published running fiber; they never touch scheduler state.
-#include <weft/runtime/runtime.hpp>
-
 #include <pthread.h>
 #include <signal.h>
 
@@ -28,10 +26,11 @@
 
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/log.hpp>
-#include <weft/runtime/tsa.hpp>
+#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/threaded/offload.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>
+#include <weft/runtime/tsa.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/runtime/waiter.hpp>
 
@@ -43,7 +42,9 @@ namespace {
 // value is the whole message.
 std::atomic<std::uint64_t> g_dump_requests{0};
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
-extern "C" void on_dump_signal(int) { g_dump_requests.fetch_add(1, std::memory_order_relaxed); }
+extern "C" void on_dump_signal(int) {
+  g_dump_requests.fetch_add(1, std::memory_order_relaxed);
+}
 
 // Process-wide, never reused: fiber ids (a Mutex names its owner by it) and
 // runtime ids (a primitive names its runtime by it). relaxed: uniqueness only.
@@ -102,8 +103,8 @@ struct Runtime::Impl {
 void Runtime::Impl::run_monitor() {
   pthread_setname_np(pthread_self(), (cfg.name.substr(0, 9) + "-mon").c_str());
   const auto threshold = cfg.stall_threshold;
-  const auto period = threshold.count() > 0 ? std::max(threshold / 4, std::chrono::milliseconds(1))
-                                            : std::chrono::milliseconds(50);
+  const auto period =
+      threshold.count() > 0 ? std::max(threshold / 4, std::chrono::milliseconds(1)) : std::chrono::milliseconds(50);
   struct Seen {
     std::uint64_t epoch = ~0ULL;
     std::chrono::steady_clock::time_point since;
@@ -386,17 +387,16 @@ std::string Runtime::dump_fibers(std::chrono::milliseconds timeout) {
       std::string text;
     };
     auto answer = std::make_shared<Answer>();
-    spawn_on(
-        i,
-        [w, answer] {
-          std::string text = w->dump_fibers();
-          {
-            std::lock_guard lk(answer->mu);
-            answer->text = std::move(text);
-          }
-          answer->done.notify();
-        },
-        {"fiber-dump"})
+    spawn_on(i,
+             [w, answer] {
+               std::string text = w->dump_fibers();
+               {
+                 std::lock_guard lk(answer->mu);
+                 answer->text = std::move(text);
+               }
+               answer->done.notify();
+             },
+             {"fiber-dump"})
         .detach();
     if (answer->done.wait(detail::deadline_after(timeout)) == detail::Waiter::Result::notified) {
       std::lock_guard lk(answer->mu);
@@ -410,13 +410,27 @@ std::string Runtime::dump_fibers(std::chrono::milliseconds timeout) {
   return out;
 }
 
-const std::string& Runtime::name() const { return impl_->cfg.name; }
-std::uint64_t Runtime::id() const noexcept { return impl_->id; }
-unsigned Runtime::workers() const { return static_cast<unsigned>(impl_->workers.size()); }
-const Config& Runtime::config() const { return impl_->cfg; }
-const detail::RingInfo& Runtime::ring_info(unsigned worker) const { return impl_->workers.at(worker)->ring_info(); }
-GuardMode Runtime::guard_mode() const { return impl_->workers.front()->guard_mode(); }
-detail::Worker& Runtime::worker(unsigned i) { return *impl_->workers.at(i); }
+const std::string& Runtime::name() const {
+  return impl_->cfg.name;
+}
+std::uint64_t Runtime::id() const noexcept {
+  return impl_->id;
+}
+unsigned Runtime::workers() const {
+  return static_cast<unsigned>(impl_->workers.size());
+}
+const Config& Runtime::config() const {
+  return impl_->cfg;
+}
+const detail::RingInfo& Runtime::ring_info(unsigned worker) const {
+  return impl_->workers.at(worker)->ring_info();
+}
+GuardMode Runtime::guard_mode() const {
+  return impl_->workers.front()->guard_mode();
+}
+detail::Worker& Runtime::worker(unsigned i) {
+  return *impl_->workers.at(i);
+}
 
 ThreadPool* detail::current_runtime_pool() {
   return detail::t_state.fiber ? &detail::t_state.worker->runtime().pool() : nullptr;

@@ -10,9 +10,9 @@
 namespace weft {
 
 struct Stats {
-  std::uint64_t fibers_alive = 0;       ///< spawned and not yet finished
+  std::uint64_t fibers_alive = 0;  ///< spawned and not yet finished
   std::uint64_t fibers_spawned = 0;
-  std::uint64_t switches = 0;           ///< fiber activations (switches into a fiber), counted per tick
+  std::uint64_t switches = 0;  ///< fiber activations (switches into a fiber), counted per tick
   std::uint64_t sqes_submitted = 0;
   std::uint64_t cqes_reaped = 0;
   std::uint64_t stale_completions = 0;  ///< CQEs whose slot generation did not match
@@ -22,18 +22,18 @@ struct Stats {
   std::uint64_t enters = 0;             ///< io_uring_enter calls
   std::uint64_t wakes = 0;              ///< cross-thread wakes received
   std::uint64_t timers_fired = 0;
-  std::uint64_t stalls = 0;             ///< stall reports
+  std::uint64_t stalls = 0;  ///< stall reports
   std::uint64_t stacks_live = 0;
-  std::uint64_t stack_mappings = 0;     ///< VMAs the stack pools created
-  std::uint64_t files_registered = 0;   ///< sockets installed in the rings' file tables now
+  std::uint64_t stack_mappings = 0;    ///< VMAs the stack pools created
+  std::uint64_t files_registered = 0;  ///< sockets installed in the rings' file tables now
   std::uint64_t unjoined_exceptions = 0;
   // Buffered reads (TcpStream::read_buffer and the reads that share its queue):
-  std::uint64_t recv_arms = 0;          ///< multishot receives armed
-  std::uint64_t recv_starved = 0;       ///< armed receives the kernel ended because the buffer ring ran dry
-  std::uint64_t recv_plain = 0;         ///< buffered reads served by a plain receive into a heap buffer instead
+  std::uint64_t recv_arms = 0;     ///< multishot receives armed
+  std::uint64_t recv_starved = 0;  ///< armed receives the kernel ended because the buffer ring ran dry
+  std::uint64_t recv_plain = 0;    ///< buffered reads served by a plain receive into a heap buffer instead
   // The explorer (Config::explore; zero when it is off):
-  std::uint64_t explore_yields = 0;     ///< yields it injected
-  std::uint64_t faults_injected = 0;    ///< faults it injected
+  std::uint64_t explore_yields = 0;   ///< yields it injected
+  std::uint64_t faults_injected = 0;  ///< faults it injected
 };
 
 }  // namespace weft
@@ -43,8 +43,12 @@ namespace weft::detail {
 /// A counter with one writer (its worker) and racy-but-safe readers (stats()).
 class Counter {
  public:
-  void add(std::uint64_t n = 1) noexcept { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(std::uint64_t n = 1) noexcept { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void add(std::uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(std::uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
   void set(std::uint64_t n) noexcept { v_.store(n, std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
 

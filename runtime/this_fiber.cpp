@@ -1,7 +1,6 @@
 // runtime/this_fiber.cpp — yield, sleep, identity of the running fiber.
-#include <weft/runtime/this_fiber.hpp>
-
 #include <weft/runtime/domain.hpp>
+#include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/uring/worker.hpp>
 
 namespace weft {
@@ -40,13 +39,23 @@ void yield() {
 }
 
 namespace this_fiber {
-std::uint64_t id() { return detail::running_fiber("weft::this_fiber::id")->id(); }
-std::string name() { return detail::running_fiber("weft::this_fiber::name")->display_name(); }
-bool cancelled() { return detail::running_fiber("weft::this_fiber::cancelled")->cancel_requested_; }
+std::uint64_t id() {
+  return detail::running_fiber("weft::this_fiber::id")->id();
+}
+std::string name() {
+  return detail::running_fiber("weft::this_fiber::name")->display_name();
+}
+bool cancelled() {
+  return detail::running_fiber("weft::this_fiber::cancelled")->cancel_requested_;
+}
 
-DeferCancellation::DeferCancellation() { ++detail::running_fiber("weft::this_fiber::DeferCancellation")->cancel_defer_; }
+DeferCancellation::DeferCancellation() {
+  ++detail::running_fiber("weft::this_fiber::DeferCancellation")->cancel_defer_;
+}
 // The fiber that made it is the one running here (a scope cannot change fibers).
-DeferCancellation::~DeferCancellation() { --detail::t_state.fiber->cancel_defer_; }
+DeferCancellation::~DeferCancellation() {
+  --detail::t_state.fiber->cancel_defer_;
+}
 }  // namespace this_fiber
 
 }  // namespace weft

@@ -3,8 +3,6 @@
 // Invariants: the node is in worker_'s heap iff armed(); waiters exist only while
 // armed; while armed all of it is touched only on worker_'s thread. An idle Timer
 // is rebound by the next call (worker_ is then only compared, never followed).
-#include <weft/runtime/timer.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -14,6 +12,7 @@
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/runtime.hpp>
 #include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/timer.hpp>
 #include <weft/runtime/uring/worker.hpp>
 
 namespace weft {
@@ -38,9 +37,10 @@ Timer::~Timer() {
 void Timer::bind(const char* op) {
   detail::Worker* w = detail::t_state.worker;
   if (!w) {
-    throw CrossRuntimeError(std::string(op) + " is Evented-only: a Timer lives on a worker of a weft::Runtime, "
-                            "but the caller is Threaded: " + describe_caller() +
-                            ". Bridges: Runtime::spawn a fiber that owns the timer.");
+    throw CrossRuntimeError(std::string(op) +
+                            " is Evented-only: a Timer lives on a worker of a weft::Runtime, "
+                            "but the caller is Threaded: " +
+                            describe_caller() + ". Bridges: Runtime::spawn a fiber that owns the timer.");
   }
   if (worker_ == w) return;
   if (node_.queued() || waiters_) {
@@ -107,7 +107,9 @@ void Timer::on_fire(detail::TimerNode* n) {
 
 // The worker's thread ends with this timer still armed: it is idle from now on
 // (no waiter is left: each was a fiber, cancelled and unwound before the end).
-void Timer::on_retire(detail::TimerNode* n) { static_cast<Node*>(n)->owner->worker_ = nullptr; }
+void Timer::on_retire(detail::TimerNode* n) {
+  static_cast<Node*>(n)->owner->worker_ = nullptr;
+}
 
 bool Timer::wait() {
   detail::require_fiber("weft::Timer::wait");
@@ -127,7 +129,10 @@ bool Timer::wait() {
         auto* me = static_cast<Waiter*>(arg);
         Timer* t = me->timer;
         if (!t) return;  // already claimed by an expiry or cancel
-        if (me->prev) me->prev->next = me->next; else t->waiters_ = me->next;
+        if (me->prev)
+          me->prev->next = me->next;
+        else
+          t->waiters_ = me->next;
         if (me->next) me->next->prev = me->prev;
         me->timer = nullptr;
         f->worker_->unpark_local(f);

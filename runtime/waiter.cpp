@@ -1,7 +1,5 @@
 // runtime/waiter.cpp — the claim-once wait for fibers (park/unpark, timer node on
 // the fiber's stack) and threads (futex with an absolute monotonic deadline).
-#include <weft/runtime/waiter.hpp>
-
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -10,6 +8,7 @@
 #include <cerrno>
 
 #include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/waiter.hpp>
 
 namespace weft::detail {
 

@@ -95,7 +95,10 @@ class WakeList {
   bool claim(Waiter* w) noexcept {
     if (!w->claim_notify()) return false;
     w->next = nullptr;
-    if (tail_) tail_->next = w; else head_ = w;
+    if (tail_)
+      tail_->next = w;
+    else
+      head_ = w;
     tail_ = w;
     return true;
   }

@@ -1,7 +1,5 @@
 // sync/binding.cpp — binding a primitive to its domain on first use, and the one
 // message every cross-domain call gets (thrown, or printed before abort()).
-#include <weft/sync/binding.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +9,7 @@
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/runtime.hpp>
 #include <weft/runtime/uring/worker.hpp>
+#include <weft/sync/binding.hpp>
 
 namespace weft::detail {
 

@@ -185,9 +185,9 @@ class Channel {
   enum class Status { pending, ok, closed };
   // One blocked call, on its caller's stack; Waiter::payload points here.
   struct Op {
-    T* src = nullptr;                   // sender: the value to hand over
-    std::optional<T>* dst = nullptr;    // receiver: where a hand-over lands
-    Status status = Status::pending;    // set by the popper between its claim and the wake
+    T* src = nullptr;                 // sender: the value to hand over
+    std::optional<T>* dst = nullptr;  // receiver: where a hand-over lands
+    Status status = Status::pending;  // set by the popper between its claim and the wake
   };
   static Op* op_of(detail::Waiter* w) noexcept { return static_cast<Op*>(w->payload); }
 
@@ -265,9 +265,12 @@ class Channel {
       senders_.push_back(&w);
     }
     switch (await(w, op, true, deadline)) {
-      case Status::ok: return SendStatus::ok;
-      case Status::closed: return SendStatus::closed;
-      case Status::pending: break;
+      case Status::ok:
+        return SendStatus::ok;
+      case Status::closed:
+        return SendStatus::closed;
+      case Status::pending:
+        break;
     }
     return SendStatus::timed_out;
   }
@@ -294,9 +297,12 @@ class Channel {
       receivers_.push_back(&w);
     }
     switch (await(w, op, false, deadline)) {
-      case Status::ok: return res;
-      case Status::closed: return {RecvStatus::closed, std::nullopt};
-      case Status::pending: break;
+      case Status::ok:
+        return res;
+      case Status::closed:
+        return {RecvStatus::closed, std::nullopt};
+      case Status::pending:
+        break;
     }
     return {RecvStatus::timed_out, std::nullopt};
   }

@@ -1,10 +1,9 @@
 // sync/condition.cpp — Condition's wait and notify (protocol: see the header).
-#include <weft/sync/condition.hpp>
-
 #include <system_error>
 
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
+#include <weft/sync/condition.hpp>
 
 namespace weft {
 

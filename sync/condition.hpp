@@ -28,8 +28,8 @@
 #include <weft/runtime/tsa.hpp>
 #include <weft/runtime/waiter.hpp>
 #include <weft/sync/binding.hpp>
-#include <weft/sync/waiter_queue.hpp>
 #include <weft/sync/mutex.hpp>
+#include <weft/sync/waiter_queue.hpp>
 
 namespace weft {
 

@@ -1,7 +1,6 @@
 // sync/event.cpp — Event's queueing and signalling (protocol: see event.hpp).
-#include <weft/sync/event.hpp>
-
 #include <weft/runtime/error.hpp>
+#include <weft/sync/event.hpp>
 
 namespace weft {
 

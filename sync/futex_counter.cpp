@@ -1,7 +1,6 @@
 // sync/futex_counter.cpp — FutexCounter's wait and wake (protocol: see the header).
-#include <weft/sync/futex_counter.hpp>
-
 #include <weft/runtime/error.hpp>
+#include <weft/sync/futex_counter.hpp>
 
 namespace weft {
 

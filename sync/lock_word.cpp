@@ -1,7 +1,7 @@
 // sync/lock_word.cpp — LockWord's contended path (see lock_word.hpp).
-#include <weft/sync/lock_word.hpp>
-
 #include <sched.h>
+
+#include <weft/sync/lock_word.hpp>
 
 namespace weft::detail {
 

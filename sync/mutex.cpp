@@ -2,8 +2,6 @@
 // hand-off), owner identities and the report of an owner that ended holding a
 // Mutex, and the misuse diagnostics. The protocol is at the top of mutex.hpp,
 // identities in owner.hpp.
-#include <weft/sync/mutex.hpp>
-
 #include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -16,6 +14,7 @@
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/sync/mutex.hpp>
 
 namespace weft {
 
@@ -41,24 +40,32 @@ void SpinLock::lock_contended() noexcept {
 void MutexQueue::push_back(Waiter* w) noexcept {
   w->next = nullptr;
   w->prev = tail_;
-  if (tail_) tail_->next = w;
-  else head_ = w;
+  if (tail_)
+    tail_->next = w;
+  else
+    head_ = w;
   tail_ = w;
 }
 
 void MutexQueue::push_front(Waiter* w) noexcept {
   w->prev = nullptr;
   w->next = head_;
-  if (head_) head_->prev = w;
-  else tail_ = w;
+  if (head_)
+    head_->prev = w;
+  else
+    tail_ = w;
   head_ = w;
 }
 
 void MutexQueue::erase(Waiter* w) noexcept {
-  if (w->prev) w->prev->next = w->next;
-  else head_ = w->next;
-  if (w->next) w->next->prev = w->prev;
-  else tail_ = w->prev;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    head_ = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    tail_ = w->prev;
   w->next = w->prev = nullptr;  // contains() is false from here on
 }
 
@@ -199,8 +206,7 @@ bool Mutex::take_woken() noexcept {
   std::uint32_t s = state_.load(std::memory_order_relaxed);  // relaxed: the CAS synchronizes
   while (!(s & kLocked)) {
     // acquire: as in try_lock_fast. kWoken is ours to clear (we are the woken one).
-    if (state_.compare_exchange_weak(s, (s | kLocked) & ~kWoken, std::memory_order_acquire,
-                                     std::memory_order_relaxed))
+    if (state_.compare_exchange_weak(s, (s | kLocked) & ~kWoken, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
   }
   return false;
@@ -244,14 +250,16 @@ bool Mutex::acquire_slow(const detail::OwnerRef& me, std::int64_t deadline, bool
             break;
           }
         } else if (const std::uint32_t queued = (s | kWaiters) & ~ours;
-                   queued == s || state_.compare_exchange_weak(s, queued, std::memory_order_relaxed,
-                                                               std::memory_order_relaxed)) {
+                   queued == s ||
+                   state_.compare_exchange_weak(s, queued, std::memory_order_relaxed, std::memory_order_relaxed)) {
           break;  // (no CAS when kWaiters is already set and kWoken is not ours)
         }
       }
       if (!owned) {
-        if (woken) queue_.push_front(&q.w);  // lost the race: keeps its place at the head
-        else queue_.push_back(&q.w);
+        if (woken)
+          queue_.push_front(&q.w);  // lost the race: keeps its place at the head
+        else
+          queue_.push_back(&q.w);
       }
     }
     if (owned) {
@@ -269,8 +277,10 @@ bool Mutex::acquire_slow(const detail::OwnerRef& me, std::int64_t deadline, bool
       }
       woken = true;
       const std::int64_t now = now_ns();
-      if (first_woken == 0) first_woken = now;
-      else starving = now - first_woken >= kStarvationNs;
+      if (first_woken == 0)
+        first_woken = now;
+      else
+        starving = now - first_woken >= kStarvationNs;
       continue;
     }
     woken = false;
@@ -353,8 +363,7 @@ void Mutex::die_not_owner() const noexcept {
     const bool locked = (state_.load(std::memory_order_relaxed) & kLocked) != 0;
     const std::uint64_t owner = owner_.load(std::memory_order_relaxed);
     binding_.die(binding_.what() + ": unlock() by " + describe_caller() + ", which does not hold it (" +
-                 (locked ? "it is held by " + detail::describe_owner(owner) : std::string("it is not locked")) +
-                 ")");
+                 (locked ? "it is held by " + detail::describe_owner(owner) : std::string("it is not locked")) + ")");
   } catch (...) {
     binding_.die("weft::Mutex: unlock() by a caller that does not hold it");
   }

@@ -1,10 +1,9 @@
 // sync/semaphore.cpp — Semaphore's queueing and hand-off (protocol: see the header).
-#include <weft/sync/semaphore.hpp>
-
 #include <stdexcept>
 #include <string>
 
 #include <weft/runtime/error.hpp>
+#include <weft/sync/semaphore.hpp>
 
 namespace weft {
 

@@ -1,8 +1,8 @@
 // sync/waiter_queue.cpp — WaiterQueue's list operations (see waiter_queue.hpp).
-#include <weft/sync/waiter_queue.hpp>
-
 #include <cstdio>
 #include <cstdlib>
+
+#include <weft/sync/waiter_queue.hpp>
 
 namespace weft::detail {
 
@@ -20,8 +20,10 @@ void WaiterQueue::push_back(Waiter* w) noexcept {
   if (contains(w)) die_linked_twice();
   w->next = nullptr;
   w->prev = tail_;
-  if (tail_) tail_->next = w;
-  else head_ = w;
+  if (tail_)
+    tail_->next = w;
+  else
+    head_ = w;
   tail_ = w;
 }
 
@@ -29,17 +31,23 @@ Waiter* WaiterQueue::pop_front() noexcept {
   Waiter* w = head_;
   if (!w) return nullptr;
   head_ = w->next;
-  if (head_) head_->prev = nullptr;
-  else tail_ = nullptr;
+  if (head_)
+    head_->prev = nullptr;
+  else
+    tail_ = nullptr;
   w->next = w->prev = nullptr;  // contains() is false from here on
   return w;
 }
 
 void WaiterQueue::erase(Waiter* w) noexcept {
-  if (w->prev) w->prev->next = w->next;
-  else head_ = w->next;
-  if (w->next) w->next->prev = w->prev;
-  else tail_ = w->prev;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    head_ = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    tail_ = w->prev;
   w->next = w->prev = nullptr;
 }
 

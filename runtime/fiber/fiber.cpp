@@ -1,10 +1,9 @@
 // runtime/fiber/fiber.cpp — the fiber control block: names, references, joining.
-#include <weft/runtime/fiber/fiber.hpp>
-
 #include <algorithm>
 
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/runtime.hpp>
 #include <weft/runtime/stats.hpp>
@@ -20,7 +19,7 @@ std::atomic<std::uint64_t> g_unjoined{0};
 // thread may be reused by another: a freed block carries no state). ASan builds
 // bypass it so use-after-free of a fiber block is still caught.
 constexpr std::size_t kClassBytes = 64;
-constexpr std::size_t kClasses = 8;      // blocks up to 512 bytes
+constexpr std::size_t kClasses = 8;        // blocks up to 512 bytes
 constexpr std::uint32_t kCacheMax = 4096;  // per class and thread
 struct FreeBlock {
   FreeBlock* next;
@@ -37,7 +36,9 @@ struct BlockCache {
   }
 };
 thread_local BlockCache t_blocks;
-std::size_t size_class(std::size_t size) { return (size + kClassBytes - 1) / kClassBytes - 1; }
+std::size_t size_class(std::size_t size) {
+  return (size + kClassBytes - 1) / kClassBytes - 1;
+}
 
 bool is_cancellation(const std::exception_ptr& e) {
   try {
@@ -50,7 +51,9 @@ bool is_cancellation(const std::exception_ptr& e) {
 }
 }  // namespace
 
-std::uint64_t unjoined_exceptions_total() noexcept { return g_unjoined.load(std::memory_order_relaxed); }
+std::uint64_t unjoined_exceptions_total() noexcept {
+  return g_unjoined.load(std::memory_order_relaxed);
+}
 
 std::string FiberBase::display_name() const {
   if (name_[0]) return name_;
@@ -97,8 +100,8 @@ void FiberBase::wait_done() {
     if (self == this) throw std::logic_error("weft: a fiber cannot join itself");
     std::uintptr_t expected = kJoinNone;
     // acq_rel: publish our registration to the finisher / see its result if done.
-    if (!join_word_.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(self),
-                                            std::memory_order_acq_rel, std::memory_order_acquire)) {
+    if (!join_word_.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(self), std::memory_order_acq_rel,
+                                            std::memory_order_acquire)) {
       if (expected == kJoinDone) return;
       throw std::logic_error("weft: fiber joined twice");
     }
@@ -125,7 +128,8 @@ void FiberBase::wait_done() {
     throw std::logic_error("weft: fiber joined twice");
   }
   // acquire: pairs with the finisher's acq_rel exchange, so the result is visible.
-  while (join_word_.load(std::memory_order_acquire) != kJoinDone) join_word_.wait(kJoinThread, std::memory_order_acquire);
+  while (join_word_.load(std::memory_order_acquire) != kJoinDone)
+    join_word_.wait(kJoinThread, std::memory_order_acquire);
 }
 
 void* FiberBase::operator new(std::size_t size) {
@@ -168,15 +172,16 @@ void FiberLabel::write(std::uint64_t fiber_id, const char* fiber_name) noexcept 
 
 std::string FiberLabel::read() const {
   std::uint64_t words[4];
-  for (int i = 0; i < 4; ++i)
-    words[i] = std::atomic_ref<const std::uint64_t>(name[i]).load(std::memory_order_relaxed);
+  for (int i = 0; i < 4; ++i) words[i] = std::atomic_ref<const std::uint64_t>(name[i]).load(std::memory_order_relaxed);
   char buf[sizeof words + 1] = {};
   std::memcpy(buf, words, sizeof words);
   if (buf[0]) return std::string(buf, strnlen(buf, sizeof words));
   return "fiber#" + std::to_string(std::atomic_ref<const std::uint64_t>(id).load(std::memory_order_relaxed));
 }
 
-void request_cancel(FiberBase* f) noexcept { Worker::request_cancel(f); }
+void request_cancel(FiberBase* f) noexcept {
+  Worker::request_cancel(f);
+}
 
 void require_fiber(const char* operation) {
   if (!t_state.fiber) throw_not_in_fiber(operation);

@@ -115,8 +115,8 @@ class FiberBase {
   // one cache line in release builds (vptr 8, ctx_ 24: stack pointer and exception
   // state, run_next_ 8, label_ 8, state_ and cancel_requested_: 50 bytes).
   Context ctx_;
-  FiberBase* run_next_ = nullptr;    ///< run queue link
-  FiberLabel* label_ = nullptr;      ///< at the top of stack_, while it has one
+  FiberBase* run_next_ = nullptr;  ///< run queue link
+  FiberLabel* label_ = nullptr;    ///< at the top of stack_, while it has one
   FiberState state_ = FiberState::created;
   bool cancel_requested_ = false;
   /// this_fiber::DeferCancellation scopes alive in this fiber.
@@ -202,8 +202,8 @@ template <class R>
 class [[nodiscard("dropping a JoinHandle detaches the fiber: join() it or call detach()")]] JoinHandle {
  public:
   JoinHandle() = default;
-  explicit JoinHandle(detail::FiberResult<R>* f) : f_(f) {}
-  JoinHandle(JoinHandle&& o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
+  explicit JoinHandle(detail::FiberResult<R> * f) : f_(f) {}
+  JoinHandle(JoinHandle && o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
   JoinHandle& operator=(JoinHandle&& o) noexcept {
     if (this != &o) {
       reset();
@@ -213,7 +213,9 @@ class [[nodiscard("dropping a JoinHandle detaches the fiber: join() it or call d
   }
   JoinHandle(const JoinHandle&) = delete;
   JoinHandle& operator=(const JoinHandle&) = delete;
-  ~JoinHandle() { reset(); }
+  ~JoinHandle() {
+    reset();
+  }
 
   /// Waits for the fiber (a fiber parks, a plain thread blocks) and returns its
   /// result or rethrows its exception. Valid once; the handle is empty afterwards.
@@ -228,12 +230,22 @@ class [[nodiscard("dropping a JoinHandle detaches the fiber: join() it or call d
     f->rethrow_if_failed();
     return f->take();
   }
-  [[nodiscard]] bool done() const { return f_ && f_->is_done(); }
-  [[nodiscard]] bool valid() const { return f_ != nullptr; }
-  [[nodiscard]] std::uint64_t id() const { return f_ ? f_->id() : 0; }
-  [[nodiscard]] std::string name() const { return f_ ? f_->display_name() : std::string(); }
+  [[nodiscard]] bool done() const {
+    return f_ && f_->is_done();
+  }
+  [[nodiscard]] bool valid() const {
+    return f_ != nullptr;
+  }
+  [[nodiscard]] std::uint64_t id() const {
+    return f_ ? f_->id() : 0;
+  }
+  [[nodiscard]] std::string name() const {
+    return f_ ? f_->display_name() : std::string();
+  }
   /// Lets the fiber run on without a handle.
-  void detach() { reset(); }
+  void detach() {
+    reset();
+  }
   /// Cancels the fiber (any thread, any number of times; no-op once it is done):
   /// not started yet, it ends with FiberCancelled without running; parked in a
   /// blocking call, that call ends with FiberCancelled (an I/O op first waits

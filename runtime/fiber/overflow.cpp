@@ -10,8 +10,6 @@
 //  - t_alt describes the altstack this thread installed (none when map == nullptr);
 //    release restores the one that was there before (ASan's, say), so whoever set
 //    that one up can still free it at thread exit.
-#include <weft/runtime/fiber/overflow.hpp>
-
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -22,6 +20,7 @@
 #include <mutex>
 
 #include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/overflow.hpp>
 #include <weft/runtime/fiber/stack_pool.hpp>
 
 namespace weft::detail {
@@ -43,7 +42,7 @@ constexpr std::size_t kMinAltStack = 64 * 1024;
 struct AltStack {
   void* map = nullptr;  ///< the whole mapping: one guard page, then the stack
   std::size_t map_bytes = 0;
-  stack_t prev{};       ///< the altstack this thread had before ours
+  stack_t prev{};  ///< the altstack this thread had before ours
 };
 thread_local AltStack t_alt;
 
@@ -202,8 +201,7 @@ void release_thread_altstack() noexcept {
     if ((cur.ss_flags & SS_ONSTACK) != 0) return;  // running on it (inside a handler): keep it
     stack_t restore = t_alt.prev;
     restore.ss_flags &= ~SS_ONSTACK;
-    if ((restore.ss_flags & SS_DISABLE) != 0 || restore.ss_sp == nullptr ||
-        ::sigaltstack(&restore, nullptr) != 0) {
+    if ((restore.ss_flags & SS_DISABLE) != 0 || restore.ss_sp == nullptr || ::sigaltstack(&restore, nullptr) != 0) {
       stack_t off{};
       off.ss_flags = SS_DISABLE;
       ::sigaltstack(&off, nullptr);

@@ -24,7 +24,7 @@ namespace weft::detail {
 struct OverflowProbe {
   const void* guard_lo = nullptr;  ///< guard region [guard_lo, guard_lo + guard_size)
   std::size_t guard_size = 0;
-  const void* stack_lo = nullptr;  ///< usable stack above the guard
+  const void* stack_lo = nullptr;    ///< usable stack above the guard
   const char* fiber_name = nullptr;  ///< NUL-terminated, stable while the fiber runs
   std::uint64_t fiber_id = 0;
   int worker = -1;

@@ -12,8 +12,6 @@
 //  - No page is ever touched here: the kernel commits stack memory on first use.
 //  - Syscalls report -1/errno; pool_error() is the one place that turns them into
 //    std::system_error (always ENOMEM from acquire(), as the header promises).
-#include <weft/runtime/fiber/stack_pool.hpp>
-
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -26,6 +24,7 @@
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/sanitizer.hpp>
+#include <weft/runtime/fiber/stack_pool.hpp>
 
 #include "weft_build_config.hpp"
 
@@ -50,7 +49,9 @@ std::size_t page_size() {
   return page;
 }
 
-std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+std::size_t round_up(std::size_t n, std::size_t to) {
+  return (n + to - 1) / to * to;
+}
 
 /// The ENOMEM system_error for an acquire()/constructor failure. `err` is the errno
 /// of the failing syscall (0: none); when it is not ENOMEM it is named in the text.
@@ -169,10 +170,9 @@ void StackPool::grow_madvise() {
   void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, kMapFlags, -1, 0);
   if (base == MAP_FAILED) {
     pool_error(errno, "weft: mmap of a " + std::to_string(bytes) + "-byte fiber stack chunk (" +
-                          std::to_string(per_chunk_) + " stacks of " + std::to_string(stack_size_) +
-                          " bytes + " + std::to_string(guard_size_) + "-byte guards) failed with " +
-                          std::to_string(live_) + " stacks live; check ulimit -v and " +
-                          "vm.overcommit_memory, or lower Config::stack_size");
+                          std::to_string(per_chunk_) + " stacks of " + std::to_string(stack_size_) + " bytes + " +
+                          std::to_string(guard_size_) + "-byte guards) failed with " + std::to_string(live_) +
+                          " stacks live; check ulimit -v and " + "vm.overcommit_memory, or lower Config::stack_size");
   }
   unpoison_fresh(base, bytes);
   chunks_.push_back({base, bytes});
@@ -186,8 +186,8 @@ Stack StackPool::carve_madvise() {
   char* slot = static_cast<char*>(chunks_.back().base) + next_slot_ * (guard_size_ + stack_size_);
   // The guard costs no mapping: the chunk stays one VMA however many guards it holds.
   if (::madvise(slot, guard_size_, kMadvGuardInstall) != 0) {
-    pool_error(errno, "weft: madvise(MADV_GUARD_INSTALL) of a fiber stack guard failed with " +
-                          std::to_string(live_) + " stacks live");
+    pool_error(errno, "weft: madvise(MADV_GUARD_INSTALL) of a fiber stack guard failed with " + std::to_string(live_) +
+                          " stacks live");
   }
   ++next_slot_;
   return adopt_slot(slot);
@@ -197,8 +197,7 @@ Stack StackPool::make_mprotect_stack() {
   if (existing_ >= budget_) {
     const bool forced = kernel_has_guard_install();
     pool_error(0, "weft: fiber stack guard budget reached (" + std::to_string(budget_) +
-                      " mprotect-guarded stacks, 2 mappings each, vm.max_map_count=" +
-                      max_map_count() + "); " +
+                      " mprotect-guarded stacks, 2 mappings each, vm.max_map_count=" + max_map_count() + "); " +
                       (forced ? "GuardMode::mprotect was forced although this kernel has "
                                 "MADV_GUARD_INSTALL (use GuardMode::automatic)"
                               : "this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+)") +
@@ -218,10 +217,9 @@ Stack StackPool::make_mprotect_stack() {
   if (::mprotect(base, guard_size_, PROT_NONE) != 0) {
     const int err = errno;
     ::munmap(base, bytes);
-    pool_error(err, "weft: mprotect(PROT_NONE) of a fiber stack guard failed with " +
-                        std::to_string(existing_) + " mprotect-guarded stacks (2 mappings each); " +
-                        "the process probably hit vm.max_map_count=" + max_map_count() +
-                        " before Config::mprotect_guard_budget=" + std::to_string(budget_) +
+    pool_error(err, "weft: mprotect(PROT_NONE) of a fiber stack guard failed with " + std::to_string(existing_) +
+                        " mprotect-guarded stacks (2 mappings each); " + "the process probably hit vm.max_map_count=" +
+                        max_map_count() + " before Config::mprotect_guard_budget=" + std::to_string(budget_) +
                         "; raise vm.max_map_count or lower the budget");
   }
   unpoison_fresh(base, bytes);

@@ -38,8 +38,8 @@ enum class GuardMode : std::uint8_t {
 namespace weft::detail {
 
 struct StackPoolConfig {
-  std::size_t stack_size = 64 * 1024;   ///< usable bytes per stack, rounded up to pages
-  unsigned guard_pages = 1;             ///< guard pages below every stack (>= 1)
+  std::size_t stack_size = 64 * 1024;  ///< usable bytes per stack, rounded up to pages
+  unsigned guard_pages = 1;            ///< guard pages below every stack (>= 1)
   GuardMode mode = GuardMode::automatic;
   std::size_t mprotect_budget = 16384;  ///< max live mprotect-guarded stacks (2 VMAs each)
   std::size_t cache_committed = 128;    ///< free stacks kept committed; the rest are DONTNEED'ed
@@ -74,19 +74,22 @@ class StackPool {
   /// Returns a stack obtained from acquire() of this pool.
   void release(Stack s) noexcept;
 
-  [[nodiscard]] GuardMode mode() const { return mode_; }  ///< madvise or mprotect, never automatic
-  [[nodiscard]] std::size_t live() const { return live_; }        ///< handed out now
+  [[nodiscard]] GuardMode mode() const { return mode_; }    ///< madvise or mprotect, never automatic
+  [[nodiscard]] std::size_t live() const { return live_; }  ///< handed out now
   [[nodiscard]] std::size_t cached() const { return free_.size(); }
   [[nodiscard]] std::size_t mappings() const { return mappings_; }  ///< VMAs this pool created
   [[nodiscard]] std::size_t stack_size() const { return stack_size_; }
   [[nodiscard]] std::size_t guard_size() const { return guard_size_; }
 
  private:
-  struct Chunk { void* base; std::size_t bytes; };  ///< one mmap()ed region
-  void grow_madvise();          ///< maps a fresh chunk of per_chunk_ slots
-  Stack carve_madvise();        ///< next slot of the newest chunk; installs its guard
-  Stack make_mprotect_stack();  ///< one mapping [guard][stack], guard PROT_NONE
-  void reserve_new_stack();     ///< makes room in the bookkeeping (throws before any syscall)
+  struct Chunk {
+    void* base;
+    std::size_t bytes;
+  };                              ///< one mmap()ed region
+  void grow_madvise();            ///< maps a fresh chunk of per_chunk_ slots
+  Stack carve_madvise();          ///< next slot of the newest chunk; installs its guard
+  Stack make_mprotect_stack();    ///< one mapping [guard][stack], guard PROT_NONE
+  void reserve_new_stack();       ///< makes room in the bookkeeping (throws before any syscall)
   Stack adopt_slot(char* guard);  ///< a fresh slot becomes a stack (cannot throw)
 
   GuardMode mode_;
@@ -97,10 +100,10 @@ class StackPool {
   std::size_t per_chunk_;
   std::size_t live_ = 0;
   std::size_t mappings_ = 0;
-  std::size_t existing_ = 0;       // stacks ever carved/mapped: live_ + free_.size()
-  std::size_t next_slot_ = 0;      // madvise mode: next uncarved slot of chunks_.back()
-  std::vector<Stack> free_;        // LIFO: the hottest stack is reused first
-  std::vector<Chunk> chunks_;      // every mapping, unmapped only by the destructor
+  std::size_t existing_ = 0;            // stacks ever carved/mapped: live_ + free_.size()
+  std::size_t next_slot_ = 0;           // madvise mode: next uncarved slot of chunks_.back()
+  std::vector<Stack> free_;             // LIFO: the hottest stack is reused first
+  std::vector<Chunk> chunks_;           // every mapping, unmapped only by the destructor
   std::vector<unsigned> valgrind_ids_;  // VALGRIND_STACK_REGISTER ids (only under valgrind)
 };
 

@@ -6,8 +6,6 @@
 // submit_task(); a Waiter is "linked" iff its payload == this pool (set on link,
 // cleared on unlink, both under mu_), so the submitter knows after waking whether
 // it must unlink itself.
-#include <weft/runtime/threaded/thread_pool.hpp>
-
 #include <pthread.h>
 
 #include <algorithm>
@@ -16,6 +14,7 @@
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/threaded/thread_pool.hpp>
 #include <weft/runtime/waiter.hpp>
 
 namespace weft {
@@ -40,7 +39,9 @@ ThreadPool::ThreadPool(ThreadPoolConfig cfg) : cfg_(std::move(cfg)) {
   }
 }
 
-ThreadPool::~ThreadPool() { shutdown(Drain::run_queued); }
+ThreadPool::~ThreadPool() {
+  shutdown(Drain::run_queued);
+}
 
 void ThreadPool::log_refused(const std::string& pool) noexcept {
   try {
@@ -57,10 +58,14 @@ void ThreadPool::log_failed(const std::string& pool) noexcept {
 }
 
 void ThreadPool::unlink(detail::Waiter* w) {
-  if (w->prev) w->prev->next = w->next;
-  else waiters_head_ = w->next;
-  if (w->next) w->next->prev = w->prev;
-  else waiters_tail_ = w->prev;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    waiters_head_ = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    waiters_tail_ = w->prev;
   w->next = w->prev = nullptr;
   w->payload = nullptr;
   --waiting_;
@@ -86,13 +91,17 @@ bool ThreadPool::submit_task(PoolTask* task, std::int64_t deadline_ns) {
     w.payload = this;
     if (requeue_front) {  // a woken submitter lost its slot to a barging one: keep its place
       w.next = waiters_head_;
-      if (waiters_head_) waiters_head_->prev = &w;
-      else waiters_tail_ = &w;
+      if (waiters_head_)
+        waiters_head_->prev = &w;
+      else
+        waiters_tail_ = &w;
       waiters_head_ = &w;
     } else {
       w.prev = waiters_tail_;
-      if (waiters_tail_) waiters_tail_->next = &w;
-      else waiters_head_ = &w;
+      if (waiters_tail_)
+        waiters_tail_->next = &w;
+      else
+        waiters_head_ = &w;
       waiters_tail_ = &w;
     }
     ++waiting_;
@@ -112,8 +121,10 @@ bool ThreadPool::submit_task(PoolTask* task, std::int64_t deadline_ns) {
     requeue_front = true;
   }
   task->next_ = nullptr;
-  if (tail_) tail_->next_ = task;
-  else head_ = task;
+  if (tail_)
+    tail_->next_ = task;
+  else
+    head_ = task;
   tail_ = task;
   ++depth_;
   ++submitted_;
@@ -152,7 +163,8 @@ void ThreadPool::thread_main(unsigned index) {
 }
 
 void ThreadPool::shutdown(Drain d) {
-  if (t_pool == this) throw std::logic_error("weft::ThreadPool '" + cfg_.name + "': shutdown() from one of its own threads");
+  if (t_pool == this)
+    throw std::logic_error("weft::ThreadPool '" + cfg_.name + "': shutdown() from one of its own threads");
   PoolTask* refused = nullptr;
   {
     detail::WakeList woken;  // woken after g's unlock
@@ -179,7 +191,9 @@ void ThreadPool::shutdown(Drain d) {
   threads_.clear();
 }
 
-bool ThreadPool::on_own_thread() const noexcept { return t_pool == this; }
+bool ThreadPool::on_own_thread() const noexcept {
+  return t_pool == this;
+}
 
 ThreadPoolStats ThreadPool::stats() const {
   LockGuard g(mu_);

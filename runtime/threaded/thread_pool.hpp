@@ -141,7 +141,7 @@ class ThreadPool {
   std::uint64_t submitted_ WEFT_GUARDED_BY(mu_) = 0;
   std::uint64_t completed_ WEFT_GUARDED_BY(mu_) = 0;
   std::uint64_t refused_ WEFT_GUARDED_BY(mu_) = 0;
-  std::mutex join_mu_;  // serializes the joining part of concurrent shutdown() calls
+  std::mutex join_mu_;                // serializes the joining part of concurrent shutdown() calls
   std::vector<std::thread> threads_;  // written by the constructor, then only under join_mu_
   unsigned thread_count_ = 0;
 };
@@ -160,7 +160,7 @@ class ThreadPool::FnTask final : public PoolTask {
     delete this;
   }
   void refuse() noexcept override {
-    if constexpr (requires(F& f) { f.on_refused(); }) {
+    if constexpr (requires(F & f) { f.on_refused(); }) {
       try {
         fn_.on_refused();
       } catch (...) {

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <new>
+
 #include <weft/runtime/uring/buf_ring.hpp>
 
 namespace weft::detail {
@@ -72,7 +73,7 @@ void BufRing::put(std::uint16_t bid, bool on_owner_thread) noexcept {
   do {
     links_[bid].next = head == 0 ? kNone : static_cast<std::uint16_t>(head - 1);
   } while (!remote_head_.compare_exchange_weak(head, std::uint32_t{bid} + 1, std::memory_order_release,
-                                                std::memory_order_relaxed));
+                                               std::memory_order_relaxed));
 }
 
 void BufRing::drain_remote() noexcept {

@@ -32,7 +32,7 @@ namespace weft::detail {
 
 class BufRing {
  public:
-  static constexpr std::uint16_t kGroup = 0;     ///< the buffer group id (bgid)
+  static constexpr std::uint16_t kGroup = 0;      ///< the buffer group id (bgid)
   static constexpr std::uint16_t kNone = 0xffff;  ///< no buffer (end of a queue)
 
   /// Maps and registers `count` (a power of two, at most 32768, as the Runtime's

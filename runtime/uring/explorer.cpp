@@ -1,7 +1,7 @@
 // runtime/uring/explorer.cpp — the explorer's decisions (see explorer.hpp).
-#include <weft/runtime/uring/explorer.hpp>
-
 #include <cerrno>
+
+#include <weft/runtime/uring/explorer.hpp>
 
 namespace weft::detail {
 

@@ -1,13 +1,12 @@
 // runtime/uring/fixed_files.cpp — the registered-file table of one worker. See
 // fixed_files.hpp for the invariants.
-#include <weft/runtime/uring/fixed_files.hpp>
-
 #include <sys/resource.h>
 
 #include <algorithm>
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/uring/fixed_files.hpp>
 #include <weft/runtime/uring/op_table.hpp>
 
 namespace weft::detail {

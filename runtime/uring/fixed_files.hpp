@@ -85,8 +85,8 @@ class FixedFiles {
   // the SQE is issued, so the socket's own state may go away before the submit;
   // the vector is sized once and never moves.
   std::vector<int> fds_;
-  std::vector<int> free_;      // free slots, lowest last
-  Counter live_;  // written by the worker only
+  std::vector<int> free_;  // free slots, lowest last
+  Counter live_;           // written by the worker only
   AnnotatedMutex mu_;
   std::vector<int> remote_ WEFT_GUARDED_BY(mu_);
   bool retired_ WEFT_GUARDED_BY(mu_) = false;

@@ -1,8 +1,8 @@
 // runtime/uring/op_table.cpp — slot allocation and stale-CQE detection.
-#include <weft/runtime/uring/op_table.hpp>
-
 #include <cstdio>
 #include <cstdlib>
+
+#include <weft/runtime/uring/op_table.hpp>
 
 namespace weft::detail {
 
@@ -54,14 +54,23 @@ void OpTable::enqueue(std::uint32_t idx) {
   s.queued = true;
   s.q_next = 0;
   s.q_prev = q_tail_;
-  if (q_tail_) at(q_tail_ - 1).q_next = idx + 1; else q_head_ = idx + 1;
+  if (q_tail_)
+    at(q_tail_ - 1).q_next = idx + 1;
+  else
+    q_head_ = idx + 1;
   q_tail_ = idx + 1;
 }
 
 void OpTable::dequeue(std::uint32_t idx) {
   OpSlot& s = at(idx);
-  if (s.q_prev) at(s.q_prev - 1).q_next = s.q_next; else q_head_ = s.q_next;
-  if (s.q_next) at(s.q_next - 1).q_prev = s.q_prev; else q_tail_ = s.q_prev;
+  if (s.q_prev)
+    at(s.q_prev - 1).q_next = s.q_next;
+  else
+    q_head_ = s.q_next;
+  if (s.q_next)
+    at(s.q_next - 1).q_prev = s.q_prev;
+  else
+    q_tail_ = s.q_prev;
   s.q_prev = s.q_next = 0;
   s.queued = false;
 }
@@ -77,7 +86,7 @@ void OpTable::release(std::uint32_t idx) {
                stderr);
     std::abort();
   }
-  cancel_issued(idx);  // the op ended first: its deferred cancel is moot
+  cancel_issued(idx);                      // the op ended first: its deferred cancel is moot
   s.gen = s.gen + 1 == 0 ? 1 : s.gen + 1;  // 0 never names a live slot
   s.waiter = nullptr;
   s.next_free = free_head_;

@@ -44,20 +44,20 @@ using PrepFn = void (*)(io_uring_sqe* sqe, void* arg);
 
 struct OpSlot {
   std::uint32_t gen = 1;
-  std::uint8_t pending = 0;   ///< CQEs still expected; 0 = free
-  bool cancel_sent = false;   ///< an ASYNC_CANCEL for this op was submitted
+  std::uint8_t pending = 0;      ///< CQEs still expected; 0 = free
+  bool cancel_sent = false;      ///< an ASYNC_CANCEL for this op was submitted
   bool cancel_deferred = false;  ///< cancel_op() found no SQE: the next tick issues it
-  std::int32_t res = 0;       ///< the op's own CQE result (raw -errno on failure)
+  std::int32_t res = 0;          ///< the op's own CQE result (raw -errno on failure)
   std::uint32_t cqe_flags = 0;
   FiberBase* waiter = nullptr;  ///< parked until pending == 0
   /// Multishot ops: called (scheduler context) with every CQE; null otherwise.
   void (*sink)(void* ctx, int res, std::uint32_t flags) = nullptr;
   void* sink_ctx = nullptr;
-  __kernel_timespec ts{};       ///< storage for the linked timeout
-  PrepFn prep = nullptr;        ///< kept while the op waits in the overflow queue
+  __kernel_timespec ts{};  ///< storage for the linked timeout
+  PrepFn prep = nullptr;   ///< kept while the op waits in the overflow queue
   void* prep_arg = nullptr;
-  bool queued = false;          ///< in the overflow queue (not yet given to the kernel)
-  std::uint8_t kind = 0;        ///< the OpKind the explorer sees (explorer.hpp)
+  bool queued = false;                   ///< in the overflow queue (not yet given to the kernel)
+  std::uint8_t kind = 0;                 ///< the OpKind the explorer sees (explorer.hpp)
   std::uint32_t q_prev = 0, q_next = 0;  ///< overflow queue links (slot index + 1; 0: none)
   std::uint32_t next_free = 0;
 };
@@ -65,13 +65,15 @@ struct OpSlot {
 inline constexpr std::uint64_t kTimeoutBit = 1ULL << 31;
 inline constexpr std::uint64_t kSlotMask = kTimeoutBit - 1;
 /// Internal tags (low 31 bits zero): CQEs that belong to no slot.
-inline constexpr std::uint64_t kTagIgnore = 0;                 ///< fire-and-forget SQEs
-inline constexpr std::uint64_t kTagWake = 1ULL << 32;          ///< the eventfd wake read
-inline constexpr std::uint64_t kTagMsgRing = 2ULL << 32;       ///< a MSG_RING wake arriving here
+inline constexpr std::uint64_t kTagIgnore = 0;            ///< fire-and-forget SQEs
+inline constexpr std::uint64_t kTagWake = 1ULL << 32;     ///< the eventfd wake read
+inline constexpr std::uint64_t kTagMsgRing = 2ULL << 32;  ///< a MSG_RING wake arriving here
 /// The waker's own CQE for a MSG_RING it sent: tag number 3 in bits 32..39, the
 /// target worker's index above them (low 31 bits zero, like every tag).
 inline constexpr std::uint64_t kTagMsgRingSent = 3ULL << 32;
-inline constexpr std::uint64_t msg_ring_sent_tag(unsigned target) { return kTagMsgRingSent | (std::uint64_t{target} << 40); }
+inline constexpr std::uint64_t msg_ring_sent_tag(unsigned target) {
+  return kTagMsgRingSent | (std::uint64_t{target} << 40);
+}
 
 class OpTable {
  public:
@@ -131,7 +133,7 @@ class OpTable {
   std::uint32_t capacity_ = 0;
   std::uint32_t free_head_ = kNone;
   std::uint32_t in_flight_ = 0;
-  std::uint32_t deferred_ = 0;  // slots with cancel_deferred set
+  std::uint32_t deferred_ = 0;             // slots with cancel_deferred set
   std::uint32_t q_head_ = 0, q_tail_ = 0;  // overflow queue (slot index + 1; 0: empty)
 };
 

@@ -1,6 +1,4 @@
 // runtime/uring/ring.cpp — ring setup (flag probing, startup errors) and the enter.
-#include <weft/runtime/uring/ring.hpp>
-
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -12,6 +10,7 @@
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/uring/explorer.hpp>
+#include <weft/runtime/uring/ring.hpp>
 
 namespace weft::detail {
 

@@ -34,10 +34,10 @@ struct RingInfo {
   unsigned entries = 0;
   unsigned setup_flags = 0;
   bool defer_taskrun = false;
-  bool ext_arg = false;  ///< IORING_FEAT_EXT_ARG: wait with a timeout without an SQE
-  bool nodrop = false;   ///< IORING_FEAT_NODROP
+  bool ext_arg = false;        ///< IORING_FEAT_EXT_ARG: wait with a timeout without an SQE
+  bool nodrop = false;         ///< IORING_FEAT_NODROP
   bool registered_fd = false;  ///< enters name the ring by its registered index (5.18)
-  int last_op = -1;      ///< highest opcode the kernel reports
+  int last_op = -1;            ///< highest opcode the kernel reports
   bool has_op(int op) const { return op <= last_op && ((op_bits[op / 64] >> (op % 64)) & 1); }
   std::uint64_t op_bits[4] = {};
 };

@@ -1,10 +1,10 @@
 // runtime/uring/timer_queue.cpp — binary min-heap with intrusive indices.
-#include <weft/runtime/uring/timer_queue.hpp>
-
 #include <time.h>
 
 #include <cstdio>
 #include <cstdlib>
+
+#include <weft/runtime/uring/timer_queue.hpp>
 
 namespace weft::detail {
 

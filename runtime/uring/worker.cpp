@@ -1,8 +1,6 @@
 // runtime/uring/worker.cpp — the Evented worker: thread, scheduler loop, CQE
 // dispatch, fiber lifecycle, switches, parking. Sleeps and ops: worker_ops.cpp.
 // See worker.hpp for the tick and the invariants.
-#include <weft/runtime/uring/worker.hpp>
-
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -20,6 +18,7 @@
 #include <weft/runtime/fiber/overflow.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/runtime.hpp>
+#include <weft/runtime/uring/worker.hpp>
 
 // The one build-mode symbol this libweft defines: code built in another sanitizer
 // mode references another one and fails to link (runtime/fiber/context.hpp).
@@ -44,11 +43,16 @@ namespace {
 
 const char* state_name(FiberState s) {
   switch (s) {
-    case FiberState::created: return "created";
-    case FiberState::ready: return "ready";
-    case FiberState::running: return "running";
-    case FiberState::parked: return "parked";
-    case FiberState::done: return "done";
+    case FiberState::created:
+      return "created";
+    case FiberState::ready:
+      return "ready";
+    case FiberState::running:
+      return "running";
+    case FiberState::parked:
+      return "parked";
+    case FiberState::done:
+      return "done";
   }
   return "?";
 }
@@ -149,8 +153,8 @@ void Worker::thread_main(void* started_arg) {
 #if WEFT_TSAN
   sched_ctx_.tsan_fiber = __tsan_get_current_fiber();
 #endif
-  log::logger().debug("worker {} up: ring {} entries, flags {:#x}, defer_taskrun={}, stacks guarded by {}",
-                      index_, ring_.info().entries, ring_.info().setup_flags, ring_.info().defer_taskrun,
+  log::logger().debug("worker {} up: ring {} entries, flags {:#x}, defer_taskrun={}, stacks guarded by {}", index_,
+                      ring_.info().entries, ring_.info().setup_flags, ring_.info().defer_taskrun,
                       stacks_.mode() == GuardMode::madvise ? "madvise" : "mprotect");
   arm_wake_read();
   started->set_value();  // `started` is gone after this line
@@ -333,7 +337,8 @@ void Worker::tick() {
     if (inbox_.prepare_sleep()) {
       int r = ring_.enter(true, timeout);
       inbox_.mark_running();
-      if (r < 0 && r != -EBUSY && r != -EAGAIN) log::logger().error("io_uring_enter failed: {}", errno_code(r).message());
+      if (r < 0 && r != -EBUSY && r != -EAGAIN)
+        log::logger().error("io_uring_enter failed: {}", errno_code(r).message());
     }
   } else if (ring_.pending_sqes() > 0 || ops_.in_flight() > 0) {
     int r = ring_.enter(false, 0);
@@ -447,8 +452,10 @@ void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
     s.cqe_flags = cqe->flags;
   }
   if (--s.pending == 0) {
-    if (s.waiter) unpark_local(s.waiter);
-    else ops_.release(idx);
+    if (s.waiter)
+      unpark_local(s.waiter);
+    else
+      ops_.release(idx);
   }
 }
 
@@ -521,8 +528,10 @@ void Worker::wake() noexcept {
 
 void Worker::unpark(FiberBase* f) {
   Worker* w = f->worker_;
-  if (t_state.worker == w) w->unpark_local(f);
-  else w->post(f);
+  if (t_state.worker == w)
+    w->unpark_local(f);
+  else
+    w->post(f);
 }
 
 void Worker::unpark_local(FiberBase* f) {
@@ -599,7 +608,8 @@ bool Worker::give_stack(FiberBase* f) {
 }
 
 void Worker::publish_done(FiberBase* f) {
-  if (f->held_mutexes_) [[unlikely]] report_mutexes_held_at_end(f);  // before a joiner can see it done
+  if (f->held_mutexes_) [[unlikely]]
+    report_mutexes_held_at_end(f);  // before a joiner can see it done
   // A joiner that reads stats() right after join() sees this fiber's activations.
   count_activations();
   f->cancel_hook_ = nullptr;
@@ -638,8 +648,10 @@ void Worker::reclaim(FiberBase* f) {
     f->ctx_.tsan_fiber = nullptr;
 #endif
   }
-  if (f->all_prev_) f->all_prev_->all_next_ = f->all_next_;
-  else if (all_head_ == f) all_head_ = f->all_next_;
+  if (f->all_prev_)
+    f->all_prev_->all_next_ = f->all_next_;
+  else if (all_head_ == f)
+    all_head_ = f->all_next_;
   if (f->all_next_) f->all_next_->all_prev_ = f->all_prev_;
   f->all_prev_ = f->all_next_ = nullptr;
   f->release_ref();
@@ -675,8 +687,8 @@ FiberBase* Worker::pick_next() {
   // relaxed: a hint; once seen, the scheduler context cancels everything first.
   if (!cancelled_all_ && stop_requested_.load(std::memory_order_relaxed)) return nullptr;
   while (budget_ > 0) {
-    FiberBase* n = explore_.on() ? runq_.take_nth(explore_.pick(std::min<std::size_t>(runq_.size(), 8)))
-                                 : runq_.pop_front();
+    FiberBase* n =
+        explore_.on() ? runq_.take_nth(explore_.pick(std::min<std::size_t>(runq_.size(), 8))) : runq_.pop_front();
     if (!n) return nullptr;
     --budget_;
     prefetch_after();
@@ -826,8 +838,7 @@ void Worker::request_cancel(FiberBase* f) noexcept {
     }
   };
   try {
-    w->rt_.spawn_on(
-          w->index_, [ref = Ref(f)] { ref.f->worker_->cancel_local(ref.f); }, {.name = "weft-cancel"})
+    w->rt_.spawn_on(w->index_, [ref = Ref(f)] { ref.f->worker_->cancel_local(ref.f); }, {.name = "weft-cancel"})
         .detach();
   } catch (...) {
   }

@@ -58,7 +58,10 @@ class RunQueue {
   void push_back(FiberBase* f) noexcept {
     if (f->run_next_ != nullptr || f == tail_) die_linked_twice("its worker's run queue", f);
     f->run_next_ = nullptr;
-    if (tail_) tail_->run_next_ = f; else head_ = f;
+    if (tail_)
+      tail_->run_next_ = f;
+    else
+      head_ = f;
     tail_ = f;
     ++size_;
   }
@@ -99,7 +102,10 @@ class RunQueue {
     head_ = n->run_next_;
     n->run_next_ = nullptr;
     f->run_next_ = nullptr;
-    if (head_) tail_->run_next_ = f; else head_ = f;
+    if (head_)
+      tail_->run_next_ = f;
+    else
+      head_ = f;
     tail_ = f;
     return n;
   }
@@ -143,9 +149,7 @@ class Worker {
     post(f);
   }
   /// Live fibers plus new ones posted and not yet adopted (placement; racy hint).
-  [[nodiscard]] std::uint64_t load() const noexcept {
-    return alive_.get() + incoming_.load(std::memory_order_relaxed);
-  }
+  [[nodiscard]] std::uint64_t load() const noexcept { return alive_.get() + incoming_.load(std::memory_order_relaxed); }
   /// Unparks `f` (parked on any worker), choosing the local or the remote path.
   static void unpark(FiberBase* f);
   /// JoinHandle::cancel(): cancels `f` on its worker (any thread; see cancel_local).
@@ -342,7 +346,7 @@ class Worker {
   RunQueue runq_;
   Inbox inbox_;
   int wake_fd_ = -1;
-  std::uint64_t wake_buf_ = 0;   // the eventfd read's target: lives as long as the worker
+  std::uint64_t wake_buf_ = 0;  // the eventfd read's target: lives as long as the worker
   bool wake_read_armed_ = false;
 
   Context sched_ctx_;

@@ -16,14 +16,13 @@
 //    table's overflow queue and the tick issues it in order. Its slot is taken
 //    first, so a throw (no memory for a slot) leaves nothing issued. A cancel
 //    that finds no room is marked on its slot and issued at the next tick.
-#include <weft/runtime/uring/worker.hpp>
-
 #include <cerrno>
 #include <cstdint>
 #include <new>
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/uring/worker.hpp>
 
 namespace weft::detail {
 
@@ -78,8 +77,10 @@ namespace {
 OpKind refine(OpKind hint, std::uint8_t opcode) noexcept {
   if (hint == OpKind::other) return hint;
   switch (opcode) {
-    case IORING_OP_ACCEPT: return OpKind::accept;
-    case IORING_OP_CONNECT: return OpKind::connect;
+    case IORING_OP_ACCEPT:
+      return OpKind::accept;
+    case IORING_OP_CONNECT:
+      return OpKind::connect;
     case IORING_OP_READ:
     case IORING_OP_WRITE:
     case IORING_OP_READV:
@@ -135,9 +136,9 @@ int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint
   const bool linked = deadline_ns >= 0;
   const std::uint8_t sqes = linked ? 2 : 1;
   if (explore_.on() && explore_.enomem()) [[unlikely]]
-    throw std::bad_alloc();  // as ops_.acquire() growing the table would
+    throw std::bad_alloc();                      // as ops_.acquire() growing the table would
   const std::uint32_t idx = ops_.acquire(sqes);  // may throw bad_alloc: nothing issued yet
-  OpSlot& s = ops_.at(idx);  // stable: slots live in fixed chunks
+  OpSlot& s = ops_.at(idx);                      // stable: slots live in fixed chunks
   s.prep = prep;
   s.prep_arg = arg;
   s.kind = static_cast<std::uint8_t>(kind);

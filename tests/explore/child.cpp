@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <spdlog/sinks/base_sink.h>
+
 #include <weft/net/error.hpp>
 #include <weft/runtime/log.hpp>
 
@@ -100,9 +101,13 @@ class ErrorSink final : public spdlog::sinks::base_sink<std::mutex> {
 };
 }  // namespace
 
-void phase(const char* what) noexcept { g_phase.store(what, std::memory_order_relaxed); }
+void phase(const char* what) noexcept {
+  g_phase.store(what, std::memory_order_relaxed);
+}
 
-void note(const std::string& line) { std::printf("note: %s\n", line.c_str()); }
+void note(const std::string& line) {
+  std::printf("note: %s\n", line.c_str());
+}
 
 void note_stats(weft::Runtime& rt) {
   const weft::Stats st = rt.stats();
@@ -162,17 +167,28 @@ std::string first_error_log_with(const char* substring) {
 
 const char* name_of(Outcome o) noexcept {
   switch (o) {
-    case Outcome::ok: return "ok";
-    case Outcome::timed_out: return "timed_out";
-    case Outcome::canceled: return "operation_canceled";
-    case Outcome::bad_fd: return "bad_file_descriptor";
-    case Outcome::reset: return "reset";
-    case Outcome::refused: return "refused";
-    case Outcome::no_buffers: return "no_buffer_space";
-    case Outcome::unexpected_eof: return "UnexpectedEof";
-    case Outcome::fiber_cancelled: return "FiberCancelled";
-    case Outcome::no_memory: return "bad_alloc";
-    case Outcome::shut_down: return "shut down";
+    case Outcome::ok:
+      return "ok";
+    case Outcome::timed_out:
+      return "timed_out";
+    case Outcome::canceled:
+      return "operation_canceled";
+    case Outcome::bad_fd:
+      return "bad_file_descriptor";
+    case Outcome::reset:
+      return "reset";
+    case Outcome::refused:
+      return "refused";
+    case Outcome::no_buffers:
+      return "no_buffer_space";
+    case Outcome::unexpected_eof:
+      return "UnexpectedEof";
+    case Outcome::fiber_cancelled:
+      return "FiberCancelled";
+    case Outcome::no_memory:
+      return "bad_alloc";
+    case Outcome::shut_down:
+      return "shut down";
   }
   return "?";
 }
@@ -224,9 +240,12 @@ void handler_probe(Rng& r, const std::function<void()>& park) {
     try {
       throw Tagged(me, Outcome::ok, text);
     } catch (...) {
-      if (park) park();
-      else if (r.next() % 2) weft::yield();
-      else weft::sleep_for(std::chrono::microseconds(r.between(0, 300)));
+      if (park)
+        park();
+      else if (r.next() % 2)
+        weft::yield();
+      else
+        weft::sleep_for(std::chrono::microseconds(r.between(0, 300)));
       throw;
     }
   } catch (const Tagged& t) {
@@ -252,8 +271,7 @@ std::optional<Tagged> JoinSet::join() {
   return first;
 }
 
-void join_load_fiber(weft::JoinHandle<void>& h, const Run& run, bool interrupted, const char* what,
-                     bool may_cancel) {
+void join_load_fiber(weft::JoinHandle<void>& h, const Run& run, bool interrupted, const char* what, bool may_cancel) {
   try {
     h.join();
   } catch (const Tagged& t) {

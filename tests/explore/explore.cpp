@@ -25,6 +25,8 @@
 //  - --budget SEC: no run starts after SEC seconds (the rest are reported as not
 //    run); a bound on the wall time of the meson test.
 //  - Exit status: 0 when every run passed, 77 when all were skipped, 1 otherwise.
+#include "explore.hpp"
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -38,8 +40,6 @@
 #include <deque>
 #include <string>
 #include <vector>
-
-#include "explore.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -58,9 +58,15 @@
 
 // Sanitizer defaults for the children (the environment still overrides them): any
 // report fails the run at once.
-extern "C" const char* __asan_default_options() { return "halt_on_error=1:detect_leaks=1:abort_on_error=0"; }
-extern "C" const char* __ubsan_default_options() { return "halt_on_error=1:print_stacktrace=1"; }
-extern "C" const char* __tsan_default_options() { return "halt_on_error=1:second_deadlock_stack=1"; }
+extern "C" const char* __asan_default_options() {
+  return "halt_on_error=1:detect_leaks=1:abort_on_error=0";
+}
+extern "C" const char* __ubsan_default_options() {
+  return "halt_on_error=1:print_stacktrace=1";
+}
+extern "C" const char* __tsan_default_options() {
+  return "halt_on_error=1:second_deadlock_stack=1";
+}
 
 namespace weft::explore {
 int run_child(const Scenario& s, Run& run, std::chrono::seconds limit);
@@ -103,9 +109,12 @@ struct Kind {
   std::uint32_t bit;
 };
 constexpr Kind kKinds[] = {
-    {"short_transfer", weft::Explore::short_transfer}, {"fail_op", weft::Explore::fail_op},
-    {"hold_cqe", weft::Explore::hold_cqe},             {"sq_full", weft::Explore::sq_full},
-    {"refuse_submit", weft::Explore::refuse_submit},   {"enomem", weft::Explore::enomem},
+    {"short_transfer", weft::Explore::short_transfer},
+    {"fail_op", weft::Explore::fail_op},
+    {"hold_cqe", weft::Explore::hold_cqe},
+    {"sq_full", weft::Explore::sq_full},
+    {"refuse_submit", weft::Explore::refuse_submit},
+    {"enomem", weft::Explore::enomem},
     {"fail_wake", weft::Explore::fail_wake},
 };
 
@@ -241,9 +250,15 @@ struct Job {
 
 // The line that says why a failed run failed.
 std::string reason(const Job& j, int status) {
-  static const char* const kMarks[] = {"INVARIANT",          "WATCHDOG",     "ERROR: AddressSanitizer",
-                                       "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer", "runtime error:",
-                                       "terminate called",   "FATAL",        "Assertion"};
+  static const char* const kMarks[] = {"INVARIANT",
+                                       "WATCHDOG",
+                                       "ERROR: AddressSanitizer",
+                                       "ERROR: LeakSanitizer",
+                                       "WARNING: ThreadSanitizer",
+                                       "runtime error:",
+                                       "terminate called",
+                                       "FATAL",
+                                       "Assertion"};
   for (const char* m : kMarks) {
     const std::size_t p = j.out.find(m);
     if (p == std::string::npos) continue;
@@ -328,8 +343,10 @@ int main(int argc, char** argv) {
       if (pfds[i].revents) {
         char buf[8192];
         const ssize_t n = read(j.fd, buf, sizeof buf);
-        if (n > 0) j.out.append(buf, static_cast<std::size_t>(n));
-        else eof = true;
+        if (n > 0)
+          j.out.append(buf, static_cast<std::size_t>(n));
+        else
+          eof = true;
       }
       if (!eof && !j.killed && ms_since(j.t0) / 1000 > o.timeout) {
         kill(j.pid, SIGKILL);  // our own child, by its pid

@@ -43,8 +43,8 @@ std::uint64_t mix(std::uint64_t a, std::uint64_t b) noexcept;
 struct Run {
   std::string scenario;
   std::uint64_t seed = 1;
-  unsigned yields = 0;     ///< Explore::yields for this run
-  unsigned faults = 0;     ///< Explore::faults for this run
+  unsigned yields = 0;  ///< Explore::yields for this run
+  unsigned faults = 0;  ///< Explore::faults for this run
   std::uint32_t kinds = ~0u;
 
   /// A generator for stream `k` of this run (one per fiber or thread).
@@ -82,10 +82,10 @@ std::unique_ptr<Load> make_timers_load(weft::Runtime& rt, const Run& run, bool i
 std::unique_ptr<Load> make_offload_load(weft::Runtime& rt, const Run& run, bool interrupted);
 
 [[noreturn]] void fail(const char* file, int line, const std::string& what);
-#define EXPECT(cond, msg)                                                                              \
-  do {                                                                                                 \
-    if (!(cond)) [[unlikely]]                                                                          \
-      ::weft::explore::fail(__FILE__, __LINE__, std::string("(" #cond ") ") + std::string(msg));       \
+#define EXPECT(cond, msg)                                                                        \
+  do {                                                                                           \
+    if (!(cond)) [[unlikely]]                                                                    \
+      ::weft::explore::fail(__FILE__, __LINE__, std::string("(" #cond ") ") + std::string(msg)); \
   } while (0)
 #define FAIL_NOW(msg) ::weft::explore::fail(__FILE__, __LINE__, std::string(msg))
 

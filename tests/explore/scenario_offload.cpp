@@ -62,8 +62,8 @@ class OffloadLoad final : public Load {
     runs_ = std::vector<std::atomic<int>>(static_cast<std::size_t>(fibers + 1) * calls_);
     returned_ = std::vector<std::atomic<bool>>(runs_.size());
     for (unsigned f = 0; f < fibers; ++f) {
-      auto h = rt_.spawn_on(f % rt_.workers(), [this, f, seed = r_.next()] { caller(f, Rng(seed)); },
-                            {.name = "offloader"});
+      auto h =
+          rt_.spawn_on(f % rt_.workers(), [this, f, seed = r_.next()] { caller(f, Rng(seed)); }, {.name = "offloader"});
       handles_.push_back(std::move(h));
     }
     // A plain thread: offload runs the work inline there.
@@ -126,15 +126,17 @@ class OffloadLoad final : public Load {
       try {
         try {
           const Result v = timed ? weft::offload_for(fn, timeout) : weft::offload(fn);
-          EXPECT(v.id == id, "offload of work " + std::to_string(id) + " returned the result of work " +
-                                 std::to_string(v.id));
+          EXPECT(v.id == id,
+                 "offload of work " + std::to_string(id) + " returned the result of work " + std::to_string(v.id));
           EXPECT(!fail, "work " + std::to_string(id) + " threw, yet its offload returned a value");
           returned_[id] = true;
         } catch (const WorkError&) {
           // Park inside the handler before `throw;`: the rethrow must be this call's.
           if (!weft::this_fiber::cancelled()) {
-            if (r.next() % 2) weft::yield();
-            else weft::sleep_for(std::chrono::microseconds(r.between(0, 300)));
+            if (r.next() % 2)
+              weft::yield();
+            else
+              weft::sleep_for(std::chrono::microseconds(r.between(0, 300)));
           }
           throw;
         }
@@ -206,4 +208,4 @@ std::unique_ptr<Load> make_offload_load(weft::Runtime& rt, const Run& run, bool 
 
 const Scenario kOffload{"offload", "offload/offload_for from many fibers: values, exceptions, timeouts, cancels",
                         &offload::body};
-}
+}  // namespace weft::explore

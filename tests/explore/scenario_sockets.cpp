@@ -46,9 +46,14 @@ struct Conn {
 void handler_park(Rng& r) {
   if (weft::this_fiber::cancelled()) return;
   switch (r.next() % 3) {
-    case 0: break;
-    case 1: weft::yield(); break;
-    default: weft::sleep_for(std::chrono::microseconds(r.between(0, 500))); break;
+    case 0:
+      break;
+    case 1:
+      weft::yield();
+      break;
+    default:
+      weft::sleep_for(std::chrono::microseconds(r.between(0, 500)));
+      break;
   }
 }
 
@@ -90,27 +95,27 @@ struct End {
 
 // The fibers of one end for `mode`, on worker k; throws Tagged(this fiber) when
 // one of them failed.
-void run_end(weft::Runtime& rt, unsigned k, unsigned workers, const Run& run, Rng& r, End e, Mode mode,
-             bool closer) {
+void run_end(weft::Runtime& rt, unsigned k, unsigned workers, const Run& run, Rng& r, End e, Mode mode, bool closer) {
   CloseMark mark;  // before the JoinSet: its fibers use it
   JoinSet hs(run);
   auto reader = [&](ReadStyle st, std::uint64_t seed) {
-    return rt.spawn_on(
-        k, [&, st, seed] {
-          Rng fr(seed);
-          guarded(run, fr, "reader", [&] { read_stream(run, *e.s, *e.in, fr, st); });
-        },
-        {.name = "reader"});
+    return rt.spawn_on(k,
+                       [&, st, seed] {
+                         Rng fr(seed);
+                         guarded(run, fr, "reader", [&] { read_stream(run, *e.s, *e.in, fr, st); });
+                       },
+                       {.name = "reader"});
   };
   auto writer = [&](std::uint64_t limit, bool finish, std::uint64_t seed) {
-    return rt.spawn_on(
-        k, [&, limit, finish, seed] {
-          Rng fr(seed);
-          guarded(run, fr, "writer", [&] {
-            write_stream(run, *e.s, *e.out, fr, limit, finish, mode == Mode::close_race ? &mark : nullptr);
-          });
-        },
-        {.name = "writer"});
+    return rt.spawn_on(k,
+                       [&, limit, finish, seed] {
+                         Rng fr(seed);
+                         guarded(run, fr, "writer", [&] {
+                           write_stream(run, *e.s, *e.out, fr, limit, finish,
+                                        mode == Mode::close_race ? &mark : nullptr);
+                         });
+                       },
+                       {.name = "writer"});
   };
   const std::uint64_t all = ~0ull;
   switch (mode) {
@@ -129,19 +134,25 @@ void run_end(weft::Runtime& rt, unsigned k, unsigned workers, const Run& run, Rn
       TcpStream moved = std::move(*e.s);
       const std::uint64_t s2 = r.next();
       auto h = rt.spawn_on(
-          k2, [&, k2, s2, st = std::move(moved)]() mutable {
+          k2,
+          [&, k2, s2, st = std::move(moved)]() mutable {
             Rng fr(s2);
             guarded(run, fr, "moved end", [&] {
               End e2{&st, e.in, e.out};
               JoinSet inner(run);
-              inner.add(rt.spawn_on(k2, [&, s = fr.next()] {
-                Rng g(s);
-                guarded(run, g, "reader", [&] { read_stream(run, *e2.s, *e2.in, g, {}); });
-              }, {.name = "moved reader"}));
-              inner.add(rt.spawn_on(k2, [&, s = fr.next()] {
-                Rng g(s);
-                guarded(run, g, "writer", [&] { write_stream(run, *e2.s, *e2.out, g, ~0ull, true); });
-              }, {.name = "moved writer"}));
+              inner.add(rt.spawn_on(k2,
+                                    [&, s = fr.next()] {
+                                      Rng g(s);
+                                      guarded(run, g, "reader", [&] { read_stream(run, *e2.s, *e2.in, g, {}); });
+                                    },
+                                    {.name = "moved reader"}));
+              inner.add(rt.spawn_on(k2,
+                                    [&, s = fr.next()] {
+                                      Rng g(s);
+                                      guarded(run, g, "writer",
+                                              [&] { write_stream(run, *e2.s, *e2.out, g, ~0ull, true); });
+                                    },
+                                    {.name = "moved writer"}));
               const auto f = inner.join();
               st.close();
               if (f) throw Tagged(weft::this_fiber::id(), f->outcome, "after the move: " + f->text);
@@ -155,8 +166,10 @@ void run_end(weft::Runtime& rt, unsigned k, unsigned workers, const Run& run, Rn
       hs.add(writer(all, true, r.next()));
       JoinSet one(run);
       weft::JoinHandle<void>& first = one.add(reader({.exact = false}, r.next()));
-      if (r.next() % 2) weft::sleep_for(std::chrono::microseconds(r.between(0, 3000)));
-      else jitter(r, 6);
+      if (r.next() % 2)
+        weft::sleep_for(std::chrono::microseconds(r.between(0, 3000)));
+      else
+        jitter(r, 6);
       first.cancel();
       if (auto f = one.join(); f && f->outcome != Outcome::fiber_cancelled)
         throw Tagged(weft::this_fiber::id(), f->outcome, "the reader to cancel: " + f->text);
@@ -170,20 +183,28 @@ void run_end(weft::Runtime& rt, unsigned k, unsigned workers, const Run& run, Rn
       }
       hs.add(reader({.buffered = false, .close = &mark}, r.next()));
       hs.add(writer(all, false, r.next()));
-      hs.add(rt.spawn_on(k, [&, seed = r.next()] {  // a read begun at a random point near the close
-        Rng fr(seed);
-        jitter(fr, 4);
-        guarded(run, fr, "late reader",
-                [&] { read_stream(run, *e.s, *e.in, fr, {.buffered = false, .exact = false, .close = &mark}); });
-      }, {.name = "late reader"}));
-      hs.add(rt.spawn_on(k, [&, seed = r.next()] {
-        Rng fr(seed);
-        if (fr.next() % 2) weft::sleep_for(std::chrono::microseconds(fr.between(0, 2000)));
-        else jitter(fr, 6);
-        e.s->close();
-        mark.returned = Clock::now();
-        EXPECT(!e.s->is_open() && e.s->native_handle() == -1, "close() returned with the socket still open");
-      }, {.name = "closer"}));
+      hs.add(rt.spawn_on(k,
+                         [&, seed = r.next()] {  // a read begun at a random point near the close
+                           Rng fr(seed);
+                           jitter(fr, 4);
+                           guarded(run, fr, "late reader", [&] {
+                             read_stream(run, *e.s, *e.in, fr, {.buffered = false, .exact = false, .close = &mark});
+                           });
+                         },
+                         {.name = "late reader"}));
+      hs.add(rt.spawn_on(k,
+                         [&, seed = r.next()] {
+                           Rng fr(seed);
+                           if (fr.next() % 2)
+                             weft::sleep_for(std::chrono::microseconds(fr.between(0, 2000)));
+                           else
+                             jitter(fr, 6);
+                           e.s->close();
+                           mark.returned = Clock::now();
+                           EXPECT(!e.s->is_open() && e.s->native_handle() == -1,
+                                  "close() returned with the socket still open");
+                         },
+                         {.name = "closer"}));
       break;
   }
   if (auto f = hs.join()) throw Tagged(weft::this_fiber::id(), f->outcome, f->text);
@@ -221,7 +242,8 @@ std::pair<TcpStream, TcpStream> make_pair(const Run& run, TcpListener& lst) {
 
 void sockets_main(weft::Runtime& rt, const Run& run, unsigned workers, bool interrupted) {
   Rng r = run.rng(1);
-  TcpListener lst = retry_no_memory(run, "TcpListener::bind", [] { return TcpListener::bind(Address::parse("127.0.0.1:0")); });
+  TcpListener lst =
+      retry_no_memory(run, "TcpListener::bind", [] { return TcpListener::bind(Address::parse("127.0.0.1:0")); });
   std::vector<std::unique_ptr<Conn>> conns;
   std::vector<TcpStream> idle_peers;
   JoinSet ends(run);
@@ -252,21 +274,21 @@ void sockets_main(weft::Runtime& rt, const Run& run, unsigned workers, bool inte
       const unsigned k = client ? p->wc : p->ws;
       const std::uint64_t seed = r.next();
       TcpStream st = client ? std::move(c) : std::move(s);
-      ends.add(rt.spawn_on(
-          k, [&rt, &run, p, k, workers, seed, client, st = std::move(st)]() mutable {
-            Rng fr(seed);
-            End e{&st, client ? &p->down : &p->up, client ? &p->up : &p->down};
-            try {
-              guarded(
-                  run, fr, kModeNames[static_cast<int>(p->mode)],
-                  [&] { run_end(rt, k, workers, run, fr, e, p->mode, p->client_closes == client); },
-                  [&] { st.close(); });
-            } catch (const Tagged&) {
-              // An end that broke: its Directions say how; checked at the end.
-            }
-            st.close();
-          },
-          {.name = client ? "client end" : "server end"}));
+      ends.add(rt.spawn_on(k,
+                           [&rt, &run, p, k, workers, seed, client, st = std::move(st)]() mutable {
+                             Rng fr(seed);
+                             End e{&st, client ? &p->down : &p->up, client ? &p->up : &p->down};
+                             try {
+                               guarded(
+                                   run, fr, kModeNames[static_cast<int>(p->mode)],
+                                   [&] { run_end(rt, k, workers, run, fr, e, p->mode, p->client_closes == client); },
+                                   [&] { st.close(); });
+                             } catch (const Tagged&) {
+                               // An end that broke: its Directions say how; checked at the end.
+                             }
+                             st.close();
+                           },
+                           {.name = client ? "client end" : "server end"}));
     }
   }
   // An idle stream and a listener closed while fibers start reads / accepts.
@@ -274,24 +296,30 @@ void sockets_main(weft::Runtime& rt, const Run& run, unsigned workers, bool inte
     auto [c, s] = make_pair(run, lst);
     idle_peers.push_back(std::move(s));
     const unsigned k = static_cast<unsigned>(r.next() % workers);
-    ends.add(rt.spawn_on(k, [&rt, &run, k, seed = r.next(), st = std::move(c)]() mutable {
-      Rng fr(seed);
-      char b[64];
-      close_race(
-          rt, k, run, fr, "TcpStream::read_some", [&](weft::net::Timeout t) { return st.read_some(b, sizeof b, t); },
-          [&] { st.close(); });
-    }, {.name = "stream close race"}));
-    TcpListener l2 = retry_no_memory(run, "TcpListener::bind", [] { return TcpListener::bind(Address::parse("127.0.0.1:0")); });
+    ends.add(rt.spawn_on(k,
+                         [&rt, &run, k, seed = r.next(), st = std::move(c)]() mutable {
+                           Rng fr(seed);
+                           char b[64];
+                           close_race(
+                               rt, k, run, fr, "TcpStream::read_some",
+                               [&](weft::net::Timeout t) { return st.read_some(b, sizeof b, t); }, [&] { st.close(); });
+                         },
+                         {.name = "stream close race"}));
+    TcpListener l2 =
+        retry_no_memory(run, "TcpListener::bind", [] { return TcpListener::bind(Address::parse("127.0.0.1:0")); });
     const unsigned k2 = static_cast<unsigned>(r.next() % workers);
-    ends.add(rt.spawn_on(k2, [&rt, &run, k2, seed = r.next(), l = std::move(l2)]() mutable {
-      Rng fr(seed);
-      close_race(
-          rt, k2, run, fr, "TcpListener::accept", [&](weft::net::Timeout t) {
-            (void)l.accept(t);
-            return std::size_t{1};
-          },
-          [&] { l.close(); });
-    }, {.name = "listener close race"}));
+    ends.add(rt.spawn_on(k2,
+                         [&rt, &run, k2, seed = r.next(), l = std::move(l2)]() mutable {
+                           Rng fr(seed);
+                           close_race(
+                               rt, k2, run, fr, "TcpListener::accept",
+                               [&](weft::net::Timeout t) {
+                                 (void)l.accept(t);
+                                 return std::size_t{1};
+                               },
+                               [&] { l.close(); });
+                         },
+                         {.name = "listener close race"}));
   }
   udp_exchange(rt, run, r, workers, interrupted);
   phase("sockets: joining the ends");
@@ -314,8 +342,8 @@ void sockets_main(weft::Runtime& rt, const Run& run, unsigned workers, bool inte
     for (const Direction* d : {&c->up, &c->down}) {
       const std::string what = std::string(kModeNames[static_cast<int>(c->mode)]) + " stream " + std::to_string(d->id);
       EXPECT(d->got <= d->sent + d->lost_chunk, what + ": " + std::to_string(d->got) + " bytes received but " +
-                                                   std::to_string(d->sent) + " sent (and " +
-                                                   std::to_string(d->lost_chunk) + " in a failed write)");
+                                                    std::to_string(d->sent) + " sent (and " +
+                                                    std::to_string(d->lost_chunk) + " in a failed write)");
       if (c->mode == Mode::close_race || d->write_failed || !d->write_done || d->read_failed) continue;
       EXPECT(d->eof && d->got == d->total, what + ": neither end broke it, yet " + std::to_string(d->got) + " of " +
                                                std::to_string(d->total) + " bytes arrived" +
@@ -340,7 +368,8 @@ void body(Run& run) {
     note_stats(rt);
     phase("sockets: registered files");
     for (int round = 0; round < 2; ++round)  // a tick on every worker applies queued slot removals
-      for (unsigned k = 0; k < workers; ++k) rt.spawn_on(k, [] { weft::sleep_for(std::chrono::milliseconds(1)); }).join();
+      for (unsigned k = 0; k < workers; ++k)
+        rt.spawn_on(k, [] { weft::sleep_for(std::chrono::milliseconds(1)); }).join();
     const weft::Stats st = rt.stats();
     if (error_logs_with("registered-file table failed") == 0)
       EXPECT(st.files_registered == 0, std::to_string(st.files_registered) +
@@ -366,14 +395,14 @@ std::unique_ptr<Load> make_sockets_load(weft::Runtime& rt, const Run& run, bool 
     L(weft::Runtime& r, const Run& u, bool i) : rt(r), run(u), interrupted(i) {}
     void start() override {
       const unsigned workers = rt.workers();
-      main = rt.spawn([this, workers] { sockets::sockets_main(rt, run, workers, interrupted); }, {.name = "sockets main"});
+      main =
+          rt.spawn([this, workers] { sockets::sockets_main(rt, run, workers, interrupted); }, {.name = "sockets main"});
     }
     void finish() override { join_load_fiber(main, run, interrupted, "the sockets main fiber"); }
   };
   return std::make_unique<L>(rt, run, interrupted);
 }
 
-const Scenario kSockets{"sockets",
-                        "TCP streams and UDP pairs: random reads/writes, close races, cancels, moves",
+const Scenario kSockets{"sockets", "TCP streams and UDP pairs: random reads/writes, close races, cancels, moves",
                         &sockets::body};
-}
+}  // namespace weft::explore

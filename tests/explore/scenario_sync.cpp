@@ -28,7 +28,6 @@
 
 namespace weft::explore::sync {
 
-
 // ------------------------------------------------------------------ runner ----
 
 struct Item {
@@ -40,7 +39,11 @@ struct Item {
 class SyncLoad {
  public:
   SyncLoad(weft::Runtime& rt, const Run& run, bool interrupted)
-      : rt_(rt), run_(run), interrupted_(interrupted), fd_(rt, "fibers"), td_(weft::threaded, "threads"),
+      : rt_(rt),
+        run_(run),
+        interrupted_(interrupted),
+        fd_(rt, "fibers"),
+        td_(weft::threaded, "threads"),
         ch_(run.rng(7).next() % 5) {}
 
   void start();
@@ -49,7 +52,8 @@ class SyncLoad {
  private:
   template <class F>
   void fiber(const char* name, F&& f) {
-    fibers_.push_back(rt_.spawn_on(static_cast<unsigned>(r_.next() % rt_.workers()), std::forward<F>(f), {.name = name}));
+    fibers_.push_back(
+        rt_.spawn_on(static_cast<unsigned>(r_.next() % rt_.workers()), std::forward<F>(f), {.name = name}));
   }
   template <class F>
   void thread(F&& f) {
@@ -79,8 +83,10 @@ class SyncLoad {
 
 void SyncLoad::domain_roles(Side& d, bool fibers) {
   auto spawn = [&](const char* name, auto f) {
-    if (fibers) fiber(name, std::move(f));
-    else thread(std::move(f));
+    if (fibers)
+      fiber(name, std::move(f));
+    else
+      thread(std::move(f));
   };
   for (int i = 0; i < 2; ++i) spawn("mixer", [&d, r = r_.next(), n = iters_] { mixer(d, Rng(r), n); });
   spawn("ping", [&d, r = r_.next(), n = rounds_] { pinger(d, Rng(r), n, true); });
@@ -94,8 +100,7 @@ void SyncLoad::domain_roles(Side& d, bool fibers) {
   spawn("cond producer", [&d, r = r_.next(), n = items_] { cond_producer(d, Rng(r), n / 2, n - n / 2); });
   spawn("cond consumer", [&d, r = r_.next(), n = items_] { cond_consumer(d, Rng(r), n); });
   if (fibers) spawn("cond consumer", [&d, r = r_.next(), n = items_] { cond_consumer(d, Rng(r), n); });
-  for (int i = 0; i < 3; ++i)
-    spawn("futex waiter", [&d, r = r_.next(), t = bumps_] { futex_waiter(d, Rng(r), t); });
+  for (int i = 0; i < 3; ++i) spawn("futex waiter", [&d, r = r_.next(), t = bumps_] { futex_waiter(d, Rng(r), t); });
   spawn("futex bumper", [&d, r = r_.next(), t = bumps_] { futex_bumper(d, Rng(r), t); });
 }
 
@@ -169,8 +174,8 @@ void SyncLoad::start() {
   domain_roles(td_, false);
   channel_roles();
   const long cancels = weft::test::scaled(static_cast<long>(r_.between(10, 40)));
-  fibers_.push_back(rt_.spawn_on(
-      0, [this, cancels, seed = r_.next()] { cancel_rounds(rt_, Rng(seed), cancels); }, {.name = "canceller"}));
+  fibers_.push_back(rt_.spawn_on(0, [this, cancels, seed = r_.next()] { cancel_rounds(rt_, Rng(seed), cancels); },
+                                 {.name = "canceller"}));
   if (!interrupted_) {
     std::this_thread::sleep_for(std::chrono::microseconds(r_.between(0, 3000)));
     consumers_[0].cancel();  // a channel consumer cancelled at a random point
@@ -196,13 +201,14 @@ void SyncLoad::finish() {
     EXPECT(d->counter == d->entries.load(), std::string(side) + ": " + std::to_string(d->counter) +
                                                 " guarded increments for " + std::to_string(d->entries.load()) +
                                                 " critical sections");
-    EXPECT(d->sem.available() == kPermits, std::string(side) + ": the Semaphore ends with " +
-                                               std::to_string(d->sem.available()) + " permits");
+    EXPECT(d->sem.available() == kPermits,
+           std::string(side) + ": the Semaphore ends with " + std::to_string(d->sem.available()) + " permits");
     EXPECT(d->taken == items_, std::string(side) + ": the Condition queue handed out " + std::to_string(d->taken));
     for (std::size_t i = 0; i < d->seen.size(); ++i)
       EXPECT(d->seen[i] == 1, std::string(side) + ": queue item " + std::to_string(i) + " taken " +
                                   std::to_string(d->seen[i]) + " times");
-    EXPECT(d->ctr.value() == bumps_, std::string(side) + ": the FutexCounter ends at " + std::to_string(d->ctr.value()));
+    EXPECT(d->ctr.value() == bumps_,
+           std::string(side) + ": the FutexCounter ends at " + std::to_string(d->ctr.value()));
   }
   note("iterations " + std::to_string(iters_) + ", rounds " + std::to_string(rounds_) + ", queue items " +
        std::to_string(items_) + ", critical sections " + std::to_string(fd_.entries.load()) + " + " +
@@ -210,8 +216,8 @@ void SyncLoad::finish() {
        std::to_string(ch_.capacity()) + ")");
   for (int p = 0; p < kProducers; ++p) EXPECT(sent_[p].load() == per_producer_, "a producer did not send everything");
   for (std::size_t i = 0; i < got_.size(); ++i)
-    EXPECT(got_[i].load() == 1, "channel value " + std::to_string(i) + " received " + std::to_string(got_[i].load()) +
-                                    " times");
+    EXPECT(got_[i].load() == 1,
+           "channel value " + std::to_string(i) + " received " + std::to_string(got_[i].load()) + " times");
 }
 
 namespace {
@@ -244,4 +250,4 @@ std::unique_ptr<Load> make_sync_load(weft::Runtime& rt, const Run& run, bool int
 
 const Scenario kSync{"sync", "Mutex/Event/Semaphore/Condition/FutexCounter/Channel on 2 workers and threads",
                      &sync::body};
-}
+}  // namespace weft::explore

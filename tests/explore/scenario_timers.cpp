@@ -60,9 +60,14 @@ void on_expire(Cell& c) {
     arm(c, g.r);
   }
   switch (g.r.next() % 6) {
-    case 0: arm(g.cells[g.r.next() % g.cells.size()], g.r); break;
-    case 1: cancel(g.cells[g.r.next() % g.cells.size()]); break;
-    default: break;
+    case 0:
+      arm(g.cells[g.r.next() % g.cells.size()], g.r);
+      break;
+    case 1:
+      cancel(g.cells[g.r.next() % g.cells.size()]);
+      break;
+    default:
+      break;
   }
 }
 
@@ -89,12 +94,18 @@ void operate(Group& g, Rng r, long iters) {
         }
         const std::uint64_t expired = c.t->expirations();
         const long cancels = c.cancels;
-        if (c.t->wait()) EXPECT(c.t->expirations() > expired, "wait() returned true without an expiry");
-        else EXPECT(c.cancels > cancels, "wait() returned false without a cancel");
+        if (c.t->wait())
+          EXPECT(c.t->expirations() > expired, "wait() returned true without an expiry");
+        else
+          EXPECT(c.cancels > cancels, "wait() returned false without a cancel");
         break;
       }
-      case 7: weft::sleep_for(std::chrono::microseconds(r.between(0, 1500))); break;
-      case 8: weft::yield(); break;
+      case 7:
+        weft::sleep_for(std::chrono::microseconds(r.between(0, 1500)));
+        break;
+      case 8:
+        weft::yield();
+        break;
       default:
         if (r.next() % 2) handler_probe(r);
         break;
@@ -122,38 +133,44 @@ class TimerLoad final : public Load {
     const long iters = weft::test::scaled(static_cast<long>(r.between(100, 400)));
     // The conductor: each phase runs the groups' fibers (group g on worker
     // (g + phase) % workers), joins them, and leaves every timer idle.
-    conductor_ = rt_.spawn_on(0, [this, iters, seed = r.next()] {
-      Rng cr(seed);
-      for (unsigned phase = 0; phase < 2; ++phase) {
-        std::vector<weft::JoinHandle<void>> hs;
-        for (unsigned gi = 0; gi < 2; ++gi) {
-          const unsigned w = (gi + phase) % rt_.workers();
-          hs.push_back(rt_.spawn_on(w, [this, gi, w, iters, s = cr.next()] {
-            Group& g = groups_[gi];
-            Rng fr(s);
-            std::vector<weft::JoinHandle<void>> ops;
-            const std::size_t n = fr.between(1, 4);
-            for (std::size_t i = 0; i < n; ++i) ops.push_back(rt_.spawn_on(w, [&g, iters, x = fr.next()] {
-              operate(g, Rng(x), iters);
-            }, {.name = "timer ops"}));
-            bool cancelled = false;
-            for (auto& h : ops) {
-              try {
-                h.join();
-              } catch (...) {
-                const Outcome o = classify(run_, std::current_exception(), "a timer fiber");
-                EXPECT(o == Outcome::fiber_cancelled || o == Outcome::shut_down,
-                       std::string("a timer fiber ended with ") + name_of(o));
-                cancelled = true;
-              }
+    conductor_ = rt_.spawn_on(
+        0,
+        [this, iters, seed = r.next()] {
+          Rng cr(seed);
+          for (unsigned phase = 0; phase < 2; ++phase) {
+            std::vector<weft::JoinHandle<void>> hs;
+            for (unsigned gi = 0; gi < 2; ++gi) {
+              const unsigned w = (gi + phase) % rt_.workers();
+              hs.push_back(rt_.spawn_on(
+                  w,
+                  [this, gi, w, iters, s = cr.next()] {
+                    Group& g = groups_[gi];
+                    Rng fr(s);
+                    std::vector<weft::JoinHandle<void>> ops;
+                    const std::size_t n = fr.between(1, 4);
+                    for (std::size_t i = 0; i < n; ++i)
+                      ops.push_back(rt_.spawn_on(w, [&g, iters, x = fr.next()] { operate(g, Rng(x), iters); },
+                                                 {.name = "timer ops"}));
+                    bool cancelled = false;
+                    for (auto& h : ops) {
+                      try {
+                        h.join();
+                      } catch (...) {
+                        const Outcome o = classify(run_, std::current_exception(), "a timer fiber");
+                        EXPECT(o == Outcome::fiber_cancelled || o == Outcome::shut_down,
+                               std::string("a timer fiber ended with ") + name_of(o));
+                        cancelled = true;
+                      }
+                    }
+                    for (Cell& c : g.cells) cancel(c);  // idle: the group may move
+                    if (cancelled) throw weft::FiberCancelled();
+                  },
+                  {.name = "timer phase"}));
             }
-            for (Cell& c : g.cells) cancel(c);  // idle: the group may move
-            if (cancelled) throw weft::FiberCancelled();
-          }, {.name = "timer phase"}));
-        }
-        for (auto& h : hs) h.join();
-      }
-    }, {.name = "timer conductor"});
+            for (auto& h : hs) h.join();
+          }
+        },
+        {.name = "timer conductor"});
   }
 
   void finish() override {
@@ -175,8 +192,8 @@ class TimerLoad final : public Load {
         const long exp = static_cast<long>(c.t->expirations());
         EXPECT(!c.t->armed(), "a timer is still armed after its group cancelled it");
         EXPECT(c.arms == exp + c.supersedes, "timer " + std::to_string(c.index) + ": " + std::to_string(c.arms) +
-                                                  " arms, " + std::to_string(exp) + " expirations, " +
-                                                  std::to_string(c.supersedes) + " supersedes");
+                                                 " arms, " + std::to_string(exp) + " expirations, " +
+                                                 std::to_string(c.supersedes) + " supersedes");
         EXPECT(c.callbacks == exp, "timer " + std::to_string(c.index) + ": " + std::to_string(c.callbacks) +
                                        " callbacks for " + std::to_string(exp) + " expirations");
       }
@@ -215,4 +232,4 @@ std::unique_ptr<Load> make_timers_load(weft::Runtime& rt, const Run& run, bool i
 
 const Scenario kTimers{"timers", "Timers armed/reset/cancelled/waited by fibers and callbacks, moved between workers",
                        &timers::body};
-}
+}  // namespace weft::explore

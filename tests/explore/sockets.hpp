@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/net/udp.hpp>
@@ -40,13 +41,13 @@ inline std::uint8_t byte_at(std::uint64_t stream, std::uint64_t off) {
 
 struct Direction {
   std::uint64_t id = 0;
-  const char* what = "";       ///< the connection's mode and direction, for messages
-  std::uint64_t total = 0;     ///< bytes the writer means to send
-  std::uint64_t sent = 0;      ///< bytes the kernel took (a prefix of the stream)
-  bool write_failed = false;   ///< a write failed: an unknown part of its chunk may have gone
+  const char* what = "";         ///< the connection's mode and direction, for messages
+  std::uint64_t total = 0;       ///< bytes the writer means to send
+  std::uint64_t sent = 0;        ///< bytes the kernel took (a prefix of the stream)
+  bool write_failed = false;     ///< a write failed: an unknown part of its chunk may have gone
   std::uint64_t lost_chunk = 0;  ///< the size of that chunk (bytes past `sent` a reader may get)
-  bool write_done = false;     ///< all `total` bytes sent and the write side shut down
-  std::uint64_t got = 0;       ///< bytes received and verified
+  bool write_done = false;       ///< all `total` bytes sent and the write side shut down
+  std::uint64_t got = 0;         ///< bytes received and verified
   bool eof = false;
   bool read_failed = false;
   Outcome read_outcome = Outcome::ok, write_outcome = Outcome::ok;
@@ -64,9 +65,9 @@ void take(Direction& d, const char* p, std::size_t n, const char* op);
 
 /// How a reader may read.
 struct ReadStyle {
-  bool buffered = true;   ///< read_buffer() allowed
-  bool exact = true;      ///< read_exact() allowed (not where a cancellation may cut it)
-  std::uint64_t limit = ~0ull;  ///< stop once `got` reaches it (a phase boundary)
+  bool buffered = true;              ///< read_buffer() allowed
+  bool exact = true;                 ///< read_exact() allowed (not where a cancellation may cut it)
+  std::uint64_t limit = ~0ull;       ///< stop once `got` reaches it (a phase boundary)
   const CloseMark* close = nullptr;  ///< the reads a close() must end promptly
 };
 

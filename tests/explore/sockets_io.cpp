@@ -34,13 +34,16 @@ std::string whose(const char* p, std::size_t n) {
     for (std::uint64_t off = 0; off < 256 * 1024; ++off) {
       std::size_t i = 0;
       while (i < n && static_cast<std::uint8_t>(p[i]) == byte_at(d->id, off + i)) ++i;
-      if (i == n) return std::string(d->what) + " stream " + std::to_string(d->id) + " at offset " + std::to_string(off);
+      if (i == n)
+        return std::string(d->what) + " stream " + std::to_string(d->id) + " at offset " + std::to_string(off);
     }
   return "";
 }
 }  // namespace
 
-void register_stream(const Direction* d) { g_streams.push_back(d); }
+void register_stream(const Direction* d) {
+  g_streams.push_back(d);
+}
 
 void take(Direction& d, const char* p, std::size_t n, const char* op) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -85,7 +88,9 @@ void check_closed_op(const CloseMark* mark, bool began_after_close, Clock::time_
              " ms after the op began: the close did not end it");
 }
 
-Timeout short_timeout(Rng& r) { return std::chrono::microseconds(r.between(0, 2000)); }
+Timeout short_timeout(Rng& r) {
+  return std::chrono::microseconds(r.between(0, 2000));
+}
 
 }  // namespace
 
@@ -117,8 +122,10 @@ void read_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r, 
         weft::net::RecvBuffer b = s.read_buffer(to);
         n = b.size();
         take(d, b.data(), n, op);
-        if (r.next() % 3 == 0) held = std::move(b);
-        else held.reset();
+        if (r.next() % 3 == 0)
+          held = std::move(b);
+        else
+          held.reset();
       } else if (pick < 9) {
         op = "recv";
         n = s.recv(buf.data(), len, 0, to);
@@ -130,8 +137,8 @@ void read_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r, 
         n = s.readv(iov, to);
         take(d, buf.data(), n, op);
       }
-      EXPECT(!after_close, std::string(op) + " returned " + std::to_string(n) +
-                               " bytes on a socket whose close() had returned");
+      EXPECT(!after_close,
+             std::string(op) + " returned " + std::to_string(n) + " bytes on a socket whose close() had returned");
       if (n == 0) {
         d.eof = true;
         return;
@@ -215,35 +222,39 @@ void close_race(weft::Runtime& rt, unsigned worker, const Run& run, Rng& r, cons
   for (unsigned i = 0; i <= n; ++i) {
     const std::uint64_t seed = r.next();
     if (i == n) {  // the closer
-      hs.add(rt.spawn_on(worker, [&, seed] {
-        Rng fr(seed);
-        jitter(fr, 4);
-        close_op();
-        mark.returned = Clock::now();
-      }, {.name = "race closer"}));
+      hs.add(rt.spawn_on(worker,
+                         [&, seed] {
+                           Rng fr(seed);
+                           jitter(fr, 4);
+                           close_op();
+                           mark.returned = Clock::now();
+                         },
+                         {.name = "race closer"}));
       break;
     }
-    hs.add(rt.spawn_on(worker, [&, seed] {
-      Rng fr(seed);
-      jitter(fr, 4);
-      const bool after = mark.returned.has_value();
-      const Clock::time_point t0 = Clock::now();
-      try {
-        const std::size_t n = wait_op(kCloseWait);
-        FAIL_NOW(std::string(op) + " returned " + std::to_string(n) +
-                 " on a socket nobody sends to, while another fiber closed it (the op began " +
-                 (after ? "after" : "before") + " close() returned)");
-      } catch (const Tagged&) {
-        throw;
-      } catch (...) {
-        const Outcome o = classify(run, std::current_exception(), op);
-        check_closed_op(&mark, after, t0, kCloseWait, o, op);
-        // A reset here can only be the explorer's, injected into the op that the
-        // close then raced with (the peer never closes).
-        EXPECT((o != Outcome::reset || run.op_faults()) && o != Outcome::unexpected_eof,
-               std::string(op) + " on a socket closed by another fiber ended with " + name_of(o));
-      }
-    }, {.name = "race waiter"}));
+    hs.add(rt.spawn_on(worker,
+                       [&, seed] {
+                         Rng fr(seed);
+                         jitter(fr, 4);
+                         const bool after = mark.returned.has_value();
+                         const Clock::time_point t0 = Clock::now();
+                         try {
+                           const std::size_t n = wait_op(kCloseWait);
+                           FAIL_NOW(std::string(op) + " returned " + std::to_string(n) +
+                                    " on a socket nobody sends to, while another fiber closed it (the op began " +
+                                    (after ? "after" : "before") + " close() returned)");
+                         } catch (const Tagged&) {
+                           throw;
+                         } catch (...) {
+                           const Outcome o = classify(run, std::current_exception(), op);
+                           check_closed_op(&mark, after, t0, kCloseWait, o, op);
+                           // A reset here can only be the explorer's, injected into the op that the
+                           // close then raced with (the peer never closes).
+                           EXPECT((o != Outcome::reset || run.op_faults()) && o != Outcome::unexpected_eof,
+                                  std::string(op) + " on a socket closed by another fiber ended with " + name_of(o));
+                         }
+                       },
+                       {.name = "race waiter"}));
   }
   if (auto f = hs.join())
     EXPECT(f->outcome == Outcome::fiber_cancelled || f->outcome == Outcome::shut_down,

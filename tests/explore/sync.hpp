@@ -37,10 +37,10 @@ struct Side {
   weft::Semaphore sem;
   weft::FutexCounter ctr;
   Event gate, ping, pong;
-  long counter = 0;          // under m
-  std::deque<int> queue;     // under m (the Condition's bounded queue)
-  int taken = 0;             // under m
-  std::vector<int> seen;     // under m: how often each queued item was taken
+  long counter = 0;       // under m
+  std::deque<int> queue;  // under m (the Condition's bounded queue)
+  int taken = 0;          // under m
+  std::vector<int> seen;  // under m: how often each queued item was taken
   std::atomic<int> in_cs{0}, in_sem{0};
   std::atomic<long> entries{0};
 };

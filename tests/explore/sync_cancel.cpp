@@ -35,8 +35,12 @@ struct CancelKit {
 // nothing.
 // The Mutex held across the round (locked here, released by make_satisfiable):
 // outside what the lock analysis can follow.
-void lock_held(weft::Mutex& m) WEFT_NO_TSA { m.lock(); }
-void unlock_held(weft::Mutex& m) WEFT_NO_TSA { m.unlock(); }
+void lock_held(weft::Mutex& m) WEFT_NO_TSA {
+  m.lock();
+}
+void unlock_held(weft::Mutex& m) WEFT_NO_TSA {
+  m.unlock();
+}
 
 void cancel_round(weft::Runtime& rt, CancelKit& k, Rng& r) {
   const unsigned w = static_cast<unsigned>(r.next() % rt.workers());
@@ -46,55 +50,64 @@ void cancel_round(weft::Runtime& rt, CancelKit& k, Rng& r) {
   bool got = false;
   const std::uint32_t snap = k.ctr.value();
   if (what == 0) lock_held(k.m);
-  auto victim = rt.spawn_on(w, [&] {
-    switch (what) {
-      case 0:
-        try {
-          k.m.lock();
-        } catch (const weft::FiberCancelled&) {
-          EXPECT(!k.m.owned_by_caller(), "a lock() ended by FiberCancelled left the Mutex owned");
-          throw;
+  auto victim = rt.spawn_on(
+      w,
+      [&] {
+        switch (what) {
+          case 0:
+            try {
+              k.m.lock();
+            } catch (const weft::FiberCancelled&) {
+              EXPECT(!k.m.owned_by_caller(), "a lock() ended by FiberCancelled left the Mutex owned");
+              throw;
+            }
+            got = true;
+            k.m.unlock();
+            break;
+          case 1:
+            k.sem.acquire();
+            got = true;  // keeps the permit
+            break;
+          case 2:
+            k.ev.wait();
+            got = true;
+            break;
+          case 3: {
+            std::unique_lock lk(k.m);
+            try {
+              k.cv.wait(lk);
+            } catch (const weft::FiberCancelled&) {
+              EXPECT(k.m.owned_by_caller(), "a Condition wait ended by FiberCancelled without the Mutex owned again");
+              throw;
+            }
+            got = true;
+            break;
+          }
+          case 4:
+            k.ctr.wait_until_changed(snap);
+            got = true;
+            EXPECT(k.ctr.value() != snap, "wait_until_changed returned at its snapshot");
+            break;
+          default:
+            got = k.ch.recv().has_value();
+            break;
         }
-        got = true;
-        k.m.unlock();
-        break;
-      case 1:
-        k.sem.acquire();
-        got = true;  // keeps the permit
-        break;
-      case 2:
-        k.ev.wait();
-        got = true;
-        break;
-      case 3: {
-        std::unique_lock lk(k.m);
-        try {
-          k.cv.wait(lk);
-        } catch (const weft::FiberCancelled&) {
-          EXPECT(k.m.owned_by_caller(), "a Condition wait ended by FiberCancelled without the Mutex owned again");
-          throw;
-        }
-        got = true;
-        break;
-      }
-      case 4:
-        k.ctr.wait_until_changed(snap);
-        got = true;
-        EXPECT(k.ctr.value() != snap, "wait_until_changed returned at its snapshot");
-        break;
-      default:
-        got = k.ch.recv().has_value();
-        break;
-    }
-  }, {.name = "cancel victim"});
+      },
+      {.name = "cancel victim"});
   auto queued = [&] {
     switch (what) {
-      case 0: return k.m.has_waiters();
-      case 1: return k.sem.has_waiters();
-      case 2: return k.ev.has_waiters();
-      case 3: return k.cv.has_waiters();
-      case 4: return k.ctr.has_waiters();
-      default: return true;
+      case 0:
+        return k.m.has_waiters();
+      case 1:
+        return k.sem.has_waiters();
+      case 2:
+        return k.ev.has_waiters();
+      case 3:
+        return k.cv.has_waiters();
+      case 4:
+        return k.ctr.has_waiters();
+      default:
+        return true;
     }
   };
   for (int i = 0; i < 100000 && !queued() && !victim.done(); ++i) weft::yield();
@@ -102,16 +115,26 @@ void cancel_round(weft::Runtime& rt, CancelKit& k, Rng& r) {
   bool sent = false;
   auto make_satisfiable = [&] {
     switch (what) {
-      case 0: unlock_held(k.m); break;
-      case 1: k.sem.release(); break;
-      case 2: k.ev.set(); break;
+      case 0:
+        unlock_held(k.m);
+        break;
+      case 1:
+        k.sem.release();
+        break;
+      case 2:
+        k.ev.set();
+        break;
       case 3: {
         weft::MutexGuard g(k.m);
         k.cv.notify_one();
         break;
       }
-      case 4: k.ctr.increment_and_wake(); break;
-      default: sent = k.ch.send_for(42, std::chrono::milliseconds(1)) == weft::SendStatus::ok; break;
+      case 4:
+        k.ctr.increment_and_wake();
+        break;
+      default:
+        sent = k.ch.send_for(42, std::chrono::milliseconds(1)) == weft::SendStatus::ok;
+        break;
     }
   };
   if (satisfy && satisfy_first) make_satisfiable();

@@ -12,7 +12,9 @@ namespace weft::explore::sync {
 
 namespace {
 
-bool in_fiber() { return weft::current_domain().evented(); }
+bool in_fiber() {
+  return weft::current_domain().evented();
+}
 
 // Counts a holder in for its scope (also when a cancelled pause unwinds it).
 struct Inside {
@@ -28,8 +30,10 @@ void critical_section(Side& d, Rng& r);
 
 void pause(Rng& r) {
   if (in_fiber()) {
-    if (r.next() % 2) weft::yield();
-    else weft::sleep_for(std::chrono::microseconds(r.between(0, 200)));
+    if (r.next() % 2)
+      weft::yield();
+    else
+      weft::sleep_for(std::chrono::microseconds(r.between(0, 200)));
   } else if (r.next() % 2) {
     std::this_thread::yield();
   } else {
@@ -74,9 +78,12 @@ void mixer(Side& d, Rng r, long iters) WEFT_NO_TSA {
       case 4: {
         const unsigned how = static_cast<unsigned>(r.next() % 3);
         bool got = true;
-        if (how == 0) d.sem.acquire();
-        else if (how == 1) got = d.sem.try_acquire();
-        else got = d.sem.acquire_for(std::chrono::microseconds(r.between(0, 500)));
+        if (how == 0)
+          d.sem.acquire();
+        else if (how == 1)
+          got = d.sem.try_acquire();
+        else
+          got = d.sem.acquire_for(std::chrono::microseconds(r.between(0, 500)));
         if (!got) break;
         struct Release {
           weft::Semaphore& s;
@@ -106,7 +113,8 @@ void pinger(Side& d, Rng r, long rounds, bool first) {
     Event& mine = first ? d.ping : d.pong;
     Event& theirs = first ? d.pong : d.ping;
     if (first) mine.set();
-    if (r.next() % 2) theirs.wait();
+    if (r.next() % 2)
+      theirs.wait();
     else
       while (!theirs.wait_for(std::chrono::microseconds(r.between(0, 300)))) {
       }
@@ -139,13 +147,16 @@ void gate_keeper(Side& d, Rng r, long rounds, Gate* g) {
 void cond_producer(Side& d, Rng r, int first, int count) {
   for (int i = first; i < first + count; ++i) {
     std::unique_lock lk(d.m);
-    if (r.next() % 2) d.cv.wait(lk, [&] { return d.queue.size() < 4; });
+    if (r.next() % 2)
+      d.cv.wait(lk, [&] { return d.queue.size() < 4; });
     else
       while (!d.cv.wait_for(lk, std::chrono::microseconds(r.between(0, 400)), [&] { return d.queue.size() < 4; })) {
       }
     d.queue.push_back(i);
-    if (r.next() % 2) d.cv.notify_all();
-    else d.cv.notify_one();
+    if (r.next() % 2)
+      d.cv.notify_all();
+    else
+      d.cv.notify_one();
   }
 }
 void cond_consumer(Side& d, Rng r, int total) {
@@ -170,8 +181,10 @@ void futex_waiter(Side& d, Rng r, std::uint32_t target) {
     if (snap >= target) return;
     bool changed = true;
     const bool timed = r.next() % 2;
-    if (!timed) d.ctr.wait_until_changed(snap);
-    else changed = d.ctr.wait_until_changed(snap, std::chrono::microseconds(r.between(0, 400)));
+    if (!timed)
+      d.ctr.wait_until_changed(snap);
+    else
+      changed = d.ctr.wait_until_changed(snap, std::chrono::microseconds(r.between(0, 400)));
     if (changed)
       EXPECT(d.ctr.value() != snap, std::string(d.name) + ": wait_until_changed(" + std::to_string(snap) +
                                         (timed ? ", timeout" : "") + ") returned with the value still at its snapshot");
@@ -182,10 +195,9 @@ void futex_bumper(Side& d, Rng r, std::uint32_t count) {
     // Each increment wakes some waiters; the last one all (the rest wait for it).
     const bool last = i + 1 == count;
     d.ctr.increment_and_wake(last || r.next() % 3 == 0 ? weft::FutexCounter::all
-                                                      : static_cast<std::uint32_t>(r.between(1, 2)));
+                                                       : static_cast<std::uint32_t>(r.between(1, 2)));
     if (r.next() % 3 == 0) pause(r);
   }
 }
-
 
 }  // namespace weft::explore::sync

@@ -5,12 +5,13 @@
 // outlive them (a sink is detached only once nothing logs any more).
 #pragma once
 
-#include <spdlog/sinks/ringbuffer_sink.h>
-
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include <spdlog/sinks/ringbuffer_sink.h>
+
 #include <weft/runtime/log.hpp>
 
 namespace weft::test {

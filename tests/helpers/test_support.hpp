@@ -9,6 +9,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <liburing.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -26,8 +27,6 @@
 #include <utility>
 #include <vector>
 
-#include <liburing.h>
-
 namespace weft::test {
 
 /// "address", "thread" or "" (set by tests/meson.build).
@@ -35,8 +34,12 @@ inline std::string sanitizer() {
   const char* s = std::getenv("WEFT_SANITIZER");
   return s ? s : "";
 }
-inline bool under_tsan() { return sanitizer() == "thread"; }
-inline bool under_asan() { return sanitizer() == "address"; }
+inline bool under_tsan() {
+  return sanitizer() == "thread";
+}
+inline bool under_asan() {
+  return sanitizer() == "address";
+}
 
 /// The run seed: WEFT_SEED (decimal or 0x-hex) when set, else a fresh random
 /// seed, chosen once per process (a forked child inherits it).

@@ -9,11 +9,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/address.hpp>
 
 using weft::net::Address;

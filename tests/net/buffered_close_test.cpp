@@ -6,10 +6,12 @@
 // the kernel (ASan), and no stale completion is seen. The last two hand the close
 // to the stream's worker (net/close_handoff.cpp).
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/recv_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
@@ -48,8 +50,9 @@ void arm(TcpStream& s, TcpStream& peer) {
 }
 }  // namespace
 
-TEST_CASE("a fiber whose captured stream armed read_buffer ends with the peer still connected: the stream "
-          "closes in the fiber, the peer reads end of stream, no fd leaks") {
+TEST_CASE(
+    "a fiber whose captured stream armed read_buffer ends with the peer still connected: the stream "
+    "closes in the fiber, the peer reads end of stream, no fd leaks") {
   const int rounds = static_cast<int>(weft::test::scaled(200));
   const int before = weft::test::stable_open_fds();
   std::atomic<long> done{0};
@@ -72,8 +75,9 @@ TEST_CASE("a fiber whose captured stream armed read_buffer ends with the peer st
   REQUIRE(weft::test::stable_open_fds() == before);
 }
 
-TEST_CASE("a stream with its buffered receive armed, dropped on a plain thread while the runtime runs: the "
-          "worker closes it at the receive's last completion, the peer reads end of stream, no fd leaks") {
+TEST_CASE(
+    "a stream with its buffered receive armed, dropped on a plain thread while the runtime runs: the "
+    "worker closes it at the receive's last completion, the peer reads end of stream, no fd leaks") {
   const int rounds = static_cast<int>(weft::test::scaled(200));
   const int before = weft::test::stable_open_fds();
   std::atomic<long> done{0};
@@ -105,8 +109,9 @@ TEST_CASE("a stream with its buffered receive armed, dropped on a plain thread w
   REQUIRE(weft::test::stable_open_fds() == before);
 }
 
-TEST_CASE("a stream with its buffered receive armed, dropped in a Timer callback (scheduler context): the "
-          "worker closes it, the peer reads end of stream, no fd leaks") {
+TEST_CASE(
+    "a stream with its buffered receive armed, dropped in a Timer callback (scheduler context): the "
+    "worker closes it, the peer reads end of stream, no fd leaks") {
   const int rounds = static_cast<int>(weft::test::scaled(100));
   const int before = weft::test::stable_open_fds();
   std::atomic<long> done{0};

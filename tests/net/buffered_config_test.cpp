@@ -4,9 +4,11 @@
 // field (not a failure at the first read), and recv_buffers = 0 turns every
 // buffered read into a plain receive into a heap buffer that still delivers the
 // bytes in order, end of stream included.
-#include <catch2/catch.hpp>
 #include <stdexcept>
 #include <string>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/recv_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
@@ -31,8 +33,9 @@ void require_refused(weft::Config cfg) {
 }
 }  // namespace
 
-TEST_CASE("recv_buffers that is not a power of two, above 32768, or with a zero buffer size is refused by the "
-          "Runtime's constructor with invalid_argument naming it") {
+TEST_CASE(
+    "recv_buffers that is not a power of two, above 32768, or with a zero buffer size is refused by the "
+    "Runtime's constructor with invalid_argument naming it") {
   weft::Config cfg;
   cfg.recv_buffers = 100;
   require_refused(cfg);
@@ -43,8 +46,9 @@ TEST_CASE("recv_buffers that is not a power of two, above 32768, or with a zero 
   require_refused(cfg);
 }
 
-TEST_CASE("recv_buffers = 0: read_buffer does plain receives into heap buffers, bytes in order, end of stream "
-          "empty") {
+TEST_CASE(
+    "recv_buffers = 0: read_buffer does plain receives into heap buffers, bytes in order, end of stream "
+    "empty") {
   weft::Config cfg;
   cfg.recv_buffers = 0;
   cfg.recv_buffer_size = 1024;

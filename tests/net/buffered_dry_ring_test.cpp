@@ -6,7 +6,6 @@
 // counters recv_arms, recv_starved and recv_plain tell which happened).
 // The binary skips (77) without io_uring or without multishot receive (< 6.0).
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -14,6 +13,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/recv_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
@@ -38,8 +40,9 @@ namespace {
 const bool kUring = (weft::test::require_io_uring(), weft::test::require_buffered_recv(), true);
 }  // namespace
 
-TEST_CASE("a 2-buffer ring under 50 streaming connections whose readers hold their leases falls back to heap "
-          "leases, loses nothing, and re-arms no more often than it reads plain") {
+TEST_CASE(
+    "a 2-buffer ring under 50 streaming connections whose readers hold their leases falls back to heap "
+    "leases, loses nothing, and re-arms no more often than it reads plain") {
   weft::test::raise_nofile_limit();
   weft::Config cfg;
   cfg.recv_buffers = 2;
@@ -87,8 +90,10 @@ TEST_CASE("a 2-buffer ring under 50 streaming connections whose readers hold the
         for (;;) {
           RecvBuffer b = s.read_buffer();
           if (b.empty()) break;
-          if (++n % 4 == 0) weft::sleep_for(200us);  // hold the lease while others read
-          else weft::yield();
+          if (++n % 4 == 0)
+            weft::sleep_for(200us);  // hold the lease while others read
+          else
+            weft::yield();
           check(b);
         }
         if (got != per_conn)
@@ -120,8 +125,9 @@ TEST_CASE("a 2-buffer ring under 50 streaming connections whose readers hold the
   REQUIRE(st.stale_completions == 0);
 }
 
-TEST_CASE("an 8-buffer ring under 200 ping-pong connections that give their leases back at once follows every "
-          "receive the kernel ended for want of buffers with plain reads, not with a re-arm") {
+TEST_CASE(
+    "an 8-buffer ring under 200 ping-pong connections that give their leases back at once follows every "
+    "receive the kernel ended for want of buffers with plain reads, not with a re-arm") {
   weft::test::raise_nofile_limit();
   weft::Config cfg;
   cfg.recv_buffers = 8;

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +22,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/recv_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
@@ -37,20 +39,21 @@ using namespace std::chrono_literals;
 using weft::net::RecvBuffer;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
+using weft::test::classify;
 using weft::test::fail;
 using weft::test::matches;
+using weft::test::Outcome;
 using weft::test::pattern;
 using weft::test::write_pattern;
-using weft::test::classify;
-using weft::test::Outcome;
 using enum weft::test::Outcome;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), weft::test::require_buffered_recv(), true);
 }  // namespace
 
-TEST_CASE("incident 002 with read_buffer: close while a reader waits gives operation_canceled, queued chunks "
-          "and held leases survive the close, no fd leaks, repeated") {
+TEST_CASE(
+    "incident 002 with read_buffer: close while a reader waits gives operation_canceled, queued chunks "
+    "and held leases survive the close, no fd leaks, repeated") {
   weft::test::raise_nofile_limit();
   const long rounds = weft::test::under_tsan() ? weft::test::scaled(2000) : 2000;
   std::atomic<long> done{0}, canceled{0}, other{0}, lease_damaged{0};
@@ -130,8 +133,9 @@ TEST_CASE("incident 002 with read_buffer: close while a reader waits gives opera
   REQUIRE(weft::test::stable_open_fds() == fds_before);
 }
 
-TEST_CASE("a fiber cancelled (Runtime::shutdown) while waiting in read_buffer ends with FiberCancelled; "
-          "its stream then closes cleanly, no fd leak") {
+TEST_CASE(
+    "a fiber cancelled (Runtime::shutdown) while waiting in read_buffer ends with FiberCancelled; "
+    "its stream then closes cleanly, no fd leak") {
   // JoinHandle has no cancel of its own: a fiber is cancelled by its runtime's
   // shutdown (runtime.hpp), as in tcp_test.cpp.
   std::atomic<bool> waiting{false};
@@ -171,8 +175,9 @@ TEST_CASE("a fiber cancelled (Runtime::shutdown) while waiting in read_buffer en
   REQUIRE(weft::test::stable_open_fds() == before);
 }
 
-TEST_CASE("leases taken out of block_on outlive their Runtime: the bytes stay readable and dropping them "
-          "afterwards is clean") {
+TEST_CASE(
+    "leases taken out of block_on outlive their Runtime: the bytes stay readable and dropping them "
+    "afterwards is clean") {
   RecvBuffer a, b;
   const std::string first = pattern(10, 0, 3000), second = pattern(10, 3000, 3000);
   {
@@ -189,7 +194,7 @@ TEST_CASE("leases taken out of block_on outlive their Runtime: the bytes stay re
       a = take(first);
       b = take(second);
     });  // the stream closes here with its receive armed
-  }  // the worker retired its ring; the leases keep its memory
+  }      // the worker retired its ring; the leases keep its memory
   REQUIRE(a.from_ring());
   REQUIRE(a.view() == first);
   REQUIRE(b.view() == second);
@@ -203,8 +208,9 @@ TEST_CASE("leases taken out of block_on outlive their Runtime: the bytes stay re
   REQUIRE(!a.from_ring());
 }
 
-TEST_CASE("leases dropped on another thread while the runtime runs go back to the ring: later reads get ring "
-          "buffers again") {
+TEST_CASE(
+    "leases dropped on another thread while the runtime runs go back to the ring: later reads get ring "
+    "buffers again") {
   weft::Config cfg;
   cfg.recv_buffers = 2;
   cfg.recv_buffer_size = 4096;
@@ -270,8 +276,9 @@ TEST_CASE("leases dropped on another thread while the runtime runs go back to th
   REQUIRE(rt.stats().stale_completions == 0);
 }
 
-TEST_CASE("a Runtime stops without hanging while a stream kept outside any fiber has its receive armed and "
-          "chunks queued; the stream closes afterwards without an fd leak") {
+TEST_CASE(
+    "a Runtime stops without hanging while a stream kept outside any fiber has its receive armed and "
+    "chunks queued; the stream closes afterwards without an fd leak") {
   const int before = weft::test::stable_open_fds();
   std::optional<TcpStream> server, client;
   std::atomic<long> step{0};

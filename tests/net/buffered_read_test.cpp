@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +29,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/recv_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
@@ -54,8 +56,9 @@ namespace {
 const bool kUring = (weft::test::require_io_uring(), weft::test::require_buffered_recv(), true);
 }  // namespace
 
-TEST_CASE("read_buffer echo: ~200 concurrent connections of random-sized writes come back byte-exact, "
-          "leases come from the ring") {
+TEST_CASE(
+    "read_buffer echo: ~200 concurrent connections of random-sized writes come back byte-exact, "
+    "leases come from the ring") {
   weft::test::raise_nofile_limit();
   const long conns = weft::test::under_tsan() ? weft::test::scaled(200) : 200;
   const std::size_t per_conn = 200 * 1000;
@@ -87,8 +90,8 @@ TEST_CASE("read_buffer echo: ~200 concurrent connections of random-sized writes 
             }
             writer.join();
             if (got != per_conn)
-              fail("connection " + std::to_string(i) + ": " + std::to_string(got) + " of " +
-                   std::to_string(per_conn) + " bytes echoed");
+              fail("connection " + std::to_string(i) + ": " + std::to_string(got) + " of " + std::to_string(per_conn) +
+                   " bytes echoed");
             ++clients_done;
           },
           {.name = "client"}));
@@ -119,8 +122,9 @@ TEST_CASE("read_buffer echo: ~200 concurrent connections of random-sized writes 
   REQUIRE(rt.stats().stale_completions == 0);
 }
 
-TEST_CASE("flow cap: ~4 MB written while the reader sleeps on its first lease is read back byte-exact after "
-          "the receive is cancelled and armed again") {
+TEST_CASE(
+    "flow cap: ~4 MB written while the reader sleeps on its first lease is read back byte-exact after "
+    "the receive is cancelled and armed again") {
   const std::size_t total = 4 << 20;
   const std::uint64_t seed = 3;
   weft::Runtime rt;
@@ -169,8 +173,9 @@ TEST_CASE("flow cap: ~4 MB written while the reader sleeps on its first lease is
   REQUIRE(rt.stats().stale_completions == 0);
 }
 
-TEST_CASE("after read_buffer, read_some, read_exact, readv and recv read the following bytes in order; "
-          "recv with MSG_PEEK is refused while the queue is in use") {
+TEST_CASE(
+    "after read_buffer, read_some, read_exact, readv and recv read the following bytes in order; "
+    "recv with MSG_PEEK is refused while the queue is in use") {
   const std::size_t total = 256 * 1024;
   const std::uint64_t seed = 4;
   weft::test::on_loopback_connection([&](TcpListener&, TcpStream& c, TcpStream& s) {
@@ -294,8 +299,9 @@ TEST_CASE("end of stream: read_buffer returns an empty lease, again on the next 
   });
 }
 
-TEST_CASE("a peer reset (SO_LINGER 0) makes read_buffer throw ECONNRESET once or return empty; "
-          "afterwards it reads as the end") {
+TEST_CASE(
+    "a peer reset (SO_LINGER 0) makes read_buffer throw ECONNRESET once or return empty; "
+    "afterwards it reads as the end") {
   weft::Runtime rt;
   // 0: the reader already waits when the reset arrives; 1: a receive is armed and
   // a chunk was read; 2: the reset comes before any read_buffer.
@@ -370,11 +376,10 @@ TEST_CASE("read_buffer past its deadline throws timed_out, and the stream still 
 
 TEST_CASE("a second fiber waiting in read_buffer on the same stream gets std::logic_error; the first still reads") {
   weft::test::on_loopback_connection([](TcpListener&, TcpStream& c, TcpStream& s) {
-    auto first = weft::spawn([&] { return std::string(s.read_buffer(10s).view()); },
-                             {.launch = weft::Launch::dispatch});
+    auto first =
+        weft::spawn([&] { return std::string(s.read_buffer(10s).view()); }, {.launch = weft::Launch::dispatch});
     REQUIRE_THROWS_AS(s.read_buffer(10s), std::logic_error);
     c.write_all("ok");
     REQUIRE(first.join() == "ok");
   });
 }
-

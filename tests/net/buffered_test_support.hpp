@@ -16,6 +16,7 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>
 
@@ -98,8 +99,8 @@ inline std::string pattern(std::uint64_t seed, std::uint64_t off, std::size_t n)
 
 /// Writes bytes [0, total) of pattern `seed` in pieces of 1..max_piece bytes (sizes
 /// from Rng(rng_seed)); `progress` (if given) follows the bytes written.
-inline void write_pattern(weft::net::TcpStream& s, std::uint64_t seed, std::size_t total, std::size_t max_piece, std::uint64_t rng_seed,
-                   std::atomic<long>* progress = nullptr) {
+inline void write_pattern(weft::net::TcpStream& s, std::uint64_t seed, std::size_t total, std::size_t max_piece,
+                          std::uint64_t rng_seed, std::atomic<long>* progress = nullptr) {
   weft::test::Rng rng(rng_seed);
   std::vector<unsigned char> buf(max_piece);
   std::size_t off = 0;

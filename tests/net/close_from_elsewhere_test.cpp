@@ -9,7 +9,6 @@
 #include <fcntl.h>
 
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
 #include <optional>
@@ -17,6 +16,9 @@
 #include <string>
 #include <system_error>
 #include <thread>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/uring/worker.hpp>

@@ -8,12 +8,14 @@
 // Each variant closes the socket another way: close(), a move-assignment, and
 // close() of a moved (released) socket. (Not the destructor: destroying an object
 // while another fiber calls into it is the caller's bug.)
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>

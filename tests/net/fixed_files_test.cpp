@@ -8,13 +8,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/uring/fixed_files.hpp>
@@ -162,7 +164,8 @@ TEST_CASE("a full table leaves the remaining sockets on their fds") {
     TcpListener l = loopback_listener();
     std::vector<std::pair<TcpStream, TcpStream>> pairs;
     for (int i = 0; i < 5; ++i) pairs.push_back(weft::test::tcp_pair(l));
-    for (std::size_t i = 0; i < pairs.size(); ++i) round_trip(pairs[i].first, pairs[i].second, "pair " + std::to_string(i));
+    for (std::size_t i = 0; i < pairs.size(); ++i)
+      round_trip(pairs[i].first, pairs[i].second, "pair " + std::to_string(i));
     REQUIRE(registered(rt) == 2);
     for (auto& p : pairs) {
       p.second.close();
@@ -184,8 +187,7 @@ TEST_CASE("an op that finds its registered slot empty runs again on the fd") {
     round_trip(c, s, "installed");
     REQUIRE(registered(rt) == 3);  // slots 0..2: listener and both ends
     weft::detail::Worker* w = weft::detail::t_state.worker;
-    for (int slot = 0; slot < 3; ++slot)
-      REQUIRE(w->await_op(&weft::detail::FixedFiles::prep_remove, &slot) >= 0);
+    for (int slot = 0; slot < 3; ++slot) REQUIRE(w->await_op(&weft::detail::FixedFiles::prep_remove, &slot) >= 0);
     round_trip(c, s, "refused, then on the fd");
     REQUIRE(registered(rt) == 1);  // both ends left the table; the idle listener did not
     round_trip(c, s, "still on the fd");

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/runtime.hpp>

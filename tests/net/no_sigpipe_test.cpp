@@ -8,13 +8,15 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>

@@ -12,7 +12,6 @@
 // runtime defines operator new[] itself, the binary skips (exit 77); these tests
 // involve one worker thread only.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +20,9 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/uring/op_table.hpp>

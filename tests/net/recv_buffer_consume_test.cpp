@@ -3,9 +3,11 @@
 // gives its buffer back (the ring's buffers keep cycling). Both kinds of lease: a
 // ring buffer and the heap fallback (Config::recv_buffers = 0). Skipped (77) where
 // the kernel has no multishot receive into a provided-buffer ring.
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/recv_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>

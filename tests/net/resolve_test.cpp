@@ -8,13 +8,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/resolve.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>
 #include <weft/weft.hpp>

@@ -2,8 +2,10 @@
 // CrossRuntimeError (and a socket dropped there closes safely); a socket in use on
 // one worker is refused to fibers of another; an idle stream moved into a fiber of
 // another worker is claimed and used there.
-#include <catch2/catch.hpp>
 #include <string>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/uring/worker.hpp>

@@ -3,9 +3,11 @@
 // sent. Server: a fiber per connection doing read_some -> write_all. Bounded by
 // a watchdog that prints the progress and a fiber dump instead of hanging.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <cstdio>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>

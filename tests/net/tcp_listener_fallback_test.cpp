@@ -8,9 +8,11 @@
 // SQEs in Runtime::stats()).
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/uring/worker.hpp>

@@ -3,10 +3,12 @@
 // port while another listens there.
 #include <sys/socket.h>
 
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <system_error>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>

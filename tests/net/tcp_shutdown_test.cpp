@@ -2,10 +2,12 @@
 // (a parked read and later ones return the end of stream) while writes still reach
 // the peer; Shutdown::both also ends the writes (the peer reads the end of stream,
 // a later write throws EPIPE). Shutdown::write is covered by tcp_test.
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
 #include <system_error>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>

@@ -3,11 +3,13 @@
 // "no timeout", not a count that wrapped negative in the conversion at the call
 // site and expired at once.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/resolve.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>

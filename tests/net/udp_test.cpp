@@ -1,8 +1,10 @@
 // UdpSocket on loopback: send_to/recv_from round trip with the sender's address,
 // connected send/recv, receive timeouts, close with a pending receive, and the
 // plain-thread refusal.
-#include <catch2/catch.hpp>
 #include <string>
+
+#include <catch2/catch.hpp>
+
 #include <weft/net/udp.hpp>
 #include <weft/weft.hpp>
 

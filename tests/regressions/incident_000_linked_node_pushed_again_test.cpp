@@ -5,14 +5,14 @@
 // list (and the fiber) instead: the run queue, the inbox, the sync primitives'
 // waiter queues, and the op table's slots (a slot released twice would be handed
 // to two ops at once). Every misuse runs in a forked child.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/uring/inbox.hpp>
 #include <weft/runtime/uring/op_table.hpp>
@@ -56,8 +56,10 @@ TEST_CASE("incident 000 class: a fiber pushed into a run queue it is linked in a
       RunQueue q;
       FiberBase* f[3] = {idle_fiber("rq-0"), idle_fiber("rq-1"), idle_fiber("rq-2")};
       for (FiberBase* x : f) q.push_back(x);
-      if (where == 1) q.push_front(f[1]);
-      else q.push_back(f[where]);
+      if (where == 1)
+        q.push_front(f[1]);
+      else
+        q.push_back(f[where]);
       std::puts(kNotCaught);
       return 0;
     });
@@ -137,13 +139,15 @@ TEST_CASE("incident 000 class: a parked fiber unparked twice before its worker d
     weft::Runtime rt(cfg);
     std::atomic<FiberBase*> parked{nullptr};
     std::atomic<bool> spinning{false}, hold{true};
+    rt.spawn(
+          [&] {
+            parked = weft::detail::t_state.fiber;
+            weft::detail::t_state.worker->park_current("test", nullptr, nullptr);
+          },
+          {.name = "woken-twice"})
+        .detach();
     rt.spawn([&] {
-        parked = weft::detail::t_state.fiber;
-        weft::detail::t_state.worker->park_current("test", nullptr, nullptr);
-      },
-      {.name = "woken-twice"}).detach();
-    rt.spawn([&] {
-        spinning = true;  // runs once the first has parked (one worker)
+        spinning = true;                                // runs once the first has parked (one worker)
         while (hold.load(std::memory_order_relaxed)) {  // for ever: nobody clears it
         }
       }).detach();

@@ -3,10 +3,10 @@
 // weft's rule: a Timer is a state machine over one intrusive heap node; arm,
 // reset and cancel are legal in every state, any number of times, from any fiber
 // and from its own callback; nothing queued behind it is ever lost.
-#include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 
@@ -24,8 +24,8 @@ TEST_CASE("incident 000: re-arming a timer whose expiry is due but undelivered s
   rt.block_on([] {
     int fired = 0;
     weft::Timer t([&] { ++fired; });
-    t.reset(0ns);              // due at once, delivered at the next tick
-    REQUIRE(t.reset(1h));      // re-armed before delivery: the due expiry is superseded
+    t.reset(0ns);          // due at once, delivered at the next tick
+    REQUIRE(t.reset(1h));  // re-armed before delivery: the due expiry is superseded
     weft::sleep_for(2ms);
     REQUIRE(fired == 0);
     REQUIRE(t.cancel());
@@ -96,14 +96,22 @@ TEST_CASE("incident 000: arm/reset/cancel storm from many fibers loses and dupli
               auto r = rng.next();
               int i = static_cast<int>(r % kTimers);
               switch ((r >> 8) % 16) {
-                case 0: case 1: case 2: case 3: case 4: case 5:
+                case 0:
+                case 1:
+                case 2:
+                case 3:
+                case 4:
+                case 5:
                   book[i].superseded += timers[i]->reset(std::chrono::microseconds((r >> 16) % 40));
                   ++book[i].arms;
                   break;
-                case 6: case 7: case 8:
+                case 6:
+                case 7:
+                case 8:
                   book[i].superseded += timers[i]->cancel();
                   break;
-                case 9: case 10: {
+                case 9:
+                case 10: {
                   // arm() does not report a supersede; armed() just before does
                   // (nothing runs between the two calls on this worker).
                   const bool was_armed = timers[i]->armed();
@@ -114,10 +122,14 @@ TEST_CASE("incident 000: arm/reset/cancel storm from many fibers loses and dupli
                 }
                 case 11:
                   if ((r >> 20) % 64 == 0) {
-                    if (timers[i]->wait()) ++book[i].waits_true; else ++book[i].waits_false;
+                    if (timers[i]->wait())
+                      ++book[i].waits_true;
+                    else
+                      ++book[i].waits_false;
                   }
                   break;
-                case 12: case 13:
+                case 12:
+                case 13:
                   weft::yield();
                   break;
                 default:

@@ -2,16 +2,16 @@
 // delivered events for it (use-after-free at a fixed offset). weft's rule: ops
 // are named by slot + generation; a CQE naming a finished (or recycled) slot is
 // counted as stale and dropped, never dereferenced or delivered to the new owner.
-#include <catch2/catch.hpp>
-
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 
-#include <weft/weft.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/uring/worker.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 
@@ -19,8 +19,12 @@ using namespace std::chrono_literals;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
-weft::detail::Worker& here() { return *weft::detail::t_state.worker; }
-void prep_nop(io_uring_sqe* sqe, void*) { io_uring_prep_nop(sqe); }
+weft::detail::Worker& here() {
+  return *weft::detail::t_state.worker;
+}
+void prep_nop(io_uring_sqe* sqe, void*) {
+  io_uring_prep_nop(sqe);
+}
 struct ReadArgs {
   int fd;
   char* buf;
@@ -36,11 +40,11 @@ constexpr std::uint64_t kFirstOpUserData = (1ULL << 32) | 1;
 TEST_CASE("incident 002: a forged completion for a finished op is counted stale and dropped") {
   weft::Runtime rt;
   rt.block_on([] {
-    REQUIRE(here().await_op(&prep_nop, nullptr) == 0);  // slot 0, generation 1: done
-    here().submit_raw(&prep_nop, nullptr, kFirstOpUserData);          // late duplicate
-    here().submit_raw(&prep_nop, nullptr, (0xdeadULL << 32) | 1);     // wrong generation
-    here().submit_raw(&prep_nop, nullptr, (1ULL << 32) | 999999);     // slot never allocated
-    here().submit_raw(&prep_nop, nullptr, 77ULL << 32);               // a tag never issued
+    REQUIRE(here().await_op(&prep_nop, nullptr) == 0);             // slot 0, generation 1: done
+    here().submit_raw(&prep_nop, nullptr, kFirstOpUserData);       // late duplicate
+    here().submit_raw(&prep_nop, nullptr, (0xdeadULL << 32) | 1);  // wrong generation
+    here().submit_raw(&prep_nop, nullptr, (1ULL << 32) | 999999);  // slot never allocated
+    here().submit_raw(&prep_nop, nullptr, 77ULL << 32);            // a tag never issued
     for (int i = 0; i < 5; ++i) weft::sleep_for(1ms);
   });
   REQUIRE(rt.stats().stale_completions == 4);
@@ -64,7 +68,7 @@ TEST_CASE("incident 002: a stale completion naming a recycled slot does not wake
     // A late CQE carrying the old generation arrives while the new op is pending.
     here().submit_raw(&prep_nop, nullptr, kFirstOpUserData);
     weft::sleep_for(5ms);
-    REQUIRE(result == 12345);   // not woken by the stale CQE
+    REQUIRE(result == 12345);  // not woken by the stale CQE
     REQUIRE(!reader.done());
     REQUIRE(write(fds[1], "data", 4) == 4);
     reader.join();

@@ -16,8 +16,6 @@
 // exception (the crash), starts a fresh incarnation (state from 0) on the other
 // worker on the same mailbox. The caller is a plain thread, as in the incident
 // (the Threaded side: Channel is the bridge), or a fiber on the other worker.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -26,8 +24,10 @@
 #include <thread>
 #include <vector>
 
-#include <weft/weft.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/sync/channel.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 #include "../helpers/watchdog.hpp"
@@ -78,9 +78,14 @@ void actor_body(Mailbox& box, const ActorOptions& o) {
         ++n;
         if (o.log) o.log->push_back(m->value);
         break;
-      case Kind::get: m->reply->send(n); break;
-      case Kind::crash: throw Crash();
-      case Kind::stop: m->reply->send(n); return;
+      case Kind::get:
+        m->reply->send(n);
+        break;
+      case Kind::crash:
+        throw Crash();
+      case Kind::stop:
+        m->reply->send(n);
+        return;
     }
   }
 }
@@ -167,8 +172,7 @@ TEST_CASE("incident 004: messages sent between a crash and the restart wait for 
     Mailbox box(capacity);
     ActorOptions o;
     o.idle = std::chrono::microseconds(idle_us);
-    auto sup = rt.spawn_on(0, [&] { return supervise(rt, box, static_cast<unsigned>(rep % 2), o); },
-                           {.name = "sup"});
+    auto sup = rt.spawn_on(0, [&] { return supervise(rt, box, static_cast<unsigned>(rep % 2), o); }, {.name = "sup"});
     random_pause(rng);
     box.send(Msg{Kind::crash});
     for (int i = 0; i < kBumps; ++i) box.send(Msg{Kind::bump});  // no pause: into the restart
@@ -180,7 +184,8 @@ TEST_CASE("incident 004: messages sent between a crash and the restart wait for 
   }
 }
 
-TEST_CASE("incident 004: an actor re-registering on short deadlines across crashes loses, repeats and reorders no message") {
+TEST_CASE(
+    "incident 004: an actor re-registering on short deadlines across crashes loses, repeats and reorders no message") {
   const bool from_fiber = GENERATE(false, true);
   CAPTURE(from_fiber);
   const long n = weft::test::scaled(20000);
@@ -208,8 +213,10 @@ TEST_CASE("incident 004: an actor re-registering on short deadlines across crash
       sent.store(i + 1, std::memory_order_relaxed);
       const std::size_t gap = rng.between(0, 7);  // 0-3: none; 4-7: a short pause
       if (gap >= 4) {
-        if (from_fiber) weft::sleep_for(std::chrono::microseconds(gap - 3));
-        else std::this_thread::sleep_for(std::chrono::microseconds(gap - 3));
+        if (from_fiber)
+          weft::sleep_for(std::chrono::microseconds(gap - 3));
+        else
+          std::this_thread::sleep_for(std::chrono::microseconds(gap - 3));
       }
     }
   };

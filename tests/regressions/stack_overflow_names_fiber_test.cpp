@@ -2,10 +2,10 @@
 // #718, Photon #406): it hits its guard page and the process dies with a message
 // naming the fiber (DESIGN "Fiber stacks"; incident 001's optimizer-dependent
 // crash in the fiber switch is the same class: a crash must say where it was).
-#include <catch2/catch.hpp>
-
 #include <csignal>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 

@@ -2,8 +2,6 @@
 // workers (every message checked), and MPMC with mixed fiber/thread producers and
 // consumers (count and sum exact). Bounded: a watchdog aborts with the progress
 // counters (and a fiber dump) instead of letting CI hang.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -13,8 +11,10 @@
 #include <thread>
 #include <vector>
 
-#include <weft/weft.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/sync/channel.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 #include "../helpers/watchdog.hpp"

@@ -5,11 +5,11 @@
 // under TSan (a full thread state per live fiber, and mappings of its own per
 // fiber) 5k fibers, which only all park and are released. Kernels without
 // MADV_GUARD_INSTALL lack the precondition: the binary skips (exit 77).
-#include <catch2/catch.hpp>
-
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 
@@ -26,10 +26,14 @@ long count_mappings() {
 }
 }  // namespace
 
-TEST_CASE("a million live fibers (50k under ASan) cost no mapping per guarded stack; 5k under TSan all park and are released") {
+TEST_CASE(
+    "a million live fibers (50k under ASan) cost no mapping per guarded stack; 5k under TSan all park and are "
+    "released") {
   long live = 1000000;
-  if (weft::test::under_tsan()) live = 5000;
-  else if (weft::test::under_asan()) live = 50000;
+  if (weft::test::under_tsan())
+    live = 5000;
+  else if (weft::test::under_asan())
+    live = 50000;
   weft::Runtime rt;
   if (rt.guard_mode() != weft::GuardMode::madvise)
     weft::test::skip("kernel lacks MADV_GUARD_INSTALL: mprotect guards are budgeted instead; nothing to check here");

@@ -6,14 +6,14 @@
 // invisible to TSan, which reported a race between the pool thread freeing the
 // exception and the worker logging it.) Built for the tsan build: run there it
 // must stay silent; elsewhere it checks that every failure arrives intact.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <exception>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/threaded/offload.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>

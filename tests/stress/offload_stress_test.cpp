@@ -1,13 +1,13 @@
 // Offload ping-pong: many fibers round-trip through a small pool; every result
 // comes back to the right fiber, none is lost or doubled, nothing hangs.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <vector>
 
-#include <weft/weft.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/threaded/offload.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 #include "../helpers/watchdog.hpp"
@@ -77,7 +77,8 @@ TEST_CASE("offload_for deadlines racing completions: both outcomes happen and ea
           const long x = i * kFibers + f;
           rounds.fetch_add(1);
           try {
-            Tracked t = weft::offload_for(pool, [x] { return Tracked(x); }, d);
+            Tracked t = weft::offload_for(
+                pool, [x] { return Tracked(x); }, d);
             if (t.v == x) good.fetch_add(1);
           } catch (const std::system_error& e) {
             if (e.code() == std::make_error_code(std::errc::timed_out)) timed_out.fetch_add(1);

@@ -2,11 +2,11 @@
 // block_on returns and the runtime is destroyed: the destruction waits for it
 // (no write to a closed eventfd, no touch of a freed worker; ASan and TSan see
 // nothing), many rounds.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <optional>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/event.hpp>
 #include <weft/weft.hpp>

@@ -2,8 +2,6 @@
 // (or already asleep) at the same moment. 500 repetitions of each storm; every
 // fiber must run / wake exactly once. A lost wakeup shows up as a repetition
 // that never finishes: its watchdog fails the test with a fiber dump.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <barrier>
 #include <chrono>
@@ -11,8 +9,10 @@
 #include <thread>
 #include <vector>
 
-#include <weft/weft.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/waiter.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 #include "../helpers/watchdog.hpp"

@@ -2,10 +2,10 @@
 // address: once the runtime is destroyed, a new Runtime built in the same storage
 // (std::optional re-emplaced) is another domain, and its fibers are refused with
 // CrossRuntimeError like any other runtime's.
-#include <catch2/catch.hpp>
-
 #include <optional>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/event.hpp>
 #include <weft/sync/futex_counter.hpp>

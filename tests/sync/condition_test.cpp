@@ -1,14 +1,14 @@
 // weft::Condition with weft::Mutex: producer/consumer with predicates for fibers
 // (two workers) and threads, notify_one vs notify_all, wait_for, the owner check,
 // re-locking on timeout and on cancellation.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <deque>
 #include <mutex>
 #include <system_error>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/condition.hpp>
 #include <weft/sync/mutex.hpp>
@@ -126,7 +126,9 @@ TEST_CASE("a fiber cancelled in wait() throws FiberCancelled owning the mutex ag
 
 TEST_CASE("destroying a Condition with a waiter aborts with a clear message") {
   auto r = weft::test::destroy_while_a_thread_waits(
-      [] { return new weft::Condition{weft::threaded, "doomed"}; },
+      [] {
+        return new weft::Condition{weft::threaded, "doomed"};
+      },
       [](weft::Condition& cv) {
         auto* m = new weft::Mutex{weft::threaded};  // never freed: the child aborts
         std::unique_lock lk(*m);

@@ -6,13 +6,15 @@
 // (The notifier claims its waiters under the primitive's lock and wakes them
 // after its last access to the primitive.) Each case runs on threads and fibers in
 // every combination; see tests/helpers/destroy_after_return.hpp for the round.
-#include <catch2/catch.hpp>
+#include "../helpers/destroy_after_return.hpp"
 
 #include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <new>
 #include <random>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/condition.hpp>
 #include <weft/sync/event.hpp>
@@ -21,7 +23,6 @@
 #include <weft/sync/semaphore.hpp>
 #include <weft/weft.hpp>
 
-#include "../helpers/destroy_after_return.hpp"
 #include "../helpers/test_support.hpp"
 
 using weft::test::Order;

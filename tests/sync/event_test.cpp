@@ -1,12 +1,12 @@
 // weft::Event: manual and auto reset, any number of waiters (fibers on two
 // workers, threads), wait_for, the set-before-wait fast path, cancellation, and
 // destruction with waiters.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/event.hpp>
 #include <weft/weft.hpp>
@@ -90,7 +90,9 @@ TEST_CASE("a fiber waiting on an event is cancelled by shutdown and leaves no wa
 
 TEST_CASE("destroying an Event with a waiter aborts with a clear message") {
   auto r = weft::test::destroy_while_a_thread_waits(
-      [] { return new weft::Event{weft::threaded, Mode::manual_reset, "doomed"}; },
+      [] {
+        return new weft::Event{weft::threaded, Mode::manual_reset, "doomed"};
+      },
       [](weft::Event& e) { e.wait(); });
   REQUIRE(r.signaled);
   REQUIRE_THAT(r.output, Contains("weft::Event 'doomed'") && Contains("destroyed while"));

@@ -7,8 +7,6 @@
 // short timeouts, long timeouts) and check value() != snapshot after every return
 // that reports a change; incrementers wake 1, 2 or all waiters with random pauses.
 // The seed is printed (set WEFT_SEED to replay one).
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -17,6 +15,8 @@
 #include <random>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/futex_counter.hpp>
 #include <weft/weft.hpp>

@@ -1,11 +1,11 @@
 // weft::FutexCounter: value/increment, wake counts, wait_until_changed with and
 // without timeout for fibers and threads, the snapshot protocol, wraparound.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/futex_counter.hpp>
 #include <weft/weft.hpp>
@@ -78,7 +78,9 @@ TEST_CASE("a fiber's timed wait gives up, and the counter is still usable") {
 
 TEST_CASE("destroying a FutexCounter with a waiter aborts with a clear message") {
   auto r = weft::test::destroy_while_a_thread_waits(
-      [] { return new weft::FutexCounter{weft::threaded, 0, "doomed"}; },
+      [] {
+        return new weft::FutexCounter{weft::threaded, 0, "doomed"};
+      },
       [](weft::FutexCounter& c) { c.wait_until_changed(0); });
   REQUIRE(r.signaled);
   REQUIRE_THAT(r.output, Contains("weft::FutexCounter 'doomed'") && Contains("destroyed while"));

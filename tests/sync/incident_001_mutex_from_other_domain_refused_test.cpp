@@ -11,8 +11,6 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wthread-safety-analysis"
 #endif
-#include <catch2/catch.hpp>
-
 #include <pthread.h>
 
 #include <functional>
@@ -22,6 +20,8 @@
 #include <string>
 #include <system_error>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/condition.hpp>
 #include <weft/sync/event.hpp>

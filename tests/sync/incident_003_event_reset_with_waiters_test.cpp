@@ -3,11 +3,11 @@
 // reset() with waiters parked is legal and defined: every waiter released by the
 // last set() returns, even if reset() runs before it is scheduled; waiters that
 // arrive after the reset wait for the next set().
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/event.hpp>
 #include <weft/weft.hpp>
@@ -48,7 +48,7 @@ TEST_CASE("threads: reset() while waiters are blocked keeps them waiting for the
     through.fetch_add(1);
   });
   while (e.waiting() < 8) std::this_thread::yield();
-  e.reset();  // with waiters blocked: defined, a no-op for them
+  e.reset();                  // with waiters blocked: defined, a no-op for them
   REQUIRE(e.waiting() == 8);  // still queued: reset() released nobody
   REQUIRE(through.load() == 0);
   e.set();

@@ -10,12 +10,12 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wthread-safety-analysis"
 #endif
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/mutex.hpp>
 #include <weft/weft.hpp>

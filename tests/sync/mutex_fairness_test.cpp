@@ -6,14 +6,14 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wthread-safety-analysis"
 #endif
-#include <catch2/catch.hpp>
-
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/mutex.hpp>
 #include <weft/weft.hpp>

@@ -8,7 +8,6 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wthread-safety-analysis"
 #endif
-#include <catch2/catch.hpp>
 #include <pthread.h>
 
 #include <atomic>
@@ -17,6 +16,8 @@
 #include <string>
 #include <system_error>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/mutex.hpp>
 #include <weft/weft.hpp>

@@ -7,14 +7,14 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wthread-safety-analysis"
 #endif
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <mutex>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/event.hpp>
 #include <weft/sync/mutex.hpp>

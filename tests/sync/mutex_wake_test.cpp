@@ -5,10 +5,10 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wthread-safety-analysis"
 #endif
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/mutex.hpp>
 #include <weft/weft.hpp>

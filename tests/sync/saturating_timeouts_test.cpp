@@ -3,11 +3,11 @@
 // wrapping to a negative time that expires at once. Each timed call here waits
 // with hours::max() for a signal another thread sends a little later, and must
 // report success, from a plain thread and from a fiber.
-#include <catch2/catch.hpp>
-
 #include <chrono>
 #include <mutex>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/threaded/offload.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>

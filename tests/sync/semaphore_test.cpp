@@ -1,11 +1,11 @@
 // weft::Semaphore: permits, try/timed acquire, FIFO hand-off to waiters (fibers on
 // two workers and threads), release(n), bad arguments, destruction with waiters.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/semaphore.hpp>
 #include <weft/weft.hpp>
@@ -87,7 +87,9 @@ TEST_CASE("a timed-out acquirer does not swallow a later permit") {
 
 TEST_CASE("destroying a Semaphore with a waiter aborts with a clear message") {
   auto r = weft::test::destroy_while_a_thread_waits(
-      [] { return new weft::Semaphore{weft::threaded, 0, "doomed"}; },
+      [] {
+        return new weft::Semaphore{weft::threaded, 0, "doomed"};
+      },
       [](weft::Semaphore& s) { s.acquire(); });
   REQUIRE(r.signaled);
   REQUIRE_THAT(r.output, Contains("weft::Semaphore 'doomed'") && Contains("destroyed while"));

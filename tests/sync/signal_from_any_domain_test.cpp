@@ -4,14 +4,14 @@
 // the waiters of the primitive's own domain; blocking calls from the wrong side are
 // still refused with CrossRuntimeError. (A Timer callback's signals are tested with
 // the scheduler context, in unit/scheduler_context_test.cpp.)
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/condition.hpp>
 #include <weft/sync/event.hpp>

@@ -8,8 +8,6 @@
 //  - FutexCounter increment/wait races between threads, 1M increments, starting
 //    just below 2^32 so the counter wraps in the middle of the run; the same
 //    between fibers on two workers (200k increments).
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -19,6 +17,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/event.hpp>
 #include <weft/sync/futex_counter.hpp>

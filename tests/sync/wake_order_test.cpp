@@ -10,11 +10,11 @@
 // sleeping one's timer is even checked). The checks inside the notify loops are
 // CHECKs: after a failure the loop still releases every waiter, so the primitive
 // is not destroyed with waiters (which aborts) and the failure is reported.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <mutex>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/condition.hpp>
 #include <weft/sync/event.hpp>
@@ -50,7 +50,9 @@ std::vector<weft::JoinHandle<void>> queue_in_order(std::vector<int>& woke, Wait 
 }
 
 /// Lets every fiber a notify made ready run (see the top of the file).
-void settle() { weft::sleep_for(1ms); }
+void settle() {
+  weft::sleep_for(1ms);
+}
 
 std::vector<int> first_n(int n) {
   std::vector<int> v;

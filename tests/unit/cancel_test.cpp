@@ -2,12 +2,12 @@
 // it sleeps, waits or runs an I/O op, from any thread — and a cancellation that
 // arrives while it unwinds an exception (a destructor that blocks) or inside a
 // DeferCancellation scope waits instead of turning into std::terminate.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>

@@ -6,11 +6,11 @@
 // destroys it right after send() handed its value to a blocked receiver); also
 // with the two calls racing. Capacity 0, 1 and 4; threads and fibers on both
 // sides. See tests/helpers/destroy_after_return.hpp for the round.
-#include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <new>
 #include <random>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/channel.hpp>
 #include <weft/weft.hpp>

@@ -2,11 +2,11 @@
 // with a message naming it and what waits, as every other sync primitive does;
 // silently freed, its waiters would later lock freed memory (and the runtime would
 // hang at teardown). Each case runs in a forked child that must die of SIGABRT.
-#include <catch2/catch.hpp>
-
 #include <csignal>
 #include <string>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/sync/channel.hpp>
 #include <weft/weft.hpp>

@@ -1,15 +1,15 @@
 // Channel<T>: bounded MPMC bridge. FIFO, blocking when full/empty for fibers
 // (park) and threads (futex), try_*/timeouts, close semantics, move-only values,
 // rendezvous, and the hand-over vs timeout race that must never lose a value.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
 
-#include <weft/weft.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/sync/channel.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 
@@ -280,8 +280,7 @@ TEST_CASE("a value handed to a receiver that times out at the same moment is nev
       if (total.fiber_got && total.thread_got && total.recv_timeouts && total.send_timeouts) break;
     }
     INFO("capacity " << cap << ": fiber got " << total.fiber_got << ", thread got " << total.thread_got
-                     << ", receives timed out " << total.recv_timeouts << ", sends timed out "
-                     << total.send_timeouts);
+                     << ", receives timed out " << total.recv_timeouts << ", sends timed out " << total.send_timeouts);
     REQUIRE(total.fiber_got > 0);
     REQUIRE(total.thread_got > 0);
     REQUIRE(total.recv_timeouts > 0);
@@ -295,13 +294,13 @@ TEST_CASE("a fiber blocked in recv is cancelled by shutdown and leaves the chann
   {
     weft::Runtime rt;
     rt.spawn([&] {
-      try {
-        (void)ch.recv();
-      } catch (const weft::FiberCancelled&) {
-        cancelled = true;
-        throw;
-      }
-    }).detach();
+        try {
+          (void)ch.recv();
+        } catch (const weft::FiberCancelled&) {
+          cancelled = true;
+          throw;
+        }
+      }).detach();
     rt.block_on([] { weft::sleep_for(5ms); });
   }
   REQUIRE(cancelled);

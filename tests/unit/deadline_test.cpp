@@ -1,12 +1,12 @@
 // Durations and time points given to weft saturate: "forever" (hours::max(),
 // seconds::max(), time_point::max()) never wraps into the past, and every fiber
 // and runtime id is unique in the process.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <optional>
 #include <set>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 
@@ -55,8 +55,9 @@ TEST_CASE("sleep_for(seconds::max()) and sleep_until(time_point::max()) sleep un
     rt.spawn(sleeper([] { weft::sleep_for(std::chrono::hours::max()); })).detach();
     rt.spawn(sleeper([] { weft::sleep_until(std::chrono::steady_clock::time_point::max()); })).detach();
     rt.spawn(sleeper([] {
-      weft::sleep_until(std::chrono::time_point<std::chrono::steady_clock, std::chrono::hours>::max());
-    })).detach();
+        weft::sleep_until(std::chrono::time_point<std::chrono::steady_clock, std::chrono::hours>::max());
+      }))
+        .detach();
     rt.block_on([] { weft::sleep_for(20ms); });
     REQUIRE(returned == 0);
   }  // shutdown cancels them

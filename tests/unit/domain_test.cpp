@@ -1,9 +1,9 @@
 // Domains: Evented-only calls from a plain thread throw CrossRuntimeError naming
 // both sides; Threaded-only calls from a fiber are refused the same way.
-#include <catch2/catch.hpp>
-
 #include <string>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 

@@ -6,13 +6,13 @@
 // The exceptions are Tracked: their destructor records that they died, so a handler
 // left by the wrong fiber shows up as a destroyed exception without a sanitizer too
 // (under ASan it is also a heap-use-after-free report).
-#include <catch2/catch.hpp>
-
 #include <exception>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 

@@ -7,8 +7,6 @@
 // WEFT_LOG is read once per process, so each case runs this binary again in a
 // fresh process with WEFT_LOG set (exec_self) and runs one hidden "[.child]" case
 // there, which logs; the parent reads its stderr.
-#include <catch2/catch.hpp>
-
 #include <pthread.h>
 
 #include <atomic>
@@ -19,6 +17,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/log.hpp>
 #include <weft/weft.hpp>

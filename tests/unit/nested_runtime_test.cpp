@@ -3,9 +3,11 @@
 // one has stopped). Only a runtime's own fibers and its own scheduler context are
 // refused: they would wait for themselves.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
+
+#include <catch2/catch.hpp>
+
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"

@@ -1,7 +1,5 @@
 // Ops on the ring: results, linked deadlines, and the rule that a fiber resumes
 // only after the op's last CQE.
-#include <catch2/catch.hpp>
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -10,8 +8,10 @@
 #include <cstring>
 #include <vector>
 
-#include <weft/weft.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/uring/worker.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 
@@ -20,7 +20,9 @@ using namespace std::chrono_literals;
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
 
-weft::detail::Worker& here() { return *weft::detail::t_state.worker; }
+weft::detail::Worker& here() {
+  return *weft::detail::t_state.worker;
+}
 
 struct Pipe {
   int r = -1, w = -1;
@@ -45,7 +47,9 @@ void prep_read(io_uring_sqe* sqe, void* a) {
   auto* r = static_cast<ReadArgs*>(a);
   io_uring_prep_read(sqe, r->fd, r->buf, r->len, 0);
 }
-void prep_nop(io_uring_sqe* sqe, void*) { io_uring_prep_nop(sqe); }
+void prep_nop(io_uring_sqe* sqe, void*) {
+  io_uring_prep_nop(sqe);
+}
 }  // namespace
 
 TEST_CASE("a NOP op completes with result 0") {
@@ -108,10 +112,10 @@ TEST_CASE("shutdown cancels a fiber blocked in a read and waits for the op's com
   {
     weft::Runtime rt;
     rt.spawn([&] {
-      char buf[8];
-      ReadArgs a{p.r, buf, sizeof buf};
-      res = here().await_op(&prep_read, &a);
-    }).detach();
+        char buf[8];
+        ReadArgs a{p.r, buf, sizeof buf};
+        res = here().await_op(&prep_read, &a);
+      }).detach();
     // Let it reach the read.
     rt.block_on([] { weft::sleep_for(5ms); });
   }  // ~Runtime: cancel, wait for the CQE, stop

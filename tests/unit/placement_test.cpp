@@ -2,16 +2,16 @@
 // its worker; round_robin and least_loaded spread them, from fibers and threads;
 // least_loaded sends them to the worker with fewer live fibers, which
 // round_robin does not.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <cstdlib>
 #include <thread>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
+#include <weft/runtime/waiter.hpp>
 #include <weft/sync/event.hpp>
 #include <weft/weft.hpp>
-#include <weft/runtime/waiter.hpp>
 
 #include "../helpers/test_support.hpp"
 
@@ -114,7 +114,8 @@ TEST_CASE("spawn_on obeys the worker it is given, whatever the placement") {
   for (auto p : {weft::Placement::local, weft::Placement::round_robin, weft::Placement::least_loaded}) {
     auto rt = make(p);
     REQUIRE(rt.spawn_on(1, [] { return weft::current_domain().worker; }).join() == 1);
-    REQUIRE(rt.spawn_on(0, [&rt] { return rt.spawn_on(1, [] { return weft::current_domain().worker; }).join(); })
-                .join() == 1);
+    REQUIRE(rt.spawn_on(0, [&rt] {
+                return rt.spawn_on(1, [] { return weft::current_domain().worker; }).join();
+              }).join() == 1);
   }
 }

@@ -4,12 +4,12 @@
 // destroyed, no fiber is created, the runtime goes on); a Timer used from a
 // worker other than the one it is bound to throws std::logic_error naming both
 // (and keeps working on its own worker).
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 

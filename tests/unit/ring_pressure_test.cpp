@@ -3,18 +3,18 @@
 // (-EBUSY, injected), ops queue and are issued in order, an op is never split
 // from its linked timeout (its deadline holds), nothing spins, and a wake whose
 // MSG_RING fails still reaches its worker — of this runtime or of another.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
-#include <weft/sync/event.hpp>
 #include <weft/runtime/uring/worker.hpp>
+#include <weft/sync/event.hpp>
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
@@ -75,7 +75,8 @@ long echo_round(weft::Runtime& rt, int pairs, int msgs) {
 long expected_bytes(int pairs, int msgs) {
   long n = 0;
   for (int i = 0; i < pairs; ++i)
-    for (int m = 0; m < msgs; ++m) n += static_cast<long>(("msg-" + std::to_string(i) + "-" + std::to_string(m)).size());
+    for (int m = 0; m < msgs; ++m)
+      n += static_cast<long>(("msg-" + std::to_string(i) + "-" + std::to_string(m)).size());
   return n;
 }
 }  // namespace
@@ -176,8 +177,10 @@ TEST_CASE("a fiber of one runtime wakes a fiber of another while MSG_RING wakes 
     long n = 0;
     while (n < rounds) {
       weft::detail::Waiter* w = slot.exchange(nullptr, std::memory_order_acq_rel);
-      if (w && w->notify()) ++n;
-      else weft::sleep_for(50us);  // let b's worker fall asleep: the wake must reach it
+      if (w && w->notify())
+        ++n;
+      else
+        weft::sleep_for(50us);  // let b's worker fall asleep: the wake must reach it
     }
   });
   REQUIRE(waiter.join());

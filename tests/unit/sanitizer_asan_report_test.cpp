@@ -3,10 +3,10 @@
 // use-after-free in a fiber, in a forked child: AddressSanitizer reports it, and
 // its stack traces (the bad access, the free, the allocation) name the functions
 // on the fiber's stack. Builds without ASan skip (exit 77).
-#include <catch2/catch.hpp>
-
 #include <chrono>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/fiber/sanitizer.hpp>
 #include <weft/weft.hpp>
@@ -32,7 +32,9 @@ volatile int g_after_free = 0;
   return *g_dangling;  // heap-use-after-free
 }
 
-[[gnu::noinline]] int user_fiber_body() { return reads_after_free_in_fiber() + 1; }
+[[gnu::noinline]] int user_fiber_body() {
+  return reads_after_free_in_fiber() + 1;
+}
 }  // namespace
 
 TEST_CASE("a heap use-after-free in a fiber is reported by ASan with the fiber's frames") {

@@ -5,12 +5,12 @@
 // (Fiber switches are announced to TSan, and weft's own hand-overs carry their
 // happens-before edges; neither may hide a race of the user's.) Builds without
 // TSan skip (exit 77).
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/fiber/sanitizer.hpp>
 #include <weft/weft.hpp>

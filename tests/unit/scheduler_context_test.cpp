@@ -10,14 +10,14 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wthread-safety-analysis"  // locks taken inside a callback on purpose
 #endif
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/threaded/offload.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>

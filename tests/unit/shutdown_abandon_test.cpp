@@ -2,11 +2,13 @@
 // wake it any more: a fiber that defers its cancellation while it waits for a
 // fiber of another worker, or sleeps, is waited for.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/log.hpp>
 #include <weft/weft.hpp>
 

@@ -3,10 +3,12 @@
 // complete (every fiber unwound, the workers stopped), and the destructor never
 // destroys the workers, the pool or the monitor under another caller.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
 

@@ -3,11 +3,13 @@
 // still parked after its cancellation, by the worker itself. The tests wait for
 // the message (bounded), then release the fiber: no timing in the assertions.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>

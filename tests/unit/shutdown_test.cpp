@@ -1,12 +1,13 @@
 // Shutdown order, cancellation, the stall detector and fiber dumps.
-#include <spdlog/sinks/ringbuffer_sink.h>
-
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
 #include <string>
 #include <thread>
+
+#include <catch2/catch.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>

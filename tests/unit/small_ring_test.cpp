@@ -4,8 +4,6 @@
 // stats().sq_full), and more completions at once than the CQ holds overflow it
 // (the kernel keeps the extra CQEs until they are reaped). Every op still gets
 // its own result, every linked deadline and every sleep still fires, none is lost.
-#include <catch2/catch.hpp>
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -15,6 +13,8 @@
 #include <cstdint>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
@@ -27,7 +27,9 @@ using namespace std::chrono_literals;
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
 
-weft::detail::Worker& here() { return *weft::detail::t_state.worker; }
+weft::detail::Worker& here() {
+  return *weft::detail::t_state.worker;
+}
 
 struct Pipe {
   int r = -1, w = -1;
@@ -53,7 +55,9 @@ void prep_read(io_uring_sqe* sqe, void* a) {
   auto* r = static_cast<ReadArgs*>(a);
   io_uring_prep_read(sqe, r->fd, r->buf, r->len, 0);
 }
-void prep_nop(io_uring_sqe* sqe, void*) { io_uring_prep_nop(sqe); }
+void prep_nop(io_uring_sqe* sqe, void*) {
+  io_uring_prep_nop(sqe);
+}
 
 weft::Config tiny_ring(unsigned entries) {
   weft::Config cfg;

@@ -1,12 +1,12 @@
 // Fibers: spawn, join, results, exceptions, names, launch order, joins from threads.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 
@@ -143,9 +143,9 @@ TEST_CASE("a dropped handle detaches the fiber, which still runs to completion")
       });
       weft::yield();  // it starts and parks in its sleep
       REQUIRE(steps == 1);
-    }  // the handle is dropped here: no join(), no detach()
+    }                                        // the handle is dropped here: no join(), no detach()
     while (steps < 2) weft::sleep_for(1ms);  // bounded by the test's timeout
-    REQUIRE(rt.stats().fibers_alive == 1);  // it finished and is gone; only this fiber is left
+    REQUIRE(rt.stats().fibers_alive == 1);   // it finished and is gone; only this fiber is left
   });
   REQUIRE(steps == 2);
   REQUIRE(rt.stats().fibers_alive == 0);

@@ -4,14 +4,14 @@
 // under the default vm.max_map_count, one mapping per chunk of stacks. Kernels
 // without MADV_GUARD_INSTALL (before 6.13) lack the precondition: the binary
 // skips (exit 77).
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/fiber/sanitizer.hpp>
 #include <weft/runtime/fiber/stack_pool.hpp>
@@ -38,8 +38,9 @@ std::size_t maps_lines() {
 
 }  // namespace
 
-TEST_CASE("guarded stacks in madvise mode cost one mapping per chunk: 1M (100k under sanitizers) fit under vm.max_map_count",
-          "[stack_pool]") {
+TEST_CASE(
+    "guarded stacks in madvise mode cost one mapping per chunk: 1M (100k under sanitizers) fit under vm.max_map_count",
+    "[stack_pool]") {
   if (!weft::detail::kernel_has_guard_install())
     weft::test::skip("kernel lacks MADV_GUARD_INSTALL (Linux 6.13+): madvise guards cannot be tested here");
   const std::size_t n = under_sanitizer() ? 100'000 : 1'000'000;

@@ -5,15 +5,11 @@
 //
 // Every test that expects a crash runs it in a fork()ed child whose stdout/stderr are
 // captured or discarded, and never calls Catch from the child.
-#include <catch2/catch.hpp>
-
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <boost/context/detail/fcontext.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -23,6 +19,9 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include <boost/context/detail/fcontext.hpp>
+#include <catch2/catch.hpp>
 
 #include <weft/runtime/fiber/overflow.hpp>
 #include <weft/runtime/fiber/sanitizer.hpp>
@@ -40,7 +39,9 @@ bool under_sanitizer() {
   return weft::detail::kAsan || weft::detail::kTsan || (s != nullptr && *s != '\0');
 }
 
-std::size_t page() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+std::size_t page() {
+  return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
 
 struct ChildResult {
   int status = 0;
@@ -106,7 +107,9 @@ std::vector<GuardMode> testable_modes() {
   return m;
 }
 
-const char* name_of(GuardMode m) { return m == GuardMode::madvise ? "madvise" : "mprotect"; }
+const char* name_of(GuardMode m) {
+  return m == GuardMode::madvise ? "madvise" : "mprotect";
+}
 
 // ---- overflow fixture: a fake fiber on a pool stack ----
 

@@ -2,8 +2,6 @@
 // remedy, and a ring size beyond the kernel's limit is refused by the constructor
 // (std::invalid_argument); never a crash or a half-started runtime. (A memlock
 // limit too low for the ring: startup_memlock_test.cpp, which may skip.)
-#include <catch2/catch.hpp>
-
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -16,6 +14,8 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 

@@ -2,8 +2,6 @@
 // io_uring rings to RLIMIT_MEMLOCK (before 5.12) the Runtime constructor throws a
 // StartupError naming the limit. Newer kernels charge rings to the memory cgroup
 // instead: there the precondition is missing and the binary skips (exit 77).
-#include <catch2/catch.hpp>
-
 #include <linux/capability.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -11,6 +9,8 @@
 
 #include <cstdio>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 

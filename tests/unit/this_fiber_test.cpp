@@ -2,13 +2,13 @@
 // point (a past one only yields, letting the other ready fibers run), and
 // this_fiber::cancelled() tells a fiber it has been cancelled, before and after
 // the FiberCancelled its blocking calls throw.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 

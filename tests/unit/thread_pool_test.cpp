@@ -2,17 +2,17 @@
 // worker; a fiber waiting in offload never blocks its worker; a full queue parks
 // fibers and blocks threads; shutdown runs or refuses (never drops) queued work;
 // a timed-out offload's late result is destroyed exactly once.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <vector>
 
-#include <weft/weft.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/threaded/offload.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 
@@ -33,16 +33,16 @@ TEST_CASE("offload returns fn's value and rethrows its exception on the fiber's 
   ThreadPool pool({.name = "t-value", .threads = 2});
   for (unsigned wk = 0; wk < 2; ++wk) {
     rt.spawn_on(wk, [&, wk] {
-      REQUIRE(weft::current_domain().worker == static_cast<int>(wk));
-      std::thread::id caller = std::this_thread::get_id();
-      auto ran_on = weft::offload(pool, [] { return std::this_thread::get_id(); });
-      REQUIRE(ran_on != caller);
-      REQUIRE(weft::offload(pool, [] { return 42; }) == 42);
-      REQUIRE(weft::current_domain().worker == static_cast<int>(wk));
-      REQUIRE_THROWS_AS(weft::offload(pool, []() -> int { throw std::domain_error("boom"); }), std::domain_error);
-      weft::offload(pool, [] {});
-      REQUIRE(weft::current_domain().worker == static_cast<int>(wk));
-    }).join();
+        REQUIRE(weft::current_domain().worker == static_cast<int>(wk));
+        std::thread::id caller = std::this_thread::get_id();
+        auto ran_on = weft::offload(pool, [] { return std::this_thread::get_id(); });
+        REQUIRE(ran_on != caller);
+        REQUIRE(weft::offload(pool, [] { return 42; }) == 42);
+        REQUIRE(weft::current_domain().worker == static_cast<int>(wk));
+        REQUIRE_THROWS_AS(weft::offload(pool, []() -> int { throw std::domain_error("boom"); }), std::domain_error);
+        weft::offload(pool, [] {});
+        REQUIRE(weft::current_domain().worker == static_cast<int>(wk));
+      }).join();
   }
 }
 
@@ -203,12 +203,15 @@ TEST_CASE("offload_for times out at its deadline and the late result is destroye
   std::atomic<bool> finished{false};
   rt.block_on([&] {
     try {
-      weft::offload_for(pool, [&] {
-        std::this_thread::sleep_for(200ms);
-        Late l;
-        finished = true;
-        return l;
-      }, 5ms);
+      weft::offload_for(
+          pool,
+          [&] {
+            std::this_thread::sleep_for(200ms);
+            Late l;
+            finished = true;
+            return l;
+          },
+          5ms);
       FAIL("no timeout");
     } catch (const std::system_error& e) {
       REQUIRE(e.code() == std::make_error_code(std::errc::timed_out));
@@ -224,7 +227,8 @@ TEST_CASE("offload from a plain thread runs fn inline") {
   ThreadPool pool({.name = "t-inline", .threads = 2});
   auto me = std::this_thread::get_id();
   REQUIRE(weft::offload(pool, [] { return std::this_thread::get_id(); }) == me);
-  REQUIRE(weft::offload_for(pool, [] { return 7; }, 1ms) == 7);
+  REQUIRE(weft::offload_for(
+              pool, [] { return 7; }, 1ms) == 7);
   REQUIRE(pool.stats().submitted == 0);
 }
 

@@ -3,10 +3,12 @@
 // fiber of another runtime or worker; an armed Timer used from another worker is
 // refused with CrossRuntimeError; durations and time points saturate.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
+
+#include <catch2/catch.hpp>
+
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"

@@ -1,9 +1,9 @@
 // Timers and sleeps: expiry, cancel, reset, waiters, callbacks, sleep ordering.
-#include <catch2/catch.hpp>
-
 #include <chrono>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <weft/weft.hpp>
 
@@ -101,8 +101,10 @@ TEST_CASE("a callback may re-arm its own timer (periodic) and cancel others") {
     other.reset(1h);
     weft::Timer* self = nullptr;
     weft::Timer p([&] {
-      if (++ticks < 5) self->reset(1ms);
-      else cancelled_other = other.cancel();  // the last tick cancels the other timer
+      if (++ticks < 5)
+        self->reset(1ms);
+      else
+        cancelled_other = other.cancel();  // the last tick cancels the other timer
     });
     self = &p;
     p.reset(1ms);

@@ -1,16 +1,16 @@
 // Waiter: one claim ends a wait — notify, deadline or cancel — for fibers and
 // threads alike; wakes are never lost or doubled, even when the waker runs while
 // the waiting fiber is still switching out.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <thread>
 #include <vector>
 
-#include <weft/weft.hpp>
-#include <weft/runtime/uring/timer_queue.hpp>
+#include <catch2/catch.hpp>
+
 #include <weft/runtime/tsa.hpp>
+#include <weft/runtime/uring/timer_queue.hpp>
 #include <weft/runtime/waiter.hpp>
+#include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
 
@@ -19,7 +19,9 @@ using weft::detail::Waiter;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
-std::int64_t in_ms(long ms) { return weft::detail::monotonic_ns() + ms * 1'000'000; }
+std::int64_t in_ms(long ms) {
+  return weft::detail::monotonic_ns() + ms * 1'000'000;
+}
 }  // namespace
 
 TEST_CASE("a fiber's wait ends when a plain thread notifies it") {
@@ -70,9 +72,9 @@ TEST_CASE("shutdown cancels a fiber parked in a wait") {
   {
     weft::Runtime rt;
     rt.spawn([&] {
-      Waiter w;
-      r = w.wait();
-    }).detach();
+        Waiter w;
+        r = w.wait();
+      }).detach();
     rt.block_on([] { weft::sleep_for(2ms); });
   }
   REQUIRE(r == Waiter::Result::cancelled);
@@ -118,8 +120,10 @@ TEST_CASE("cross-worker: a fiber on worker 1 wakes a fiber on worker 0 50k times
     long n = 0;
     while (n < rounds) {
       Waiter* w = slot.exchange(nullptr, std::memory_order_acq_rel);
-      if (w && w->notify()) ++n;
-      else weft::yield();
+      if (w && w->notify())
+        ++n;
+      else
+        weft::yield();
     }
     return n;
   });
@@ -155,8 +159,10 @@ TEST_CASE("notify racing the deadline: exactly one claim wins and each side wins
       // If the waker took it, let it finish with `w` before `w` goes away.
       if (slot.exchange(nullptr, std::memory_order_acq_rel) != &w)
         while (done.load(std::memory_order_acquire) != &w) weft::yield();
-      if (r == Waiter::Result::notified) ++notified;
-      else if (r == Waiter::Result::timed_out) ++timed_out;
+      if (r == Waiter::Result::notified)
+        ++notified;
+      else if (r == Waiter::Result::timed_out)
+        ++timed_out;
     }
   });
   stop = true;
@@ -164,7 +170,7 @@ TEST_CASE("notify racing the deadline: exactly one claim wins and each side wins
   INFO("rounds " << ran << ": notified " << notified << ", timed out " << timed_out);
   REQUIRE(notified > 0);
   REQUIRE(timed_out > 0);
-  REQUIRE(notified + timed_out == ran);     // no third outcome (a cancel, a bogus result)
+  REQUIRE(notified + timed_out == ran);    // no third outcome (a cancel, a bogus result)
   REQUIRE(notified == notified_by_waker);  // the waiter saw a notify exactly when the waker won its claim
 }
 

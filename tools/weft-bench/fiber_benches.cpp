@@ -58,7 +58,8 @@ long skynet(long num, long size, long div, weft::Launch launch) {
   weft::JoinHandle<long> kids[10];
   for (long i = 0; i < div; ++i) {
     long sub = num + i * (size / div);
-    kids[i] = weft::spawn([sub, size, div, launch] { return skynet(sub, size / div, div, launch); }, {.launch = launch});
+    kids[i] =
+        weft::spawn([sub, size, div, launch] { return skynet(sub, size / div, div, launch); }, {.launch = launch});
   }
   long sum = 0;
   for (long i = 0; i < div; ++i) sum += kids[i].join();
@@ -107,9 +108,15 @@ Result bench_place(weft::Runtime& rt, const Args&, long n) {
   long long t1 = now_ns();
   std::string extra = " placement=";
   switch (rt.config().placement) {
-    case weft::Placement::local: extra += "local"; break;
-    case weft::Placement::round_robin: extra += "round_robin"; break;
-    case weft::Placement::least_loaded: extra += "least_loaded"; break;
+    case weft::Placement::local:
+      extra += "local";
+      break;
+    case weft::Placement::round_robin:
+      extra += "round_robin";
+      break;
+    case weft::Placement::least_loaded:
+      extra += "least_loaded";
+      break;
   }
   extra += " jobs_per_worker=";
   for (std::size_t i = 0; i < per.size(); ++i) {

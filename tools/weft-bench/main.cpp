@@ -36,7 +36,8 @@ const char* kCommon =
 
 void usage(FILE* out) {
   std::fputs("usage: weft-bench --bench NAME [options]     (weft-bench --list: the names)\nbenchmarks:\n", out);
-  for (const auto& [name, b] : registry()) std::fprintf(out, "  %s%s%s\n", b.help, *b.options ? "\n    options: " : "", b.options);
+  for (const auto& [name, b] : registry())
+    std::fprintf(out, "  %s%s%s\n", b.help, *b.options ? "\n    options: " : "", b.options);
   std::fputs(kCommon, out);
 }
 
@@ -79,7 +80,9 @@ std::string Args::str(const char* k, const char* def) const {
 std::string percentiles(std::vector<long long>& s) {
   if (s.empty()) return "";
   std::sort(s.begin(), s.end());
-  auto at = [&](double q) { return s[std::min(s.size() - 1, static_cast<std::size_t>(q * static_cast<double>(s.size())))]; };
+  auto at = [&](double q) {
+    return s[std::min(s.size() - 1, static_cast<std::size_t>(q * static_cast<double>(s.size())))];
+  };
   return " p50_ns=" + std::to_string(at(0.50)) + " p99_ns=" + std::to_string(at(0.99));
 }
 
@@ -103,7 +106,8 @@ int main(int argc, char** argv) {
   }
   const std::string name = args.str("--bench", "");
   auto it = registry().find(name);
-  if (it == registry().end()) bad_usage(name.empty() ? "--bench NAME is required" : "no benchmark named '" + name + "'");
+  if (it == registry().end())
+    bad_usage(name.empty() ? "--bench NAME is required" : "no benchmark named '" + name + "'");
   const Bench& bench = it->second;
   for (const auto& [k, v] : args.kv)
     if (!listed("--bench --n --stack-kib --tick-budget --wake --workers --placement", k) && !listed(bench.options, k))
@@ -118,10 +122,14 @@ int main(int argc, char** argv) {
   if (wake != "eventfd" && wake != "msg_ring") bad_usage("--wake must be eventfd|msg_ring");
   cfg.wake = wake == "eventfd" ? weft::WakeMode::eventfd : weft::WakeMode::msg_ring;
   const std::string placement = args.str("--placement", "round_robin");
-  if (placement == "local") cfg.placement = weft::Placement::local;
-  else if (placement == "round_robin") cfg.placement = weft::Placement::round_robin;
-  else if (placement == "least_loaded") cfg.placement = weft::Placement::least_loaded;
-  else bad_usage("--placement must be local|round_robin|least_loaded");
+  if (placement == "local")
+    cfg.placement = weft::Placement::local;
+  else if (placement == "round_robin")
+    cfg.placement = weft::Placement::round_robin;
+  else if (placement == "least_loaded")
+    cfg.placement = weft::Placement::least_loaded;
+  else
+    bad_usage("--placement must be local|round_robin|least_loaded");
   if (cfg.workers < bench.workers)
     bad_usage("--bench " + name + " needs at least " + std::to_string(bench.workers) + " workers");
   const long n = args.num("--n", bench.default_n);
@@ -130,6 +138,7 @@ int main(int argc, char** argv) {
   Result r = rt.block_on([&] { return bench.run(rt, args, n); });
   const double ns = static_cast<double>(r.ns);
   std::printf("peer=weft bench=%s threads=%u n=%ld%s stack_kib=%zu ms=%.2f ns_per_op=%.2f peak_rss_kb=%ld\n",
-              name.c_str(), cfg.workers, n, r.extra.c_str(), cfg.stack_size / 1024, ns / 1e6, ns / r.ops, peak_rss_kb());
+              name.c_str(), cfg.workers, n, r.extra.c_str(), cfg.stack_size / 1024, ns / 1e6, ns / r.ops,
+              peak_rss_kb());
   return 0;
 }

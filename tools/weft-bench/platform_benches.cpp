@@ -10,13 +10,12 @@
 // Invariants: the calls run on one thread of the runtime's pool while the fiber
 // that asked waits parked; the private ring is that thread's own and is torn
 // down before it returns.
+#include <liburing.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <string>
-
-#include <liburing.h>
 
 #include <weft/runtime/threaded/offload.hpp>
 

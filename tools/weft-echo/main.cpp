@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>
@@ -92,8 +93,9 @@ void print_stats(const weft::Stats& s) {
                static_cast<unsigned long long>(s.enters), static_cast<double>(s.sqes_submitted) / enters,
                static_cast<double>(s.cqes_reaped) / enters, static_cast<double>(s.switches) / enters,
                static_cast<unsigned long long>(s.sq_full), static_cast<unsigned long long>(s.cq_overflow),
-               static_cast<unsigned long long>(s.wakes), static_cast<unsigned long long>(s.stale_completions), static_cast<unsigned long long>(s.recv_arms),
-               static_cast<unsigned long long>(s.recv_starved), static_cast<unsigned long long>(s.recv_plain));
+               static_cast<unsigned long long>(s.wakes), static_cast<unsigned long long>(s.stale_completions),
+               static_cast<unsigned long long>(s.recv_arms), static_cast<unsigned long long>(s.recv_starved),
+               static_cast<unsigned long long>(s.recv_plain));
 }
 
 void accept_loop(unsigned port, bool reuse_port, std::size_t buf_size, bool copy) {
@@ -101,8 +103,7 @@ void accept_loop(unsigned port, bool reuse_port, std::size_t buf_size, bool copy
                                         {.backlog = 4096, .reuse_addr = true, .reuse_port = reuse_port});
   for (;;) {
     weft::net::TcpStream s = l.accept();
-    weft::spawn([s = std::move(s), buf_size, copy]() mutable { serve(std::move(s), buf_size, copy); },
-                {.name = "conn"})
+    weft::spawn([s = std::move(s), buf_size, copy]() mutable { serve(std::move(s), buf_size, copy); }, {.name = "conn"})
         .detach();
   }
 }
@@ -142,8 +143,7 @@ int main(int argc, char** argv) {
       if (std::strcmp(v, "buffer") != 0 && std::strcmp(v, "copy") != 0)
         usage_error(std::string("bad value for --read: '") + v + "' (expected buffer or copy)");
       copy = !std::strcmp(v, "copy");
-    }
-    else
+    } else
       usage_error(std::string("unknown argument: ") + a);
   }
   struct sigaction sa {};
@@ -166,8 +166,8 @@ int main(int argc, char** argv) {
     for (unsigned w = 0; w < cfg.workers; ++w)
       loops.push_back(rt.spawn_on(w,
                                   [port, workers, buf, copy] {
-                                    accept_loop(static_cast<unsigned>(port), workers > 1,
-                                                static_cast<std::size_t>(buf), copy);
+                                    accept_loop(static_cast<unsigned>(port), workers > 1, static_cast<std::size_t>(buf),
+                                                copy);
                                   },
                                   {.name = "accept"}));
     std::fprintf(stderr, "weft-echo: listening on 127.0.0.1:%ld with %ld worker(s)\n", port, workers);

@@ -95,9 +95,7 @@ int main(int argc, char** argv) {
         k != "--workers" && k != "--server-pid")
       usage_error("unknown option " + k);
   if (!kv.count("--port")) usage_error("--port is required");
-  auto num = [&](const char* k, long def, long lo, long hi) {
-    return kv.count(k) ? parse_num(k, kv[k], lo, hi) : def;
-  };
+  auto num = [&](const char* k, long def, long lo, long hi) { return kv.count(k) ? parse_num(k, kv[k], lo, hi) : def; };
   const std::string host = kv.count("--host") ? kv["--host"] : "127.0.0.1";
   const long port = num("--port", 0, 1, 65535);
   const long conns = num("--conns", 64, 1, 100000);
@@ -124,34 +122,35 @@ int main(int argc, char** argv) {
     rt.block_on([&] {
       std::vector<weft::JoinHandle<void>> hs;
       for (long c = 0; c < conns; ++c)
-        hs.push_back(weft::spawn([&, c] {
-          Conn& me = results[static_cast<std::size_t>(c)];
-          std::vector<char> msg(static_cast<std::size_t>(size)), back(static_cast<std::size_t>(size));
-          try {
-            auto s = weft::net::TcpStream::connect(host, std::to_string(port), std::chrono::seconds(5));
-            s.set_nodelay(true);
-            connected.fetch_add(1, std::memory_order_relaxed);
-            for (std::uint64_t seq = 0;; ++seq) {
-              const auto t0 = Clock::now();
-              if (t0 >= t_end) break;
-              for (long i = 0; i < size; ++i) msg[static_cast<std::size_t>(i)] = static_cast<char>(seq + c + i);
-              s.write_all(msg.data(), msg.size(), std::chrono::seconds(5));
-              s.read_exact(back.data(), back.size(), std::chrono::seconds(5));
-              const auto t1 = Clock::now();
-              if (back != msg) {
+        hs.push_back(weft::spawn(
+            [&, c] {
+              Conn& me = results[static_cast<std::size_t>(c)];
+              std::vector<char> msg(static_cast<std::size_t>(size)), back(static_cast<std::size_t>(size));
+              try {
+                auto s = weft::net::TcpStream::connect(host, std::to_string(port), std::chrono::seconds(5));
+                s.set_nodelay(true);
+                connected.fetch_add(1, std::memory_order_relaxed);
+                for (std::uint64_t seq = 0;; ++seq) {
+                  const auto t0 = Clock::now();
+                  if (t0 >= t_end) break;
+                  for (long i = 0; i < size; ++i) msg[static_cast<std::size_t>(i)] = static_cast<char>(seq + c + i);
+                  s.write_all(msg.data(), msg.size(), std::chrono::seconds(5));
+                  s.read_exact(back.data(), back.size(), std::chrono::seconds(5));
+                  const auto t1 = Clock::now();
+                  if (back != msg) {
+                    ++me.errors;
+                    break;
+                  }
+                  if (t0 >= t_measure)
+                    me.lat_ns.push_back(static_cast<std::uint32_t>(std::min<long long>(
+                        std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count(), 4'000'000'000LL)));
+                }
+              } catch (const std::exception& e) {
                 ++me.errors;
-                break;
+                if (me.errors == 1 && c == 0) std::fprintf(stderr, "weft-loadgen: connection 0: %s\n", e.what());
               }
-              if (t0 >= t_measure)
-                me.lat_ns.push_back(static_cast<std::uint32_t>(
-                    std::min<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count(),
-                                        4'000'000'000LL)));
-            }
-          } catch (const std::exception& e) {
-            ++me.errors;
-            if (me.errors == 1 && c == 0) std::fprintf(stderr, "weft-loadgen: connection 0: %s\n", e.what());
-          }
-        }, {.name = "conn"}));
+            },
+            {.name = "conn"}));
       // Sample the server's CPU at the window's edges (this fiber sleeps between).
       weft::sleep_until(t_measure);
       m0 = Clock::now();
@@ -176,12 +175,15 @@ int main(int argc, char** argv) {
   }
   std::sort(all.begin(), all.end());
   auto pct = [&](double q) {
-    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<std::size_t>(q * static_cast<double>(all.size())))] / 1e3;
+    return all.empty()
+               ? 0.0
+               : all[std::min(all.size() - 1, static_cast<std::size_t>(q * static_cast<double>(all.size())))] / 1e3;
   };
   const double secs = std::chrono::duration<double>(m1 - m0).count();
   const double rps = secs > 0 ? static_cast<double>(all.size()) / secs : 0;
-  std::printf("peer=weft-loadgen conns=%ld size=%ld connected=%ld requests=%zu rps=%.0f p50_us=%.1f p99_us=%.1f errors=%ld",
-              conns, size, connected.load(), all.size(), rps, pct(0.50), pct(0.99), errors);
+  std::printf(
+      "peer=weft-loadgen conns=%ld size=%ld connected=%ld requests=%zu rps=%.0f p50_us=%.1f p99_us=%.1f errors=%ld",
+      conns, size, connected.load(), all.size(), rps, pct(0.50), pct(0.99), errors);
   if (server_pid && cpu0 >= 0 && cpu1 >= 0 && !all.empty()) {
     const double cpu_us = static_cast<double>(cpu1 - cpu0) * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
     std::printf(" server_us_per_req=%.2f server_cpu_pct=%.0f", cpu_us / static_cast<double>(all.size()),
