@@ -36,7 +36,7 @@ unsigned clamp_len(std::size_t len) {
 }
 
 // Buffers go to the kernel, which ASan cannot watch: refuse poisoned memory at
-// submit (research B11) instead of letting the kernel scribble over it unseen.
+// submit instead of letting the kernel scribble over it unseen.
 inline void check_buffer([[maybe_unused]] const void* buf, [[maybe_unused]] std::size_t len) {
 #if WEFT_ASAN
   if (len > 0 && __asan_region_is_poisoned(const_cast<void*>(buf), len) != nullptr)

@@ -52,8 +52,8 @@ struct Explore {
 struct Config {
   /// Name used in thread names ("<name>-w0") and logs.
   std::string name = "weft";
-  /// Evented worker threads, each with its own io_uring. (The bridges issue makes
-  /// N > 1 schedule; today worker 0 runs every fiber.)
+  /// Evented worker threads, each with its own io_uring. New fibers are spread
+  /// over them by `placement`; a fiber never moves to another worker.
   unsigned workers = 1;
   /// Usable bytes per fiber stack (rounded up to pages); memory is committed lazily.
   std::size_t stack_size = 64 * 1024;

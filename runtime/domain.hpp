@@ -1,7 +1,7 @@
 // weft/runtime/domain.hpp — who is calling: a fiber of an Evented runtime, a
 // worker's scheduler context, or a plain OS thread (the Threaded side).
 //
-// Rules (DESIGN "Domains"):
+// Rules (docs/design.md explains them):
 //  - A fiber of runtime R is in Evented(R). Any thread not running a fiber — pool
 //    threads, main, plain std::threads — is Threaded (it blocks on futexes).
 //  - Code a worker runs outside any fiber (Timer callbacks) is in the scheduler

@@ -4,8 +4,9 @@
 //  - The constructor starts the workers; each creates its own ring on its own
 //    thread. If io_uring cannot be used it throws StartupError naming the cause
 //    and the remedy; no half-started runtime is left behind.
-//  - spawn()/block_on() may be called from any thread (they are bridges). From a
-//    fiber of this runtime spawn() places the fiber on the caller's worker.
+//  - spawn()/block_on() may be called from any thread (they are bridges);
+//    block_on() refuses a fiber. spawn() places the fiber by Config::placement
+//    (round_robin by default), spawn_on() on the worker it names.
 //  - shutdown() (also run by the destructor), in this order: refuse new spawns
 //    from outside; cancel every fiber (a fiber not yet started finishes with
 //    FiberCancelled without running; a parked one wakes and its blocking call

@@ -1,5 +1,6 @@
 // weft/sync/binding.hpp — the domain a sync primitive belongs to, and the check
-// its blocking calls make against it (DESIGN "Domains", incidents 001 and 003).
+// its blocking calls make against it (docs/design.md; incidents 001 and 003 in
+// docs/incidents.md).
 //
 // The contract:
 //  - A blocking call (lock, wait, acquire, and their try_/timed forms) must come

@@ -185,8 +185,9 @@ class FiberImpl final : public FiberResult<R> {
 /// fiber's name and the Mutex's label, and marks its owner as ended (sync/mutex.cpp).
 void report_mutexes_held_at_end(FiberBase* f) noexcept;
 
-/// Places a new fiber on the calling fiber's worker. Throws CrossRuntimeError when
-/// the caller is not a fiber (checked by the caller before allocation).
+/// Places a new fiber for weft::spawn: on the calling fiber's worker when
+/// Config::placement is local or there is one worker, else by the runtime's
+/// placement. The caller must be a fiber (weft::spawn checks before allocating).
 void start_local(FiberBase* f, const SpawnOptions& opts);
 /// JoinHandle::cancel(): asks `f`'s worker to cancel it (any thread; never throws).
 void request_cancel(FiberBase* f) noexcept;
@@ -267,7 +268,8 @@ class [[nodiscard("dropping a JoinHandle detaches the fiber: join() it or call d
 template <class F>
 using SpawnResult = std::invoke_result_t<std::decay_t<F>>;
 
-/// Starts `fn` as a fiber (on the calling fiber's worker, or per Config::placement).
+/// Starts `fn` as a fiber of the caller's runtime, on the worker Config::placement
+/// chooses (round_robin by default; local keeps it on the caller's worker).
 /// Evented only: from a plain thread it throws CrossRuntimeError (use
 /// Runtime::spawn there).
 template <class F>

@@ -7,7 +7,7 @@
 //    from the ring's owner): `count` buffers of `size` bytes in one mapping, and the
 //    io_uring_buf ring (page aligned, its own mapping) registered as group kGroup.
 //    liburing 2.3 has no io_uring_setup_buf_ring, so it is done by hand
-//    (research B5).
+//    (patches-notes/liburing-2.3-missing-opcodes.md).
 //  - A buffer is in exactly one place: in the kernel's ring, in one socket's
 //    receive queue (linked through next()), or lent out to one lease.
 //  - give_back() runs on the worker's thread: io_uring_buf_ring_add, then advance,

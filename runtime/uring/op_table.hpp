@@ -17,7 +17,8 @@
 //    link timeout's timespec stored here) stays valid until pending reaches 0;
 //    the waiting fiber does not resume before that.
 //  - A multishot op (sink set) has no waiter: each of its CQEs goes to the sink, and
-//    its slot is freed by the first CQE without IORING_CQE_F_MORE (research B1).
+//    its slot is freed by the first CQE without IORING_CQE_F_MORE (the kernel's
+//    last for a multishot request).
 //  - An op whose SQEs found no room in the SQ waits in the table's overflow queue
 //    (FIFO, linked through its slot) with its prep function and argument; the
 //    worker issues queued ops in order as room appears, and while any is queued

@@ -1,6 +1,6 @@
 // A fiber that overflows its stack must not corrupt a neighbour silently (Seastar
 // #718, Photon #406): it hits its guard page and the process dies with a message
-// naming the fiber (DESIGN "Fiber stacks"; incident 001's optimizer-dependent
+// naming the fiber (runtime/fiber/stack_pool.hpp; incident 001's optimizer-dependent
 // crash in the fiber switch is the same class: a crash must say where it was).
 #include <csignal>
 #include <string>

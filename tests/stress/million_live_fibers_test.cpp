@@ -1,6 +1,6 @@
 // One million fibers alive at once, each on its own guarded stack, must fit under
 // the default vm.max_map_count (65530): guards by MADV_GUARD_INSTALL cost no
-// mapping (DESIGN "Fiber stacks"). Sanitizer builds scale down and prove less:
+// mapping (runtime/fiber/stack_pool.hpp). Sanitizer builds scale down and prove less:
 // under ASan (it shadows every stack) 50k fibers, with the same mapping checks;
 // under TSan (a full thread state per live fiber, and mappings of its own per
 // fiber) 5k fibers, which only all park and are released. Kernels without
