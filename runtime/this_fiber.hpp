@@ -34,10 +34,10 @@ constexpr std::chrono::nanoseconds saturating_ns(std::chrono::duration<Rep, Peri
     return std::chrono::duration_cast<nanoseconds>(d);  // a division: cannot overflow
   } else {
     // Coarser than ns: the limits expressed in D (truncated toward zero) still fit.
-    constexpr D hi = std::chrono::duration_cast<D>(nanoseconds::max());
-    constexpr D lo = std::chrono::duration_cast<D>(nanoseconds::min());
-    if (d > hi) return nanoseconds::max();
-    if (d < lo) return nanoseconds::min();
+    constexpr D kHi = std::chrono::duration_cast<D>(nanoseconds::max());
+    constexpr D kLo = std::chrono::duration_cast<D>(nanoseconds::min());
+    if (d > kHi) return nanoseconds::max();
+    if (d < kLo) return nanoseconds::min();
     return std::chrono::duration_cast<nanoseconds>(d);
   }
 }
