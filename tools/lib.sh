@@ -97,14 +97,15 @@ weft_configure() {
 }
 
 # weft_build BUILD [TARGET...]: configures if needed, then compiles the given
-# targets (paths under build/BUILD, e.g. tools/weft-echo/weft-echo), or everything.
+# targets (paths under build/BUILD, e.g. examples/weft-echo/weft-echo), or everything.
 weft_build() {
   weft_configure "$1" || return 1
   weft_log "building build/$1${2:+: ${*:2}}"
   ninja -C "$WEFT_ROOT/build/$1" "${@:2}"
 }
 # The programs the echo tools, the demo and the benchmarks run.
-WEFT_TOOL_TARGETS=(tools/weft-echo/weft-echo tools/weft-loadgen/weft-loadgen tools/weft-bench/weft-bench)
+# shellcheck disable=SC2034  # read by the scripts that source this file
+WEFT_TOOL_TARGETS=(examples/weft-echo/weft-echo examples/weft-loadgen/weft-loadgen tools/weft-bench/weft-bench)
 
 weft_on_cpu0=()
 # shellcheck disable=SC2034  # read by the scripts that source this file
@@ -123,10 +124,10 @@ weft_wait_listening() {
 weft_median() { tr ' ' '\n' <<<"$*" | grep . | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 weft_field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 weft_echo_client() {
-  local lg="$WEFT_ROOT/build/release/tools/weft-loadgen/weft-loadgen"
+  local lg="$WEFT_ROOT/build/release/examples/weft-loadgen/weft-loadgen"
   if [ -z "${1:-}" ] && [ ! -x "$lg" ]; then
     weft_ensure_pkgs
-    weft_build release tools/weft-loadgen/weft-loadgen >&2
+    weft_build release examples/weft-loadgen/weft-loadgen >&2
   fi
   # shellcheck disable=SC2034  # read by the calling script
   read -r -a client <<<"${1:-$lg}"
