@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# tools/lib.sh: shell functions shared by tools/test, tools/bench and tools/demo.
+# tools/lib.sh: shell functions shared by tools/test, bench, demo, explore and bench-lab/.
 # Source it (do not run it). It sets:
 #   WEFT_ROOT    the repository root (computed from this file's location)
 #   WEFT_BUILDS  the build directory names it knows: release asan tsan
@@ -9,7 +9,7 @@
 #   weft_configure BUILD     meson setup build/BUILD unless already configured
 #   weft_build BUILD [T...]  weft_configure + ninja -C build/BUILD [the targets T only]
 #   weft_is_build NAME       true if NAME is one of WEFT_BUILDS
-# and, for the echo tools (demo, echo-ab, echo-solo):
+# and, for the echo tools (demo, bench-lab/echo-ab, bench-lab/echo-solo):
 #   weft_on_cpu0             array: the taskset prefix pinning to CPU 0 (empty on 1 CPU)
 #   weft_pin CPU CMD...      runs CMD pinned to CPU when the machine has more than one
 #   weft_wait_listening PORT true once 127.0.0.1:PORT accepts (gives up after 5 s)

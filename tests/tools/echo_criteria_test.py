@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tools/echo-criteria on fixed medians: what passes, what fails and why, and a
+"""tools/bench-lab/echo-criteria on fixed medians: what passes, what fails and why, and a
 file that lacks a server. Usage: echo_criteria_test.py PATH-TO-echo-criteria"""
 import subprocess
 import sys
