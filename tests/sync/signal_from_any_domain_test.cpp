@@ -3,7 +3,7 @@
 // is accepted from any domain — a plain thread, a fiber of any runtime — and wakes
 // the waiters of the primitive's own domain; blocking calls from the wrong side are
 // still refused with CrossRuntimeError. (A Timer callback's signals are tested with
-// the scheduler context, in unit/scheduler_context_test.cpp.)
+// the scheduler context, in runtime/scheduler_context_test.cpp.)
 #include <atomic>
 #include <functional>
 #include <mutex>

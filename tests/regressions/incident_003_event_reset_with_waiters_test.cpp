@@ -13,7 +13,7 @@
 #include <weft/weft.hpp>
 
 #include "../helpers/test_support.hpp"
-#include "sync_test_support.hpp"
+#include "../sync/sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 

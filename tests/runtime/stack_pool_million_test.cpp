@@ -1,4 +1,4 @@
-// tests/unit/stack_pool_million_test.cpp — guard pages installed with
+// tests/runtime/stack_pool_million_test.cpp — guard pages installed with
 // MADV_GUARD_INSTALL cost no mapping: a million live guarded stacks (100k under
 // sanitizers, whose shadow memory makes 1M x 68 KiB of address space heavy) fit
 // under the default vm.max_map_count, one mapping per chunk of stacks. Kernels

@@ -27,7 +27,7 @@
 
 #include "../helpers/test_support.hpp"
 #include "../helpers/watchdog.hpp"
-#include "sync_test_support.hpp"
+#include "../sync/sync_test_support.hpp"
 
 using namespace std::chrono_literals;
 using weft::test::Watchdog;

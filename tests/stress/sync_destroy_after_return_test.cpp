@@ -6,8 +6,6 @@
 // (The notifier claims its waiters under the primitive's lock and wakes them
 // after its last access to the primitive.) Each case runs on threads and fibers in
 // every combination; see tests/helpers/destroy_after_return.hpp for the round.
-#include "../helpers/destroy_after_return.hpp"
-
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -23,6 +21,7 @@
 #include <weft/sync/semaphore.hpp>
 #include <weft/weft.hpp>
 
+#include "../helpers/destroy_after_return.hpp"
 #include "../helpers/test_support.hpp"
 
 using weft::test::Order;

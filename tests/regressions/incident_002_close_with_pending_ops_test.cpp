@@ -19,7 +19,7 @@
 
 #include "../helpers/test_support.hpp"
 #include "../helpers/watchdog.hpp"
-#include "net_test_support.hpp"
+#include "../net/net_test_support.hpp"
 
 using namespace std::chrono_literals;
 using weft::net::TcpListener;

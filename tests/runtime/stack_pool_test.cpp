@@ -1,4 +1,4 @@
-// tests/unit/stack_pool_test.cpp — the fiber stack pool and the overflow handler,
+// tests/runtime/stack_pool_test.cpp — the fiber stack pool and the overflow handler,
 // without the scheduler: guards fault, the mprotect budget holds, and an overflow
 // is reported by fiber name. (A million guarded stacks in madvise mode:
 // stack_pool_million_test.cpp, which skips on kernels without it.)
