@@ -61,7 +61,7 @@ class TcpStream {
   /// into one of yours; empty at end of stream. The first call arms a multishot
   /// receive into the worker's provided-buffer ring (Config::recv_buffers), which
   /// stays armed from one call to the next, so the kernel's poll on the socket is
-  /// not re-armed for every read (patches-notes/buffered-reads.md has the
+  /// not re-armed for every read (docs/measurements/buffered-reads.md has the
   /// figures). Chunks that arrive while the caller is away queue on the stream (a
   /// few; past that TCP's window holds the peer back). Where the ring is off, full
   /// or unsupported by the kernel, one plain receive fills a heap buffer instead.

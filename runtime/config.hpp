@@ -90,13 +90,13 @@ struct Config {
   std::size_t pool_queue = 1024;
   /// Placement of new fibers. Fibers never migrate (no work stealing), so a
   /// server whose acceptor spawns the connections needs them spread: measured
-  /// in patches-notes/placement.md.
+  /// in docs/measurements/placement.md.
   Placement placement = Placement::round_robin;
-  /// Cross-worker wake mechanism (measured: see patches-notes/cross-worker-wake.md).
+  /// Cross-worker wake mechanism (measured: see docs/measurements/cross-worker-wake.md).
   WakeMode wake = WakeMode::msg_ring;
   /// Slots of each worker's registered-file table: a socket in use on a worker is
   /// installed there and its ops name the slot, sparing the kernel an fd lookup
-  /// and a reference count per op (patches-notes/fixed-files.md). Sockets beyond
+  /// and a reference count per op (docs/measurements/fixed-files.md). Sockets beyond
   /// the table use their fd. Capped by RLIMIT_NOFILE; 0 turns the table off.
   unsigned fixed_files = 4096;
   /// The provided-buffer ring of each worker, made at the first
@@ -105,7 +105,7 @@ struct Config {
   /// mapped lazily (pages are committed as the kernel first fills them).
   /// 256 x 16 KiB: the kernel takes the ring's buffers in turn, so a bigger ring
   /// cycles more memory through the cache (1024 cost 3% CPU per request at 64 echo
-  /// connections, patches-notes/buffered-reads.md); a ring that runs dry only
+  /// connections, docs/measurements/buffered-reads.md); a ring that runs dry only
   /// makes reads fall back to plain receives until buffers come back. Other
   /// values make the Runtime's constructor throw std::invalid_argument.
   unsigned recv_buffers = 256;

@@ -2,7 +2,7 @@
 // used on a worker is installed in a slot of the ring's file table, and its ops name
 // the slot (IOSQE_FIXED_FILE) instead of the fd: the kernel then skips the fd-table
 // lookup and the file reference count that every op otherwise pays
-// (patches-notes/fixed-files.md has the measurement).
+// (docs/measurements/fixed-files.md has the measurement).
 //
 // Invariants:
 //  - The table is a sparse io_uring file table of `capacity()` slots, registered at

@@ -1,7 +1,7 @@
 // weft-bench: what the host charges for entering the kernel — the figure that
 // decides how far an io_uring server (one io_uring_enter per batch) pulls ahead
 // of a readiness server (a read and a write per request) on a given machine
-// (patches-notes/kernel-entry-cost.md).
+// (docs/measurements/kernel-entry-cost.md).
 //   kernel_entry  N getppid() system calls (ns per call; the
 //                 cheapest entry there is), then N io_uring_enter calls that
 //                 submit and wait for nothing on a private ring
