@@ -1,5 +1,6 @@
-// weft-bench: the fiber workloads of the peer harness (../shared/peers/README.md)
-// and the cross-worker wake latency.
+// weft-bench: the fiber workloads of the peers' harness (bench_fiber.sh; the
+// peers live beside the repository, see tools/bench --peers) and the
+// cross-worker wake latency.
 //   switch  two fibers each yield() N times (2N switches); ns per switch
 //   spawn   create+run+join N trivial fibers, BATCH alive at a time; ns per fiber
 //   skynet  1M leaves, fan-out 10, each leaf returns its number, the root checks

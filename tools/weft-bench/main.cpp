@@ -1,6 +1,6 @@
-// weft-bench: weft's micro-benchmarks, in the peers' key=value form
-// (../shared/peers/README.md), so that ../shared/peers/bench_fiber.sh can run
-// weft interleaved with the peers:
+// weft-bench: weft's micro-benchmarks, in the peers' key=value form, so that
+// the peers' bench_fiber.sh (tools/bench --peers) can run weft interleaved with
+// the peers:
 //   peer=weft bench=switch threads=1 n=10000000 ... ms=... ns_per_op=... peak_rss_kb=...
 // Each benchmark lives in its own file and registers itself (bench.hpp).
 #include <sys/resource.h>

@@ -1,5 +1,5 @@
 // weft-bench: sync primitive benchmarks.
-//   mutex        the peers' workload (../shared/peers/README.md): F fibers (--fibers,
+//   mutex        the peers' workload (bench_fiber.sh's mutex): F fibers (--fibers,
 //                1000) share one weft::Mutex, N lock/unlock in total (N/F each); in
 //                the critical section a fiber increments a counter and yields while
 //                holding the lock. One worker by default (--workers W spreads the
