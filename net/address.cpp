@@ -170,7 +170,7 @@ std::string detail::quoted(std::string_view s) {
 }
 
 Address Address::parse(std::string_view text) {
-  static constexpr const char* fn = "parse";
+  const char* const fn = "parse";
   if (text.empty()) bad(fn, text, "empty address (expected \"host:port\", \"[v6]:port\" or \"unix:/path\")");
   if (text.substr(0, 5) == "unix:") {
     const std::string_view path = text.substr(5);
@@ -242,7 +242,7 @@ Address Address::ipv6_loopback(std::uint16_t port) {
 }
 
 Address Address::unix_path(std::string_view path) {
-  static constexpr const char* fn = "unix_path";
+  const char* const fn = "unix_path";
   if (path.empty()) bad(fn, path, "empty unix socket path");
   sockaddr_un s{};
   s.sun_family = AF_UNIX;

@@ -27,7 +27,7 @@
 
 namespace {
 
-const char* kUsage =
+const char* const kUsage =
     "usage: weft-echo [--port P] [--timeout S] [--workers N] [--buf B] [--read buffer|copy] [--stats]\n"
     "  --port P      listen on 127.0.0.1:P [19003]\n"
     "  --timeout S   exit after S seconds (also on SIGTERM/SIGINT) [60]\n"

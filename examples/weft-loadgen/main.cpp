@@ -29,7 +29,7 @@
 
 namespace {
 
-const char* kUsage =
+const char* const kUsage =
     "usage: weft-loadgen --port P [options]\n"
     "  --host H          server address [127.0.0.1]\n"
     "  --conns C         concurrent connections [64]\n"

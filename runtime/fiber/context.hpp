@@ -102,7 +102,7 @@ extern "C" const char WEFT_BUILD_MODE_SYMBOL;
 
 namespace weft::detail {
 
-[[gnu::used]] WEFT_RETAIN static const char* const build_mode_reference = &WEFT_BUILD_MODE_SYMBOL;
+[[gnu::used]] WEFT_RETAIN static const char* const kBuildModeReference = &WEFT_BUILD_MODE_SYMBOL;
 
 /// Records a context's stack bounds where a sanitizer needs them.
 inline void set_stack_bounds([[maybe_unused]] Context* ctx, [[maybe_unused]] const void* lo,

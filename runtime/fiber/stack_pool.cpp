@@ -45,8 +45,8 @@ static_assert(MADV_GUARD_INSTALL == kMadvGuardInstall);
 constexpr int kMapFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK;
 
 std::size_t page_size() {
-  static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  return page;
+  static const auto kPage = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return kPage;
 }
 
 std::size_t round_up(std::size_t n, std::size_t to) {
@@ -88,7 +88,7 @@ void unpoison_fresh([[maybe_unused]] void* base, [[maybe_unused]] std::size_t by
 
 bool kernel_has_guard_install() noexcept {
   // A function-local static: probed once per process, thread-safe by the language.
-  static const bool has = [] {
+  static const bool kHas = [] {
     const std::size_t page = page_size();
     void* p = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, kMapFlags, -1, 0);
     if (p == MAP_FAILED) return false;
@@ -96,7 +96,7 @@ bool kernel_has_guard_install() noexcept {
     ::munmap(p, 2 * page);
     return ok;
   }();
-  return has;
+  return kHas;
 }
 
 StackPool::StackPool(const StackPoolConfig& cfg)

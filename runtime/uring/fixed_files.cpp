@@ -14,7 +14,7 @@ namespace weft::detail {
 namespace {
 // FILES_UPDATE reads the new fds from user memory when it is issued (the kernel
 // only reads it); a removal names this constant.
-int kNoFile = -1;
+int kNoFile = -1;  // NOLINT(readability-identifier-naming): a constant the kernel reads through int*
 }  // namespace
 
 unsigned FixedFiles::init(Ring& ring, unsigned want) {

@@ -273,7 +273,8 @@ void sockets_main(weft::Runtime& rt, const Run& run, unsigned workers, bool inte
     for (const bool client : {true, false}) {
       const unsigned k = client ? p->wc : p->ws;
       const std::uint64_t seed = r.next();
-      TcpStream st = client ? std::move(c) : std::move(s);
+      TcpStream st =
+          client ? std::move(c) : std::move(s);  // NOLINT(bugprone-use-after-move): each moved once, c then s
       ends.add(rt.spawn_on(k,
                            [&rt, &run, p, k, workers, seed, client, st = std::move(st)]() mutable {
                              Rng fr(seed);

@@ -146,7 +146,7 @@ void SyncLoad::channel_roles() {
           if (how == 1) pause(r);
           continue;
         }
-        v = std::move(res.value);
+        v = res.value;
       }
       EXPECT(v->seq > last[v->producer], "producer " + std::to_string(v->producer) + "'s value " +
                                              std::to_string(v->seq) + " arrived after " +

@@ -44,7 +44,7 @@ inline bool under_asan() {
 /// The run seed: WEFT_SEED (decimal or 0x-hex) when set, else a fresh random
 /// seed, chosen once per process (a forked child inherits it).
 inline std::uint64_t run_seed() {
-  static const std::uint64_t seed = [] {
+  static const std::uint64_t kSeed = [] {
     if (const char* s = std::getenv("WEFT_SEED"); s && *s) {
       char* end = nullptr;
       const unsigned long long v = std::strtoull(s, &end, 0);
@@ -55,7 +55,7 @@ inline std::uint64_t run_seed() {
     std::random_device rd;
     return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   }();
-  return seed;
+  return kSeed;
 }
 
 /// splitmix64: spreads a seed's bits (distinct streams from nearby numbers).

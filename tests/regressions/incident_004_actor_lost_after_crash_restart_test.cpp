@@ -68,7 +68,7 @@ void actor_body(Mailbox& box, const ActorOptions& o) {
     if (o.idle.count() > 0) {
       weft::RecvResult<Msg> r = box.recv_for(o.idle);
       if (r.status == weft::RecvStatus::timed_out) continue;
-      m = std::move(r.value);
+      m = r.value;
     } else {
       m = box.recv();
     }

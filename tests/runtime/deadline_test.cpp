@@ -32,9 +32,9 @@ TEST_CASE("saturating_ns clamps what int64 nanoseconds cannot hold instead of wr
   REQUIRE(saturating_ns(-7s) == -7s);
   REQUIRE(saturating_ns(nanoseconds::max()) == nanoseconds::max());
   // The largest whole number of hours that fits converts exactly.
-  constexpr auto h = std::chrono::duration_cast<std::chrono::hours>(nanoseconds::max());
-  REQUIRE(saturating_ns(h) == h);
-  REQUIRE(saturating_ns(h + std::chrono::hours(1)) == nanoseconds::max());
+  constexpr auto kMaxHours = std::chrono::duration_cast<std::chrono::hours>(nanoseconds::max());
+  REQUIRE(saturating_ns(kMaxHours) == kMaxHours);
+  REQUIRE(saturating_ns(kMaxHours + std::chrono::hours(1)) == nanoseconds::max());
 }
 
 TEST_CASE("sleep_for(seconds::max()) and sleep_until(time_point::max()) sleep until cancelled") {

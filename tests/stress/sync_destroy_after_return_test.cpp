@@ -33,13 +33,13 @@ const bool kUring = (weft::test::require_io_uring(), true);
 constexpr Side kSides[] = {Side::thread, Side::fiber};
 
 std::uint64_t seed_once() {
-  static const std::uint64_t s = [] {
+  static const std::uint64_t kSeed = [] {
     const std::uint64_t v = (static_cast<std::uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
     std::printf("destroy_after_return: seed %llu\n", static_cast<unsigned long long>(v));
     std::fflush(stdout);
     return v;
   }();
-  return s;
+  return kSeed;
 }
 
 /// Every combination of sides: the destroyer waits (released by the peer's

@@ -29,13 +29,13 @@ constexpr Side kSides[] = {Side::thread, Side::fiber};
 constexpr std::size_t kCapacities[] = {0, 1, 4};
 
 std::uint64_t seed_once() {
-  static const std::uint64_t s = [] {
+  static const std::uint64_t kSeed = [] {
     const std::uint64_t v = (static_cast<std::uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
     std::printf("channel_destroy_after_return: seed %llu\n", static_cast<unsigned long long>(v));
     std::fflush(stdout);
     return v;
   }();
-  return s;
+  return kSeed;
 }
 
 /// A channel of `cap`; `fill` items already in it (a full channel blocks senders).

@@ -24,7 +24,7 @@ std::map<std::string, Bench>& registry() {
 
 namespace {
 
-const char* kCommon =
+const char* const kCommon =
     "common options:\n"
     "  --n N           operations (each benchmark has its own default)\n"
     "  --stack-kib K   fiber stack size in KiB [64]\n"
