@@ -8,6 +8,7 @@
 #   weft_ensure_pkgs         installs the missing Debian packages (apt-get)
 #   weft_configure BUILD     meson setup build/BUILD unless already configured
 #   weft_build BUILD [T...]  weft_configure + ninja -C build/BUILD [the targets T only]
+#   weft_build_progress BUILD [T...]  the same, with a progress line instead of ninja's
 #   weft_is_build NAME       true if NAME is one of WEFT_BUILDS
 # and, for the echo tools (demo, bench-lab/echo-ab, bench-lab/echo-solo):
 #   weft_on_cpu0             array: the taskset prefix pinning to CPU 0 (empty on 1 CPU)
@@ -102,6 +103,32 @@ weft_build() {
   weft_configure "$1" || return 1
   weft_log "building build/$1${2:+: ${*:2}}"
   ninja -C "$WEFT_ROOT/build/$1" "${@:2}"
+}
+# weft_build_progress BUILD [T...]: as weft_build, but quiet: the compiler's
+# output goes to build/BUILD/weft-build.log and a progress line ([done/total])
+# is printed every few seconds; any warning is shown at the end, and the log's
+# tail when the build fails. For the user-facing tools (demo, bench).
+weft_build_progress() {
+  weft_configure "$1" || return 1
+  local dir="$WEFT_ROOT/build/$1" log="$WEFT_ROOT/build/$1/weft-build.log" pid last="" now
+  if ninja -C "$dir" -n "${@:2}" 2>&1 | grep -q '^ninja: no work to do'; then
+    return 0  # up to date
+  fi
+  weft_log "building build/$1 (${*:2}): the first build takes about 3 minutes on 2 cores; later ones reuse it"
+  NINJA_STATUS='[%f/%t] ' ninja -C "$dir" "${@:2}" >"$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 5
+    now=$(grep -o '^\[[0-9]*/[0-9]*\]' "$log" | tail -1)
+    [ -n "$now" ] && [ "$now" != "$last" ] && weft_log "  build/$1 $now" && last=$now
+  done
+  if ! wait "$pid"; then
+    tail -40 "$log" >&2
+    weft_log "error: the build failed (whole log: build/$1/weft-build.log)"
+    return 1
+  fi
+  grep -A3 'warning:' "$log" >&2 || true
+  weft_log "build/$1 done"
 }
 # The programs the echo tools, the demo and the benchmarks run.
 # shellcheck disable=SC2034  # read by the scripts that source this file
