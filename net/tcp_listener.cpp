@@ -31,7 +31,7 @@ bool ring_has(int op) {
   return w && w->ring_info().has_op(op);
 }
 
-// ring_ops false: the syscalls even where the ring has the op (ListenOptions::detail_syscalls).
+// ring_ops false: the syscalls even where the ring has the op (a test's choice).
 void bind_socket(Socket& s, const Address& addr, bool ring_ops, const char* op) {
   const int fd = s.fd();
   if (ring_ops && ring_has(kOpBind)) {
@@ -59,6 +59,10 @@ void listen_socket(Socket& s, int backlog, bool ring_ops, const char* op) {
 }  // namespace
 
 TcpListener TcpListener::bind(const Address& addr, ListenOptions opts) {
+  return bind_listen(addr, opts, true);
+}
+
+TcpListener TcpListener::bind_listen(const Address& addr, const ListenOptions& opts, bool ring_ops) {
   static constexpr const char* kOp = "weft::net::TcpListener::bind";
   if (addr.family() == Address::Family::none)
     throw std::invalid_argument(std::string(kOp) + ": the address is empty (Family::none)");
@@ -69,7 +73,6 @@ TcpListener TcpListener::bind(const Address& addr, ListenOptions opts) {
   const bool inet = addr.family() != Address::Family::unix_path;
   if (inet && opts.reuse_addr) l.sock_.set_option(kOp, SOL_SOCKET, SO_REUSEADDR, 1);
   if (inet && opts.reuse_port) l.sock_.set_option(kOp, SOL_SOCKET, SO_REUSEPORT, 1);
-  const bool ring_ops = !opts.detail_syscalls;
   bind_socket(l.sock_, addr, ring_ops, kOp);
   listen_socket(l.sock_, opts.backlog, ring_ops, "weft::net::TcpListener::bind (listen)");
   // The real address (port 0 becomes the kernel's choice) is what errors name.

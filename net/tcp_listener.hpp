@@ -7,8 +7,8 @@
 //    fiber that first uses it owns it (so it may be moved into a fiber elsewhere).
 //  - bind()/listen() go through IORING_OP_BIND/LISTEN when the kernel has them
 //    (6.11+, probed per ring; SQEs filled by hand for liburing 2.3) and through the
-//    syscalls otherwise: the same result either way. ListenOptions::detail_syscalls
-//    (a test hook) forces the syscalls.
+//    syscalls otherwise: the same result either way. Tests force the syscalls
+//    through detail::TestAccess (runtime/test_access.hpp, not installed).
 //  - accept() out of file descriptors (EMFILE/ENFILE): the listener logs once per
 //    episode, sleeps with a growing back-off (1 ms doubling to 100 ms), retries, and
 //    logs again when it accepts: it keeps serving, never spins and never throws for
@@ -23,16 +23,16 @@
 #include <weft/net/socket.hpp>
 #include <weft/net/tcp_stream.hpp>
 
+namespace weft::detail {
+struct TestAccess;
+}
+
 namespace weft::net {
 
 struct ListenOptions {
   int backlog = 1024;       ///< listen(2)'s backlog (the kernel caps it at somaxconn)
   bool reuse_addr = true;   ///< SO_REUSEADDR: rebind while old connections linger in TIME_WAIT
   bool reuse_port = false;  ///< SO_REUSEPORT: several listeners (e.g. one per worker) share the port
-  /// Test-only: bind and listen with the bind(2)/listen(2) syscalls even where the
-  /// ring has IORING_OP_BIND/LISTEN, so tests reach the path that kernels before
-  /// 6.11 take. false: the ring ops where the kernel has them.
-  bool detail_syscalls = false;
 };
 
 class TcpListener {
@@ -55,6 +55,11 @@ class TcpListener {
   [[nodiscard]] int native_handle() const noexcept { return sock_.fd(); }
 
  private:
+  friend struct weft::detail::TestAccess;
+  /// ring_ops false: the bind(2)/listen(2) syscalls even where the ring has
+  /// IORING_OP_BIND/LISTEN (the path of kernels before 6.11, for the tests).
+  static TcpListener bind_listen(const Address& addr, const ListenOptions& opts, bool ring_ops);
+
   Socket sock_;
   bool out_of_fds_ = false;  ///< inside an EMFILE/ENFILE episode (logged once)
 };

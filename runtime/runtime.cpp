@@ -422,9 +422,6 @@ unsigned Runtime::workers() const {
 const Config& Runtime::config() const {
   return impl_->cfg;
 }
-const detail::RingInfo& Runtime::ring_info(unsigned worker) const {
-  return impl_->workers.at(worker)->ring_info();
-}
 GuardMode Runtime::guard_mode() const {
   return impl_->workers.front()->guard_mode();
 }

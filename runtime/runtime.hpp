@@ -44,7 +44,7 @@ namespace weft {
 namespace detail {
 class Worker;
 class FiberBase;
-struct RingInfo;
+struct TestAccess;
 void start_local(FiberBase* f, const SpawnOptions& opts);
 }  // namespace detail
 
@@ -107,10 +107,8 @@ class Runtime {
   [[nodiscard]] std::uint64_t id() const noexcept;
   [[nodiscard]] unsigned workers() const;
   [[nodiscard]] const Config& config() const;
-  [[nodiscard]] const detail::RingInfo& ring_info(unsigned worker = 0) const;
   /// How fiber stacks are guarded on this kernel (madvise or mprotect).
   [[nodiscard]] GuardMode guard_mode() const;
-  detail::Worker& worker(unsigned i);
   /// The runtime's own ThreadPool ("<name>-pool", Config::pool_threads/pool_queue),
   /// used by weft::offload(fn). Started on first use (any thread); shut down by
   /// shutdown() after the fibers are gone (queued tasks still run). Throws
@@ -119,6 +117,9 @@ class Runtime {
 
  private:
   friend void detail::start_local(detail::FiberBase* f, const SpawnOptions& opts);
+  friend class detail::Worker;       // wakes its peers
+  friend struct detail::TestAccess;  // tests reach a worker (runtime/test_access.hpp)
+  detail::Worker& worker(unsigned i);
   void place(detail::FiberBase* f, const SpawnOptions& opts, int worker);
   void refuse_from_fiber(const char* op) const;
   void refuse_waiting_for_itself(const char* op) const;

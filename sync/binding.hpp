@@ -60,6 +60,9 @@ inline constexpr ThreadedTag threaded{};
 
 namespace detail {
 
+/// The tests' door to a primitive's binding (runtime/test_access.hpp, not installed).
+struct TestAccess;
+
 inline constexpr std::uintptr_t kUnbound = 0;
 inline constexpr std::uintptr_t kThreaded = 1;
 inline constexpr std::uintptr_t kBinding = 2;          // a bind is in progress (transient)

@@ -73,9 +73,9 @@ class Condition {
   void notify_all();
   /// True while some fiber or thread is queued waiting on it (a snapshot).
   [[nodiscard]] bool has_waiters() const;
-  [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
 
  private:
+  friend struct detail::TestAccess;  // reads binding_
   /// True when notified, false on timeout.
   /// (No static lock analysis: the Mutex is held on entry and exit, released inside.)
   bool wait_impl(std::unique_lock<Mutex>& lk, const char* op, std::int64_t deadline) WEFT_NO_TSA;

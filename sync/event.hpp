@@ -80,9 +80,9 @@ class Event {
   [[nodiscard]] bool has_waiters() const;
   /// How many fibers and threads are queued waiting on it (a snapshot).
   [[nodiscard]] std::size_t waiting() const;
-  [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
 
  private:
+  friend struct detail::TestAccess;  // reads binding_
   bool try_consume() noexcept {
     // acquire: pairs with set()'s release store; the setter's writes are visible.
     if (mode_ == Mode::manual_reset) return set_.load(std::memory_order_acquire);

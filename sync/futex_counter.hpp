@@ -87,9 +87,9 @@ class FutexCounter {
   }
   /// True while some fiber or thread is queued waiting on it (a snapshot).
   [[nodiscard]] bool has_waiters() const;
-  [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
 
  private:
+  friend struct detail::TestAccess;  // reads binding_
   static constexpr unsigned kValueShift = 32;
   static constexpr std::uint64_t kOne = std::uint64_t{1} << kValueShift;  // one increment
   static constexpr std::uint64_t kWaiter = 2;                             // one registered waiter

@@ -158,9 +158,9 @@ class WEFT_CAPABILITY("mutex") Mutex {
   }
   /// True while some fiber or thread waits to lock it (a snapshot).
   [[nodiscard]] bool has_waiters() const;
-  [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
 
  private:
+  friend struct detail::TestAccess;  // reads binding_
   friend class Condition;
   friend struct detail::HeldReport;
   struct Queued;

@@ -75,9 +75,9 @@ class Semaphore {
   [[nodiscard]] std::ptrdiff_t available() const noexcept { return count_.load(std::memory_order_relaxed); }
   /// True while some fiber or thread is queued waiting on it (a snapshot).
   [[nodiscard]] bool has_waiters() const;
-  [[nodiscard]] const detail::DomainBinding& binding() const noexcept { return binding_; }
 
  private:
+  friend struct detail::TestAccess;  // reads binding_
   bool try_take() noexcept {
     std::ptrdiff_t c = count_.load(std::memory_order_relaxed);
     // acquire: the releaser's writes before release() are visible to the taker.

@@ -1,7 +1,7 @@
 // TcpListener::bind's syscall fallback. Where the ring has IORING_OP_BIND/LISTEN
 // (kernel 6.11+) bind() uses them, so the bind(2)/listen(2) path that older
 // kernels take never runs in the other tests. The test hook
-// ListenOptions::detail_syscalls forces it. Proves: with the hook on, a listener
+// detail::TestAccess::bind_listener forces it. Proves: with the hook on, a listener
 // (TCP and Unix-domain) binds, listens, accepts and echoes; a port in use gives the
 // same EADDRINUSE std::system_error, naming the address, as the ring path; and
 // with the hook off the ring ops are used where the ring has them (observed as
@@ -15,6 +15,7 @@
 
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
+#include <weft/runtime/test_access.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
 
@@ -33,7 +34,10 @@ const bool kUring = (weft::test::require_io_uring(), true);
 constexpr int kOpBind = 56;
 constexpr int kOpListen = 57;
 
-constexpr weft::net::ListenOptions kSyscalls{.detail_syscalls = true};
+/// Binds and listens with the bind(2)/listen(2) syscalls (the hook on).
+TcpListener bind_with_syscalls(const Address& addr) {
+  return weft::detail::TestAccess::bind_listener(addr, {}, false);
+}
 
 /// Connects to `l`, sends `msg`, half-closes, and returns what the echo server
 /// accepted by `l` sent back before end of stream (fiber only).
@@ -55,7 +59,7 @@ std::string echo_through(TcpListener& l, const std::string& msg) {
 /// What binding `addr` (in use) throws, with the ring ops or (hook on) the syscalls.
 std::system_error bind_error(const Address& addr, bool syscalls) {
   try {
-    (void)TcpListener::bind(addr, {.reuse_addr = false, .detail_syscalls = syscalls});
+    (void)weft::detail::TestAccess::bind_listener(addr, {.reuse_addr = false}, !syscalls);
   } catch (const std::system_error& e) {
     return e;
   }
@@ -71,7 +75,7 @@ std::uint64_t sqes(weft::Runtime& rt) {
 TEST_CASE("with the syscall hook on, a TCP listener binds, listens, accepts and echoes") {
   weft::Runtime rt;
   rt.block_on([] {
-    TcpListener l = TcpListener::bind(Address::ipv4_loopback(0), kSyscalls);
+    TcpListener l = bind_with_syscalls(Address::ipv4_loopback(0));
     REQUIRE(l.is_open());
     REQUIRE(l.local_address().port() != 0);
     REQUIRE(echo_through(l, "through bind(2) and listen(2)") == "through bind(2) and listen(2)");
@@ -82,7 +86,7 @@ TEST_CASE("with the syscall hook on, a Unix-domain listener binds, listens, acce
   weft::Runtime rt;
   rt.block_on([] {
     const Address path = Address::unix_path("@weft-fallback-test-" + std::to_string(::getpid()));
-    TcpListener l = TcpListener::bind(path, kSyscalls);
+    TcpListener l = bind_with_syscalls(path);
     REQUIRE(l.local_address() == path);
     REQUIRE(echo_through(l, "unix") == "unix");
   });
@@ -114,7 +118,7 @@ TEST_CASE("the hook on submits no SQE for bind and listen; off, the ring ops are
     // Socket creation, options and getsockname are syscalls: with the hook on, bind()
     // never parks, so no SQE can be submitted meanwhile.
     std::uint64_t before = sqes(rt);
-    TcpListener with_syscalls = TcpListener::bind(Address::ipv4_loopback(0), kSyscalls);
+    TcpListener with_syscalls = bind_with_syscalls(Address::ipv4_loopback(0));
     REQUIRE(sqes(rt) - before == 0);
     before = sqes(rt);
     TcpListener by_default = TcpListener::bind(Address::ipv4_loopback(0));

@@ -23,6 +23,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <weft/runtime/test_access.hpp>
 #include <weft/sync/condition.hpp>
 #include <weft/sync/event.hpp>
 #include <weft/sync/futex_counter.hpp>
@@ -266,8 +267,8 @@ TEST_CASE("signals are accepted from every caller whatever the primitive's domai
     }
     REQUIRE(sem->available() == static_cast<std::ptrdiff_t>(std::size(kCallers)));
     REQUIRE(counter->value() == static_cast<std::uint32_t>(std::size(kCallers)));
-    REQUIRE(sem->binding().bound_threaded() == !evented);
-    REQUIRE_FALSE(unbound.binding().bound());
+    REQUIRE(weft::detail::TestAccess::binding(*sem).bound_threaded() == !evented);
+    REQUIRE_FALSE(weft::detail::TestAccess::binding(unbound).bound());
   }
 }
 
@@ -279,15 +280,15 @@ TEST_CASE("an unbound primitive binds to its first blocking caller and then refu
     weft::MutexGuard g(m);
     sem.acquire();
   });
-  REQUIRE(m.binding().bound());
-  REQUIRE_FALSE(m.binding().bound_threaded());
+  REQUIRE(weft::detail::TestAccess::binding(m).bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(m).bound_threaded());
   const Outcome o = capture([&] { m.lock(); });
   REQUIRE(o.kind == Outcome::cross);
   REQUIRE_THAT(o.what, Contains("Evented(runtime 'first')"));
   REQUIRE_THROWS_AS(sem.acquire(), weft::CrossRuntimeError);
   sem.release();  // a signal: accepted from the main thread, and the binding stays
   REQUIRE(sem.available() == 1);
-  REQUIRE_FALSE(sem.binding().bound_threaded());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(sem).bound_threaded());
   REQUIRE(rt.block_on([&] { return sem.try_acquire(); }));
 }
 

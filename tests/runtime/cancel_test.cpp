@@ -11,6 +11,7 @@
 
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
+#include <weft/runtime/test_access.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/sync/channel.hpp>
 #include <weft/weft.hpp>
@@ -179,7 +180,7 @@ TEST_CASE("a cancel handed to a worker that stops before running it still frees 
     std::atomic<bool> spinning{false};
     rt.spawn_on(1, [&] {
         spinning = true;
-        while (!rt.worker(1).stopping()) {
+        while (!weft::detail::TestAccess::worker(rt, 1).stopping()) {
         }
       }).detach();
     while (!spinning) std::this_thread::yield();

@@ -19,6 +19,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <weft/runtime/test_access.hpp>
 #include <weft/runtime/threaded/offload.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>
 #include <weft/sync/channel.hpp>
@@ -117,10 +118,10 @@ TEST_CASE("a Timer callback waiting on an Event is refused and leaves it unbound
     Rescuer r([&] { e.set(); });  // the old code blocked the worker in wait()
     require_refused(in_timer_callback(rt, [&] { e.wait(); }), "weft::Event 'ev'", "wait()");
   }
-  REQUIRE_FALSE(e.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(e).bound());
   e.reset();
   require_refused(in_timer_callback(rt, [&] { (void)e.wait_for(50ms); }), "weft::Event 'ev'", "wait_for()");
-  REQUIRE_FALSE(e.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(e).bound());
   e.set();  // even a wait that would not block is refused: it is a blocking call
   require_refused(in_timer_callback(rt, [&] { e.wait(); }), "weft::Event 'ev'", "wait()");
 }
@@ -141,13 +142,13 @@ TEST_CASE("a Timer callback locking a Threaded Mutex or an unbound Mutex is refu
                                       unbound_m.unlock();
                                     }),
                   "weft::Mutex 'unbound-m'", "lock()");
-  REQUIRE_FALSE(unbound_m.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(unbound_m).bound());
   require_refused(in_timer_callback(rt,
                                     [&] {
                                       if (unbound_m.lock_for(50ms)) unbound_m.unlock();
                                     }),
                   "weft::Mutex 'unbound-m'", "lock_for()");
-  REQUIRE_FALSE(unbound_m.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(unbound_m).bound());
   // Still usable by threads afterwards.
   threaded_m.lock();
   threaded_m.unlock();
@@ -162,11 +163,11 @@ TEST_CASE("a Timer callback acquiring a Semaphore is refused but try_acquire wor
     Rescuer r([&] { sem.release(); });
     require_refused(in_timer_callback(rt, [&] { sem.acquire(); }), "weft::Semaphore 'sem'", "acquire()");
   }
-  REQUIRE_FALSE(sem.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(sem).bound());
   bool took = false;
   REQUIRE(in_timer_callback(rt, [&] { took = sem.try_acquire(); }).empty());
   REQUIRE(took);  // the rescuer's permit
-  REQUIRE_FALSE(sem.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(sem).bound());
 }
 
 TEST_CASE("a Timer callback waiting on a FutexCounter or a Condition is refused") {
@@ -176,14 +177,14 @@ TEST_CASE("a Timer callback waiting on a FutexCounter or a Condition is refused"
   weft::Condition cv{"cv"};
   require_refused(in_timer_callback(rt, [&] { (void)counter.wait_until_changed(0, 50ms); }),
                   "weft::FutexCounter 'counter'", "wait_until_changed()");
-  REQUIRE_FALSE(counter.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(counter).bound());
   require_refused(in_timer_callback(rt,
                                     [&] {
                                       std::unique_lock<weft::Mutex> lk(m, std::defer_lock);
                                       (void)cv.wait_for(lk, 50ms);
                                     }),
                   "weft::Condition 'cv'", "wait_for()");
-  REQUIRE_FALSE(cv.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(cv).bound());
 }
 
 TEST_CASE("a Timer callback's Channel send and recv are refused before queueing while try_send and try_recv work") {

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <weft/runtime/test_access.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
 
@@ -94,8 +95,9 @@ TEST_CASE("the destructor waits for a shutdown another thread started") {
           rt.shutdown();
           caller_saw_all.store(unwound.load() == 1);  // rt may be gone now: not touched
         });
-        while (!rt.worker(0).stopping()) std::this_thread::yield();  // its shutdown has begun
-      }  // ~Runtime: must wait for the signal thread's shutdown to complete
+        while (!weft::detail::TestAccess::worker(rt, 0).stopping())
+          std::this_thread::yield();  // its shutdown has begun
+      }                               // ~Runtime: must wait for the signal thread's shutdown to complete
       if (unwound.load() != 1) {
         std::fprintf(stderr, "round %ld: ~Runtime returned before the fiber unwound\n", round);
         return 2;

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/test_access.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
 
@@ -73,7 +74,7 @@ TEST_CASE("shutdown names a fiber that stays parked after its cancellation and w
         [&] {
           deaf = weft::detail::t_state.fiber;
           // A wait whose cancel hook does not wake it.
-          rt.worker(0).park_current(
+          weft::detail::TestAccess::worker(rt, 0).park_current(
               "test: a wait that ignores cancellation", [](FiberBase*, void*) {}, nullptr);
         },
         {.name = "deaf-parker"});
@@ -84,9 +85,9 @@ TEST_CASE("shutdown names a fiber that stays parked after its cancellation and w
           // Parked until cancelled; from then on requeued at every park, so the
           // worker keeps ticking (and is never left with only abandoned fibers).
           while (!release.load())
-            rt.worker(0).park_current(
+            weft::detail::TestAccess::worker(rt, 0).park_current(
                 "test: requeued", [](FiberBase* f, void*) { weft::detail::Worker::unpark(f); }, nullptr);
-          rt.worker(0).unpark_local(deaf);
+          weft::detail::TestAccess::worker(rt, 0).unpark_local(deaf);
         },
         {.name = "keeper"});
     while (!keeper_parked) std::this_thread::yield();

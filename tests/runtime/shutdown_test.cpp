@@ -9,6 +9,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/test_access.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
 
@@ -52,7 +53,7 @@ TEST_CASE("destroying the runtime cancels sleeping, waiting and not-yet-started 
     std::atomic<bool> spinning{false};
     rt.spawn([&] {
         spinning = true;
-        while (!rt.worker(0).stopping()) {
+        while (!weft::detail::TestAccess::worker(rt, 0).stopping()) {
         }
         unstarted = weft::spawn([] { FAIL("a fiber queued at shutdown must not start"); });
       }).detach();

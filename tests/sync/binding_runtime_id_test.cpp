@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <weft/runtime/test_access.hpp>
 #include <weft/sync/event.hpp>
 #include <weft/sync/futex_counter.hpp>
 #include <weft/sync/semaphore.hpp>
@@ -57,8 +58,8 @@ TEST_CASE("a primitive bound by its first waiter to a destroyed runtime refuses 
     sem.acquire();                                           // binds to the first runtime
     (void)counter.wait_until_changed(counter.value(), 1ms);  // binds too
   });
-  REQUIRE(sem.binding().bound());
-  REQUIRE(counter.binding().bound());
+  REQUIRE(weft::detail::TestAccess::binding(sem).bound());
+  REQUIRE(weft::detail::TestAccess::binding(counter).bound());
   rt.reset();
   rt.emplace(weft::Config{.name = "reborn"});
   REQUIRE(&*rt == first);

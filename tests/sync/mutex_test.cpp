@@ -16,6 +16,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <weft/runtime/test_access.hpp>
 #include <weft/sync/event.hpp>
 #include <weft/sync/mutex.hpp>
 #include <weft/weft.hpp>
@@ -36,9 +37,9 @@ void wait_for_waiters(const weft::Mutex& m) {
 
 TEST_CASE("an unbound Mutex binds to its first locker's domain and works uncontended") {
   weft::Mutex m{"plain"};
-  REQUIRE_FALSE(m.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(m).bound());
   m.lock();
-  REQUIRE(m.binding().bound_threaded());
+  REQUIRE(weft::detail::TestAccess::binding(m).bound_threaded());
   REQUIRE(m.owned_by_caller());
   REQUIRE_FALSE(m.has_waiters());
   m.unlock();
@@ -211,7 +212,7 @@ TEST_CASE("a fiber cancelled while queued (runtime shutdown) leaves the mutex co
       never.wait();  // until cancelled
     });
     waiter = rt.spawn([&] {
-      while (!m.binding().bound()) weft::yield();
+      while (!weft::detail::TestAccess::binding(m).bound()) weft::yield();
       queued = true;
       weft::MutexGuard g(m);
     });

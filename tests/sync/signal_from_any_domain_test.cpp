@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <weft/runtime/test_access.hpp>
 #include <weft/sync/condition.hpp>
 #include <weft/sync/event.hpp>
 #include <weft/sync/futex_counter.hpp>
@@ -137,8 +138,8 @@ TEST_CASE("reset() and a signal with nobody waiting are accepted from another do
     unbound.reset();
     sem_unbound.release(2);
   });
-  REQUIRE_FALSE(unbound.binding().bound());
-  REQUIRE_FALSE(sem_unbound.binding().bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(unbound).bound());
+  REQUIRE_FALSE(weft::detail::TestAccess::binding(sem_unbound).bound());
   weft::Event evented{rt};
   evented.set();  // main thread, Evented event
   REQUIRE(evented.is_set());
