@@ -63,7 +63,7 @@ class Runtime {
     using R = SpawnResult<F>;
     auto* f = new detail::FiberImpl<std::decay_t<F>, R>(std::forward<F>(fn));
     place(f, opts, -1);
-    return JoinHandle<R>(f);
+    return detail::make_join_handle<R>(f);
   }
   /// Starts `fn` as a fiber on worker `worker` (any thread). std::out_of_range
   /// when there is no such worker (fn is not used).
@@ -75,7 +75,7 @@ class Runtime {
     if (worker >= workers()) throw std::out_of_range("weft::Runtime::spawn_on: no worker " + std::to_string(worker));
     auto* f = new detail::FiberImpl<std::decay_t<F>, R>(std::forward<F>(fn));
     place(f, opts, static_cast<int>(worker));
-    return JoinHandle<R>(f);
+    return detail::make_join_handle<R>(f);
   }
   /// Starts `fn` as a detached fiber (any thread): fire and forget. An exception
   /// it ends with is logged with its name and counted in stats().

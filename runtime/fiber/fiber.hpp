@@ -196,6 +196,15 @@ void require_fiber(const char* operation);
 
 }  // namespace detail
 
+template <class R>
+class JoinHandle;
+
+namespace detail {
+/// The handle of a fiber just created (it holds the handle's reference).
+template <class R>
+JoinHandle<R> make_join_handle(FiberResult<R>* f) noexcept;
+}  // namespace detail
+
 /// Owns the right to join a fiber: join() returns its result or rethrows its
 /// exception. Dropping the handle detaches the fiber (an exception it ends with is
 /// then logged with its name), so a handle nobody looks at is a warning.
@@ -203,7 +212,6 @@ template <class R>
 class [[nodiscard("dropping a JoinHandle detaches the fiber: join() it or call detach()")]] JoinHandle {
  public:
   JoinHandle() = default;
-  explicit JoinHandle(detail::FiberResult<R> * f) : f_(f) {}
   JoinHandle(JoinHandle && o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
   JoinHandle& operator=(JoinHandle&& o) noexcept {
     if (this != &o) {
@@ -259,11 +267,18 @@ class [[nodiscard("dropping a JoinHandle detaches the fiber: join() it or call d
   }
 
  private:
+  friend JoinHandle detail::make_join_handle<R>(detail::FiberResult<R> * f) noexcept;
+  explicit JoinHandle(detail::FiberResult<R> * f) noexcept : f_(f) {}
   void reset() {
     if (f_) std::exchange(f_, nullptr)->release_ref();
   }
   detail::FiberResult<R>* f_ = nullptr;
 };
+
+template <class R>
+JoinHandle<R> detail::make_join_handle(detail::FiberResult<R>* f) noexcept {
+  return JoinHandle<R>(f);
+}
 
 template <class F>
 using SpawnResult = std::invoke_result_t<std::decay_t<F>>;
@@ -278,7 +293,7 @@ JoinHandle<SpawnResult<F>> spawn(F&& fn, SpawnOptions opts = {}) {
   using R = SpawnResult<F>;
   auto* f = new detail::FiberImpl<std::decay_t<F>, R>(std::forward<F>(fn));
   detail::start_local(f, opts);
-  return JoinHandle<R>(f);
+  return detail::make_join_handle<R>(f);
 }
 
 }  // namespace weft
