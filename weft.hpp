@@ -1,6 +1,18 @@
-// weft/weft.hpp — everything a user of the Evented side needs, in one include.
+// weft/weft.hpp — the whole public API in one include: the Runtime and its fibers
+// (spawn, JoinHandle, this_fiber, Timer), the Threaded side (ThreadPool, offload),
+// the sync primitives and Channel, and net/ (addresses, resolve, TCP, UDP).
+// The logger's controls (weft/runtime/log.hpp, which pulls in spdlog) are included
+// on their own. Installed under <prefix>/include/weft: the headers named here,
+// log.hpp, and the detail headers they include; nothing else.
 #pragma once
 
+#include <weft/net/address.hpp>
+#include <weft/net/error.hpp>
+#include <weft/net/recv_buffer.hpp>
+#include <weft/net/resolve.hpp>
+#include <weft/net/tcp_listener.hpp>
+#include <weft/net/tcp_stream.hpp>
+#include <weft/net/udp.hpp>
 #include <weft/runtime/config.hpp>
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
