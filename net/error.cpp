@@ -9,13 +9,6 @@
 
 namespace weft::net {
 
-UnexpectedEof::UnexpectedEof(const std::string& what, std::size_t got, std::size_t wanted)
-    : std::system_error(std::make_error_code(std::errc::no_message_available),
-                        what + ": the peer ended the stream after " + std::to_string(got) + " of " +
-                            std::to_string(wanted) + " bytes"),
-      got_(got),
-      wanted_(wanted) {}
-
 namespace detail {
 
 void throw_net_error(Failure why, int res, const char* op, const std::string& subject) {

@@ -9,7 +9,8 @@
 //  - Raw -errno results (syscalls, CQEs) become exceptions only in net/error.cpp.
 //  - End of stream is a result, not an error: read_some/recv return 0.
 //    read_exact on a premature end throws UnexpectedEof (a std::system_error with
-//    std::errc::no_message_available that also says how many bytes arrived).
+//    std::errc::no_message_available that also says how many bytes arrived;
+//    declared with weft's other exception types in runtime/error.hpp, included here).
 //  - A timeout that expires: std::errc::timed_out.
 //  - The calling fiber was cancelled (e.g. Runtime shutdown): weft::FiberCancelled,
 //    thrown only after the op's completion arrived.
@@ -29,6 +30,7 @@
 #include <string>
 #include <system_error>
 
+#include <weft/runtime/error.hpp>
 #include <weft/runtime/this_fiber.hpp>
 
 namespace weft::net {
@@ -57,19 +59,6 @@ class Duration : public std::chrono::nanoseconds {
 using Timeout = Duration;
 /// No timeout: the default of every blocking net call.
 inline constexpr Timeout kNoTimeout = Timeout(std::chrono::nanoseconds::max());
-
-/// read_exact hit the end of the stream before `wanted` bytes: `got` arrived (and are
-/// in the caller's buffer). code() is std::errc::no_message_available.
-class UnexpectedEof : public std::system_error {
- public:
-  UnexpectedEof(const std::string& what, std::size_t got, std::size_t wanted);
-  [[nodiscard]] std::size_t got() const noexcept { return got_; }
-  [[nodiscard]] std::size_t wanted() const noexcept { return wanted_; }
-
- private:
-  std::size_t got_;
-  std::size_t wanted_;
-};
 
 namespace detail {
 

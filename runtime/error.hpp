@@ -1,18 +1,22 @@
-// weft/runtime/error.hpp — the error types weft throws, and the one place raw
+// weft/runtime/error.hpp — every exception type weft throws, and the one place raw
 // -errno values from syscalls and CQEs become C++ errors.
 //
 // Rules:
+//  - Every exception type of weft is declared here, net's UnexpectedEof included
+//    (net/error.hpp re-exports it with net's error model); beside them weft throws
+//    only standard types (std::system_error, std::invalid_argument, ...).
 //  - At the syscall/CQE boundary code keeps the raw negative errno (int). It is
 //    converted once, by throw_errno()/errno_code(), never by hand elsewhere.
 //  - CrossRuntimeError: a call made from the wrong domain (Evented vs Threaded,
-//    or another runtime). Thrown before any state is touched; the message names
-//    both sides and the bridge to use.
+//    another runtime, another worker, a worker's scheduler context). Thrown before
+//    any state is touched; the message names both sides and the bridge to use.
 //  - StartupError: the runtime could not start (io_uring unavailable, memlock,
 //    seccomp...). The message names the cause and the remedy.
 //  - FiberCancelled: thrown out of a blocking call in a fiber that was cancelled
 //    (e.g. by runtime shutdown); let it propagate so the fiber unwinds.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -35,6 +39,20 @@ class FiberCancelled : public std::runtime_error {
   FiberCancelled() : std::runtime_error("weft: fiber cancelled") {}
 };
 
+/// Thrown by ThreadPool::submit()/offload() on a pool that is shut down, and
+/// delivered to an offload whose task was refused at shutdown.
+class PoolShutDown : public std::runtime_error {
+ public:
+  explicit PoolShutDown(const std::string& pool, const char* what = "is shut down; task not accepted")
+      : std::runtime_error("weft::ThreadPool '" + pool + "' " + what) {}
+};
+
+/// send() on a closed Channel.
+class ChannelClosed : public std::runtime_error {
+ public:
+  ChannelClosed() : std::runtime_error("weft: send on a closed Channel") {}
+};
+
 /// The error_code for a raw result `res` < 0 (a -errno from a syscall or CQE).
 inline std::error_code errno_code(int res) noexcept {
   return std::error_code(res < 0 ? -res : res, std::generic_category());
@@ -43,4 +61,20 @@ inline std::error_code errno_code(int res) noexcept {
 /// Throws std::system_error for a raw -errno result, with `what` as context.
 [[noreturn]] void throw_errno(int res, const char* what);
 
+namespace net {
+
+/// read_exact hit the end of the stream before `wanted` bytes: `got` arrived (and are
+/// in the caller's buffer). code() is std::errc::no_message_available.
+class UnexpectedEof : public std::system_error {
+ public:
+  UnexpectedEof(const std::string& what, std::size_t got, std::size_t wanted);
+  [[nodiscard]] std::size_t got() const noexcept { return got_; }
+  [[nodiscard]] std::size_t wanted() const noexcept { return wanted_; }
+
+ private:
+  std::size_t got_;
+  std::size_t wanted_;
+};
+
+}  // namespace net
 }  // namespace weft

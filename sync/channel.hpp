@@ -64,12 +64,6 @@
 
 namespace weft {
 
-/// send() on a closed channel.
-class ChannelClosed : public std::runtime_error {
- public:
-  ChannelClosed() : std::runtime_error("weft: send on a closed Channel") {}
-};
-
 enum class SendStatus { ok, full, closed, timed_out };
 enum class RecvStatus { ok, empty, closed, timed_out };
 

@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include <weft/runtime/error.hpp>
 #include <weft/runtime/tsa.hpp>
 
 namespace weft {
@@ -46,14 +47,6 @@ namespace detail {
 class Waiter;
 class WakeList;
 }  // namespace detail
-
-/// Thrown by submit()/offload() on a pool that is shut down, and delivered to an
-/// offload whose task was refused at shutdown.
-class PoolShutDown : public std::runtime_error {
- public:
-  explicit PoolShutDown(const std::string& pool, const char* what = "is shut down; task not accepted")
-      : std::runtime_error("weft::ThreadPool '" + pool + "' " + what) {}
-};
 
 struct ThreadPoolConfig {
   std::string name = "weft-pool";
