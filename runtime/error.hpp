@@ -39,12 +39,23 @@ class FiberCancelled : public std::runtime_error {
   FiberCancelled() : std::runtime_error("weft: fiber cancelled") {}
 };
 
-/// Thrown by ThreadPool::submit()/offload() on a pool that is shut down, and
-/// delivered to an offload whose task was refused at shutdown.
-class PoolShutDown : public std::runtime_error {
+/// Work handed to something that is shut down, the one such error of weft:
+/// Runtime::spawn/spawn_on/post/block_on after the runtime's shutdown() began,
+/// ThreadPool::submit()/weft::offload on a pool that is shut down, and an offload
+/// whose queued task was refused at shutdown. what() names the runtime or pool.
+/// A std::runtime_error: a shutdown by another thread may race any call, so the
+/// caller cannot always rule it out beforehand.
+class ShutDown : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The ShutDown a ThreadPool throws (the pool named in what()). Catch ShutDown to
+/// handle both sides at once.
+class PoolShutDown : public ShutDown {
  public:
   explicit PoolShutDown(const std::string& pool, const char* what = "is shut down; task not accepted")
-      : std::runtime_error("weft::ThreadPool '" + pool + "' " + what) {}
+      : ShutDown("weft::ThreadPool '" + pool + "' " + what) {}
 };
 
 /// send() on a closed Channel.

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <weft/runtime/domain.hpp>
+#include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/runtime.hpp>
 #include <weft/runtime/this_fiber.hpp>
@@ -358,7 +359,7 @@ void Runtime::place(detail::FiberBase* f, const SpawnOptions& opts, int worker) 
   if (!impl_->accepting) {
     lk.unlock();
     delete f;
-    throw std::logic_error("weft::Runtime::spawn: runtime '" + impl_->cfg.name + "' is shut down");
+    throw ShutDown("weft::Runtime::spawn: runtime '" + impl_->cfg.name + "' is shut down");
   }
   impl_->workers[target]->post_new(f);
 }

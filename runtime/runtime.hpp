@@ -57,7 +57,8 @@ class Runtime {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  /// Starts `fn` as a fiber (any thread). Returns its JoinHandle.
+  /// Starts `fn` as a fiber (any thread). Returns its JoinHandle. Throws ShutDown
+  /// once shutdown() has begun (fn is not used); so do spawn_on, post and block_on.
   template <class F>
   JoinHandle<SpawnResult<F>> spawn(F&& fn, SpawnOptions opts = {}) {
     using R = SpawnResult<F>;

@@ -217,7 +217,7 @@ Outcome classify(const Run& run, const std::exception_ptr& e, const char* op) {
     FAIL_NOW(where + "std::bad_alloc without injected ENOMEM");
   } catch (const Tagged& t) {
     FAIL_NOW(where + "a Tagged exception reached classify(): " + t.text);
-  } catch (const std::logic_error& x) {
+  } catch (const weft::ShutDown& x) {
     if (std::string(x.what()).find("is shut down") != std::string::npos) return Outcome::shut_down;
     FAIL_NOW(where + "an exception no header documents here: " + typeid(x).name() + ": " + x.what());
   } catch (const std::exception& x) {

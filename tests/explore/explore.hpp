@@ -120,7 +120,7 @@ enum class Outcome {
   unexpected_eof,   ///< net::UnexpectedEof
   fiber_cancelled,  ///< weft::FiberCancelled
   no_memory,        ///< std::bad_alloc (ENOMEM injected in fiber context)
-  shut_down,        ///< std::logic_error from Runtime::spawn: the runtime is shut down
+  shut_down,        ///< weft::ShutDown from Runtime::spawn: the runtime is shut down
 };
 const char* name_of(Outcome o) noexcept;
 

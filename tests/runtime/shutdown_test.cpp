@@ -70,6 +70,7 @@ TEST_CASE("spawn after shutdown is refused with an error, not dropped") {
   weft::Runtime rt;
   rt.shutdown();
   REQUIRE_THROWS_WITH(rt.spawn([] {}), Contains("shut down"));
+  REQUIRE_THROWS_AS(rt.spawn([] {}), weft::ShutDown);
 }
 
 TEST_CASE("the stall detector names a fiber that runs without yielding") {

@@ -137,6 +137,7 @@ TEST_CASE("shutdown(run_queued) runs every queued task") {
   REQUIRE(ran.load() == 10);
   REQUIRE(pool.stats().completed == 11);
   REQUIRE_THROWS_AS(pool.submit([] {}), weft::PoolShutDown);
+  REQUIRE_THROWS_AS(pool.submit([] {}), weft::ShutDown);  // the one shut-down error of weft
 }
 
 TEST_CASE("shutdown(refuse_queued) tells each queued task: offload waiters get PoolShutDown") {
