@@ -28,12 +28,12 @@ using weft::detail::Worker;
 namespace {
 
 [[noreturn]] void throw_wrong_worker(const SocketCore* c, const char* op) {
-  throw CrossRuntimeError(std::string(op) + ": the socket" + subject_of(c) + " belongs to worker " +
-                          std::to_string(c->owner->index()) + " of runtime '" + c->owner->runtime().name() +
-                          "', but the caller is " + describe_caller() +
-                          ". A socket is used by fibers of one worker at a time: move it into a fiber of the "
-                          "other worker (an idle socket changes hands when moved), run the work on its worker "
-                          "(Runtime::spawn_on), or pass data through a weft::Channel.");
+  throw CrossRuntimeError(weft::detail::cross_domain_message(
+      std::string(op) + ": the socket" + subject_of(c) + " belongs to worker " + std::to_string(c->owner->index()) +
+          " of runtime '" + c->owner->runtime().name() + "'",
+      "A socket is used by fibers of one worker at a time: move it into a fiber of the other worker (an idle socket "
+      "changes hands when moved), run the work on its worker (Runtime::spawn_on), or pass data through a "
+      "weft::Channel."));
 }
 
 // Registered files. The slot is installed by the first op on a worker and removed

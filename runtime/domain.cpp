@@ -44,28 +44,41 @@ std::string describe_caller() {
 
 namespace detail {
 
+std::string cross_domain_message(std::string_view refused, std::string_view bridge, std::string_view op,
+                                 std::string_view domain_note) {
+  std::string m(refused);
+  m += ", but the caller";
+  if (!op.empty()) {
+    m += " of ";
+    m += op;
+  }
+  m += " is " + describe_caller() + ", which is " + current_domain().name();
+  m += domain_note;
+  m += ". ";
+  m += bridge;
+  return m;
+}
+
 void throw_not_in_fiber(const char* operation) {
+  const std::string refused =
+      std::string(operation) + " is Evented-only: it must be called from a fiber of a weft::Runtime";
   if (t_state.worker)  // the scheduler context: not a fiber, and it must not block
-    throw CrossRuntimeError(std::string(operation) +
-                            " is Evented-only: it must be called from a fiber of a weft::Runtime, but the caller "
-                            "is " +
-                            describe_caller() +
-                            ", which is not a fiber. Start the work as a fiber from here with Runtime::spawn or "
-                            "Runtime::post.");
-  throw CrossRuntimeError(std::string(operation) +
-                          " is Evented-only: it must be called from a fiber of a weft::Runtime, but the caller "
-                          "is Threaded: " +
-                          describe_caller() +
-                          ". Bridges: start the work with Runtime::spawn or Runtime::block_on from this "
-                          "thread, or pass data to a fiber through a weft::Channel.");
+    throw CrossRuntimeError(
+        cross_domain_message(refused, "Start the work as a fiber from here with Runtime::spawn or Runtime::post."));
+  throw CrossRuntimeError(
+      cross_domain_message(refused,
+                           "Bridges: start the work with Runtime::spawn or Runtime::block_on from this thread, or "
+                           "pass data to a fiber through a weft::Channel."));
 }
 
 std::string blocking_in_scheduler_message(const std::string& what, const char* op) {
-  return what + ": " + op + " may block, but " + describe_caller() +
-         " must never block its worker (the worker's other fibers, and its shutdown, would wait behind it). "
-         "Start a fiber for the blocking part (Runtime::spawn or Runtime::post work from here), or use a call "
-         "that never blocks: try_send/try_recv, try_acquire, and the signals (set, reset, release, "
-         "increment_and_wake, notify_one/notify_all).";
+  return cross_domain_message(
+      what + ": " + op +
+          " may block, which a worker's scheduler context must never do (the worker's other fibers, and its "
+          "shutdown, would wait behind it)",
+      "Start a fiber for the blocking part (Runtime::spawn or Runtime::post work from here), or use a call that "
+      "never blocks: try_send/try_recv, try_acquire, and the signals (set, reset, release, increment_and_wake, "
+      "notify_one/notify_all).");
 }
 
 void throw_blocking_in_scheduler(const std::string& what, const char* op) {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace weft {
 
@@ -48,6 +49,15 @@ Domain current_domain() noexcept;
 std::string describe_caller();
 
 namespace detail {
+/// The one message of every call refused because of who makes it (the text of
+/// each CrossRuntimeError, and of the aborts of sync/ on a foreign caller):
+///   "<refused>, but the caller[ of <op>] is <describe_caller()>, which is
+///    <current_domain().name()><domain_note>. <bridge>"
+/// `refused` names the call and what it needs ("weft::sleep_for is Evented-only:
+/// ..."), `bridge` what to do instead; `op` names the call when `refused` names
+/// only the object ("weft::Mutex 'm' belongs to Evented(runtime 'svc')").
+std::string cross_domain_message(std::string_view refused, std::string_view bridge, std::string_view op = {},
+                                 std::string_view domain_note = {});
 /// Throws CrossRuntimeError: `operation` is Evented-only and the caller is not a fiber.
 [[noreturn]] void throw_not_in_fiber(const char* operation);
 /// The refusal of `op` on `what` (e.g. "weft::Channel", "send()"), a call that may

@@ -206,22 +206,23 @@ Runtime::~Runtime() {
 
 void Runtime::refuse_from_fiber(const char* op) const {
   if (detail::t_state.worker)
-    throw CrossRuntimeError(std::string(op) + " is Threaded-only: it blocks the calling OS thread, but the caller is " +
-                            describe_caller() + ". From a fiber use weft::spawn(...).join() instead.");
+    throw CrossRuntimeError(
+        detail::cross_domain_message(std::string(op) + " is Threaded-only: it blocks the calling OS thread",
+                                     "From a fiber use weft::spawn(...).join() instead."));
 }
 
 void Runtime::refuse_waiting_for_itself(const char* op) const {
   if (detail::t_state.worker && &detail::t_state.worker->runtime() == this)
-    throw CrossRuntimeError(std::string(op) + " from " + describe_caller() +
-                            " is refused: it would wait for itself (it waits for every fiber and worker of runtime '" +
-                            impl_->cfg.name +
-                            "'). Call it from a plain thread, or from a fiber of another runtime (which blocks that "
-                            "fiber's worker until this runtime has stopped).");
+    throw CrossRuntimeError(detail::cross_domain_message(
+        std::string(op) + " is refused in runtime '" + impl_->cfg.name +
+            "' itself: it would wait for itself (it waits for every fiber and worker of the runtime)",
+        "Call it from a plain thread, or from a fiber of another runtime (which blocks that fiber's worker until "
+        "this runtime has stopped)."));
   if (const ThreadPool* p = impl_->pool_ptr.load(std::memory_order_acquire); p && p->on_own_thread())
-    throw std::logic_error(std::string(op) + " from " + describe_caller() + ", a thread of runtime '" +
-                           impl_->cfg.name +
-                           "''s own pool, is refused: it would wait for itself (it joins that pool). Call it from "
-                           "another thread.");
+    throw CrossRuntimeError(
+        detail::cross_domain_message(std::string(op) + " is refused on a thread of runtime '" + impl_->cfg.name +
+                                         "''s own pool: it would wait for itself (it joins that pool)",
+                                     "Call it from another thread."));
 }
 
 void Runtime::shutdown() {

@@ -23,8 +23,8 @@
 //    leave. It may be called from a plain thread or from a fiber of another
 //    runtime (that blocks the fiber's worker until this runtime has stopped).
 //    From this runtime's own fibers or Timer callbacks it is refused with
-//    CrossRuntimeError, from a thread of its own pool with std::logic_error (it
-//    would wait for itself); the destructor aborts with a message there.
+//    CrossRuntimeError, from a thread of its own pool too (it would wait for
+//    itself); the destructor aborts with a message there.
 #pragma once
 
 #include <chrono>

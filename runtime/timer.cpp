@@ -37,17 +37,17 @@ Timer::~Timer() {
 void Timer::bind(const char* op) {
   detail::Worker* w = detail::t_state.worker;
   if (!w) {
-    throw CrossRuntimeError(std::string(op) +
-                            " is Evented-only: a Timer lives on a worker of a weft::Runtime, "
-                            "but the caller is Threaded: " +
-                            describe_caller() + ". Bridges: Runtime::spawn a fiber that owns the timer.");
+    throw CrossRuntimeError(
+        detail::cross_domain_message(std::string(op) + " is Evented-only: a Timer lives on a worker of a weft::Runtime",
+                                     "Bridges: Runtime::spawn a fiber that owns the timer."));
   }
   if (worker_ == w) return;
   if (node_.queued() || waiters_) {
-    throw CrossRuntimeError(std::string(op) + ": this Timer is armed on worker " + std::to_string(worker_->index()) +
-                            " of runtime '" + worker_->runtime().name() + "', but the caller is " + describe_caller() +
-                            ". An armed Timer is used by the fibers of its worker only: cancel it there first "
-                            "(an idle Timer moves to the worker that arms it), or use a Timer per worker.");
+    throw CrossRuntimeError(detail::cross_domain_message(
+        std::string(op) + ": this Timer is armed on worker " + std::to_string(worker_->index()) + " of runtime '" +
+            worker_->runtime().name() + "'",
+        "An armed Timer is used by the fibers of its worker only: cancel it there first (an idle Timer moves to the "
+        "worker that arms it), or use a Timer per worker."));
   }
   worker_ = w;  // idle: it moves to the caller's worker
   node_.owner = this;

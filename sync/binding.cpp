@@ -97,29 +97,27 @@ std::string DomainBinding::foreign_message(const char* op) const {
   const std::uintptr_t mine = settled_word();
   const std::uintptr_t caller = caller_word();
   if (caller == kScheduler) return blocking_in_scheduler_message(what(), op);
-  const Domain cd = current_domain();
-  std::string caller_domain = cd.name();
   const std::string mine_name = domain_name();
-  if (mine != kThreaded && caller != kThreaded && mine_name == caller_domain)
-    caller_domain += " (another Runtime object with the same name)";
-  std::string m = what() + " belongs to " + mine_name + ", but " + op + " was called from " + describe_caller() +
-                  ", which is " + caller_domain + ". ";
+  const bool same_name = mine != kThreaded && caller != kThreaded && mine_name == current_domain().name();
+  std::string bridge;
   if (mine == kThreaded) {
-    m += "A fiber must not block its worker thread on a Threaded primitive: run the blocking work on the pool "
-         "with weft::offload(fn), or pass data between the sides through a weft::Channel.";
+    bridge =
+        "A fiber must not block its worker thread on a Threaded primitive: run the blocking work on the pool "
+        "with weft::offload(fn), or pass data between the sides through a weft::Channel.";
   } else if (caller == kThreaded) {
-    m += std::string("A thread cannot park on a fiber primitive: run that code as a fiber of runtime '") +
-         runtime_name_ +
-         "' (Runtime::spawn or Runtime::block_on), or pass data between the sides through a weft::Channel.";
+    bridge = std::string("A thread cannot park on a fiber primitive: run that code as a fiber of runtime '") +
+             runtime_name_ +
+             "' (Runtime::spawn or Runtime::block_on), or pass data between the sides through a weft::Channel.";
   } else {
-    m += std::string(
-             "Fibers of one runtime cannot wait on another runtime's primitives: start the work on "
-             "runtime '") +
-         runtime_name_ +
-         "' with Runtime::spawn, or pass data between them through a weft::Channel (blocking work goes through "
-         "weft::offload).";
+    bridge = std::string(
+                 "Fibers of one runtime cannot wait on another runtime's primitives: start the work on "
+                 "runtime '") +
+             runtime_name_ +
+             "' with Runtime::spawn, or pass data between them through a weft::Channel (blocking work goes "
+             "through weft::offload).";
   }
-  return m;
+  return cross_domain_message(what() + " belongs to " + mine_name, bridge, op,
+                              same_name ? " (another Runtime object with the same name)" : "");
 }
 
 void DomainBinding::die(const std::string& msg) const noexcept {

@@ -164,7 +164,11 @@ void ThreadPool::thread_main(unsigned index) {
 
 void ThreadPool::shutdown(Drain d) {
   if (t_pool == this)
-    throw std::logic_error("weft::ThreadPool '" + cfg_.name + "': shutdown() from one of its own threads");
+    throw CrossRuntimeError(
+        detail::cross_domain_message("weft::ThreadPool '" + cfg_.name +
+                                         "': shutdown() is refused on one of its own threads: it would wait for "
+                                         "itself (it joins them)",
+                                     "Call it from another thread."));
   PoolTask* refused = nullptr;
   {
     detail::WakeList woken;  // woken after g's unlock

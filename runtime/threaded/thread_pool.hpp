@@ -22,8 +22,8 @@
 //    only when a thread is idle, so a busy pool costs no wake syscall.
 //  - A submitter in a worker's scheduler context (a Timer callback) cannot wait:
 //    a submit that finds the queue full throws CrossRuntimeError there instead.
-//  - Calling shutdown() from one of the pool's own threads is refused (it would
-//    join itself). A pool thread submitting into its own full queue can deadlock
+//  - Calling shutdown() from one of the pool's own threads is refused with
+//    CrossRuntimeError (it would join itself). A pool thread submitting into its own full queue can deadlock
 //    (documented, not detected).
 #pragma once
 

@@ -2,7 +2,7 @@
 // the state it leaves: spawn_on with a worker index out of range throws
 // std::out_of_range naming the index (the function and its captures are
 // destroyed, no fiber is created, the runtime goes on); a Timer used from a
-// worker other than the one it is bound to throws std::logic_error naming both
+// worker other than the one it is bound to throws CrossRuntimeError naming both
 // (and keeps working on its own worker).
 #include <atomic>
 #include <stdexcept>
@@ -65,7 +65,7 @@ TEST_CASE("a Timer armed on one worker refuses a fiber of another worker and sti
       try {
         call();
         all += "(a call was not refused)\n";
-      } catch (const std::logic_error& e) {
+      } catch (const weft::CrossRuntimeError& e) {
         all += std::string(e.what()) + "\n";
         ++refused;
       }

@@ -122,7 +122,7 @@ TEST_CASE("shutdown from a task on the runtime's own pool is refused and changes
     return weft::offload([&] {
       try {
         rt.shutdown();
-      } catch (const std::logic_error& e) {
+      } catch (const weft::CrossRuntimeError& e) {
         return std::string(e.what());
       }
       return std::string("not refused");
