@@ -97,7 +97,8 @@ Lookup run_lookup(LookupFn fn, const std::string& host, const std::string* servi
 [[noreturn]] void throw_lookup_error(const Lookup& r, std::string_view host, std::string_view service) {
   if (r.rc == EAI_SYSTEM) {
     const int e = r.sys_errno != 0 ? r.sys_errno : EIO;
-    throw std::system_error(e, std::generic_category(), describe(host, service) + ": getaddrinfo system error");
+    detail::throw_net_error(detail::Failure::errno_result, -e, "",
+                            describe(host, service) + ": getaddrinfo system error");
   }
   throw std::system_error(r.rc, resolve_category(), describe(host, service));
 }

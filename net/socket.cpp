@@ -152,7 +152,7 @@ bool close_slot(SocketCore* c) noexcept {
   w->files().forget(slot);
   try {
     const int r = w->await_op(&weft::detail::FixedFiles::prep_remove, &slot);
-    if (r < 0) throw std::system_error(-r, std::generic_category(), "FILES_UPDATE");
+    if (r < 0) detail::throw_net_error(detail::Failure::errno_result, r, "FILES_UPDATE", "");
     return true;
   } catch (const std::exception& e) {
     log_slot_failure(c, e);
