@@ -1,5 +1,14 @@
-// runtime/error.cpp — the out-of-line parts of weft's exception types, and the
-// conversion of raw -errno results into exceptions (one place).
+// runtime/error.cpp — the out-of-line parts of weft's exception types, the
+// conversion of raw -errno results into exceptions (one place), and the one fatal
+// path (async-signal-safe: write(2) and abort() only).
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+
 #include <weft/runtime/error.hpp>
 
 namespace weft {
@@ -18,4 +27,42 @@ UnexpectedEof::UnexpectedEof(const std::string& what, std::size_t got, std::size
       wanted_(wanted) {}
 
 }  // namespace net
+
+namespace detail {
+
+void fatal(std::string_view msg) noexcept {
+  // One writev for the whole line where stderr takes it, so that lines of two
+  // threads dying at once do not interleave; the rest (a short write) piecewise.
+  iovec iov[3] = {{const_cast<char*>(kFatalPrefix), sizeof kFatalPrefix - 1},
+                  {const_cast<char*>(msg.data()), msg.size()},
+                  {const_cast<char*>("\n"), 1}};
+  int i = 0;
+  while (i < 3) {
+    const ssize_t n = ::writev(STDERR_FILENO, iov + i, 3 - i);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // stderr closed or broken: nothing more we can say
+    }
+    auto left = static_cast<std::size_t>(n);
+    while (i < 3 && left >= iov[i].iov_len) left -= iov[i++].iov_len;
+    if (i < 3) {
+      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
+      iov[i].iov_len -= left;
+    }
+  }
+  std::abort();
+}
+
+void fatalf(const char* fmt, ...) noexcept {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  const std::size_t len =
+      n < 0 ? 0 : (static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n) : sizeof buf - 1);
+  fatal(std::string_view(buf, len));
+}
+
+}  // namespace detail
 }  // namespace weft

@@ -14,11 +14,16 @@
 //    seccomp...). The message names the cause and the remedy.
 //  - FiberCancelled: thrown out of a blocking call in a fiber that was cancelled
 //    (e.g. by runtime shutdown); let it propagate so the fiber unwinds.
+//  - A broken invariant or a misuse that cannot be reported by throwing (a
+//    destructor, a noexcept path) ends the process through detail::fatal() or
+//    WEFT_ASSERT, the one fatal path: one line "weft: FATAL: <message>" on stderr,
+//    then abort().
 #pragma once
 
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace weft {
@@ -88,4 +93,26 @@ class UnexpectedEof : public std::system_error {
 };
 
 }  // namespace net
+
+namespace detail {
+
+/// What every fatal message of weft starts with.
+inline constexpr char kFatalPrefix[] = "weft: FATAL: ";
+
+/// The one fatal path: writes kFatalPrefix, `msg` and a newline to stderr with
+/// writev(2), then abort()s. Async-signal-safe (no allocation, no stdio).
+[[noreturn, gnu::cold]] void fatal(std::string_view msg) noexcept;
+
+/// fatal() with a printf-style message, formatted on the stack (cut at 1 KiB).
+/// Not for signal handlers (vsnprintf).
+[[noreturn, gnu::cold, gnu::format(printf, 1, 2)]] void fatalf(const char* fmt, ...) noexcept;
+
+}  // namespace detail
 }  // namespace weft
+
+/// Checked in every build: `cond` false is a bug (of weft or of its caller) that
+/// cannot be reported by throwing; the process ends through detail::fatal(msg).
+#define WEFT_ASSERT(cond, msg)                                      \
+  do {                                                              \
+    if (__builtin_expect(!(cond), 0)) ::weft::detail::fatal((msg)); \
+  } while (0)

@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -193,10 +192,8 @@ Runtime::~Runtime() {
   const bool own_worker = detail::t_state.worker && &detail::t_state.worker->runtime() == this;
   const ThreadPool* pool = impl_->pool_ptr.load(std::memory_order_acquire);
   if (own_worker || (pool && pool->on_own_thread())) {
-    std::fprintf(stderr, "weft: Runtime '%s' destroyed from %s, %s: it would wait for itself\n",
-                 impl_->cfg.name.c_str(), describe_caller().c_str(),
-                 own_worker ? "one of its own workers" : "a thread of its own pool");
-    std::abort();
+    detail::fatal("Runtime '" + impl_->cfg.name + "' destroyed from " + describe_caller() + ", " +
+                  (own_worker ? "one of its own workers" : "a thread of its own pool") + ": it would wait for itself");
   }
   shutdown();
   // Another thread's shutdown() may still be on its way out: nothing goes away under it.

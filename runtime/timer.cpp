@@ -3,8 +3,6 @@
 // Invariants: the node is in worker_'s heap iff armed(); waiters exist only while
 // armed; while armed all of it is touched only on worker_'s thread. An idle Timer
 // is rebound by the next call (worker_ is then only compared, never followed).
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include <weft/runtime/domain.hpp>
@@ -28,8 +26,7 @@ struct Timer::Waiter {
 Timer::~Timer() {
   if (!armed() && !waiters_) return;
   if (detail::t_state.worker != worker_) {
-    std::fprintf(stderr, "weft: an armed Timer destroyed outside its worker (by %s)\n", describe_caller().c_str());
-    std::abort();
+    detail::fatal("an armed Timer destroyed outside its worker (by " + describe_caller() + ")");
   }
   cancel();
 }

@@ -1,7 +1,5 @@
 // sync/binding.cpp — binding a primitive to its domain on first use, and the one
 // message every cross-domain call gets (thrown, or printed before abort()).
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -121,17 +119,14 @@ std::string DomainBinding::foreign_message(const char* op) const {
 }
 
 void DomainBinding::die(const std::string& msg) const noexcept {
-  std::fprintf(stderr, "FATAL: weft: %s\n", msg.c_str());
-  std::fflush(stderr);
-  std::abort();
+  fatal(msg);
 }
 
 void DomainBinding::abort_foreign(const char* op) const noexcept {
   try {
     die(foreign_message(op));
   } catch (...) {
-    std::fprintf(stderr, "FATAL: weft: %s: %s called from another domain\n", kind_, op);
-    std::abort();
+    fatalf("%s: %s called from another domain", kind_, op);
   }
 }
 

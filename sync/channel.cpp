@@ -1,9 +1,7 @@
 // sync/channel.cpp — the non-template parts of Channel<T>: the out-of-line throws
 // (kept off the inlined hot paths).
-#include <cstdio>
-#include <cstdlib>
-
 #include <weft/runtime/domain.hpp>
+#include <weft/runtime/error.hpp>
 #include <weft/sync/channel.hpp>
 
 namespace weft::detail {
@@ -19,13 +17,10 @@ void throw_channel_blocking_in_scheduler(const char* op) {
 }
 
 void die_channel_destroyed(std::size_t capacity, std::size_t receivers, std::size_t senders) noexcept {
-  std::fprintf(stderr,
-               "FATAL: weft: weft::Channel (capacity %zu) destroyed while %zu receiver(s) and %zu sender(s) are "
-               "blocked on it: they would wake into freed memory. close() it and let them return (or cancel "
-               "them) before the Channel goes.\n",
-               capacity, receivers, senders);
-  std::fflush(stderr);
-  std::abort();
+  fatalf(
+      "weft::Channel (capacity %zu) destroyed while %zu receiver(s) and %zu sender(s) are blocked on it: they would "
+      "wake into freed memory. close() it and let them return (or cancel them) before the Channel goes.",
+      capacity, receivers, senders);
 }
 
 }  // namespace weft::detail

@@ -1,18 +1,14 @@
 // sync/waiter_queue.cpp — WaiterQueue's list operations (see waiter_queue.hpp).
-#include <cstdio>
-#include <cstdlib>
-
+#include <weft/runtime/error.hpp>
 #include <weft/sync/waiter_queue.hpp>
 
 namespace weft::detail {
 
 namespace {
 [[noreturn, gnu::cold, gnu::noinline]] void die_linked_twice() noexcept {
-  std::fputs(
-      "weft: waiter queue invariant violated: push_back of a Waiter already in this queue (a wait published "
-      "twice: its links would be rewritten while linked)\n",
-      stderr);
-  std::abort();
+  fatal(
+      "waiter queue invariant violated: push_back of a Waiter already in this queue (a wait published twice: its "
+      "links would be rewritten while linked)");
 }
 }  // namespace
 

@@ -101,7 +101,8 @@ bool fault_in_guard(const OverflowProbe& p, const void* addr) {
 
 void report_overflow(const OverflowProbe& p) {
   Line line;
-  line.put("FATAL: fiber stack overflow (fault in guard page) in fiber ");
+  line.put(kFatalPrefix);
+  line.put("fiber stack overflow (fault in guard page) in fiber ");
   if (p.fiber_name != nullptr && p.fiber_name[0] != '\0') {
     line.put(p.fiber_name);
   } else {

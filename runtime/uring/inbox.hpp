@@ -19,9 +19,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 
+#include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
 
 namespace weft::detail {
@@ -29,11 +28,10 @@ namespace weft::detail {
 /// Aborts: `f` was pushed into `list` while still linked there. Out of line and
 /// cold: the push paths keep only the pointer test.
 [[noreturn, gnu::cold, gnu::noinline]] inline void die_linked_twice(const char* list, const FiberBase* f) noexcept {
-  std::fprintf(stderr,
-               "weft: scheduler invariant violated: fiber '%s' (id %llu) pushed into %s while already linked "
-               "there (a double wake, or a node re-initialised while queued)\n",
-               f->raw_name()[0] ? f->raw_name() : "(unnamed)", static_cast<unsigned long long>(f->id()), list);
-  std::abort();
+  fatalf(
+      "scheduler invariant violated: fiber '%s' (id %llu) pushed into %s while already linked there (a double "
+      "wake, or a node re-initialised while queued)",
+      f->raw_name()[0] ? f->raw_name() : "(unnamed)", static_cast<unsigned long long>(f->id()), list);
 }
 
 class Inbox {

@@ -1,7 +1,5 @@
 // runtime/uring/op_table.cpp — slot allocation and stale-CQE detection.
-#include <cstdio>
-#include <cstdlib>
-
+#include <weft/runtime/error.hpp>
 #include <weft/runtime/uring/op_table.hpp>
 
 namespace weft::detail {
@@ -13,17 +11,12 @@ std::uint32_t OpTable::acquire(std::uint8_t cqes) {
     for (std::uint32_t i = 0; i < kChunk; ++i) c[i].next_free = (i + 1 < kChunk) ? capacity_ + i + 1 : kNone;
     free_head_ = capacity_;
     capacity_ += kChunk;
-    if (capacity_ > kSlotMask) {
-      std::fputs("weft: op table exceeded 2^31 slots\n", stderr);
-      std::abort();
-    }
+    WEFT_ASSERT(capacity_ <= kSlotMask, "op table exceeded 2^31 slots");
   }
   std::uint32_t idx = free_head_;
   OpSlot& s = at(idx);
-  if (s.pending != 0 || s.next_free == kInFlight) {
-    std::fputs("weft: op table invariant violated: a slot in flight was on the free list\n", stderr);
-    std::abort();
-  }
+  WEFT_ASSERT(s.pending == 0 && s.next_free != kInFlight,
+              "op table invariant violated: a slot in flight was on the free list");
   free_head_ = s.next_free;
   s.next_free = kInFlight;
   s.pending = cqes;
@@ -77,15 +70,9 @@ void OpTable::dequeue(std::uint32_t idx) {
 
 void OpTable::release(std::uint32_t idx) {
   OpSlot& s = at(idx);
-  if (s.pending != 0 || s.queued) {
-    std::fputs("weft: op slot released with CQEs outstanding\n", stderr);
-    std::abort();
-  }
-  if (s.next_free != kInFlight) {
-    std::fputs("weft: op table invariant violated: release of a slot that is not in flight (released twice?)\n",
-               stderr);
-    std::abort();
-  }
+  WEFT_ASSERT(s.pending == 0 && !s.queued, "op slot released with CQEs outstanding");
+  WEFT_ASSERT(s.next_free == kInFlight,
+              "op table invariant violated: release of a slot that is not in flight (released twice?)");
   cancel_issued(idx);                      // the op ended first: its deferred cancel is moot
   s.gen = s.gen + 1 == 0 ? 1 : s.gen + 1;  // 0 never names a live slot
   s.waiter = nullptr;

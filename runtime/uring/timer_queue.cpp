@@ -1,17 +1,14 @@
 // runtime/uring/timer_queue.cpp — binary min-heap with intrusive indices.
 #include <time.h>
 
-#include <cstdio>
-#include <cstdlib>
-
+#include <weft/runtime/error.hpp>
 #include <weft/runtime/uring/timer_queue.hpp>
 
 namespace weft::detail {
 
 namespace {
 [[noreturn]] void corrupt(const char* what) {
-  std::fprintf(stderr, "weft: timer queue invariant violated: %s\n", what);
-  std::abort();
+  fatalf("timer queue invariant violated: %s", what);
 }
 }  // namespace
 

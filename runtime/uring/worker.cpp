@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <future>
 #include <new>
@@ -30,15 +28,12 @@ namespace {
 
 [[noreturn]] void invariant_violation(const char* what, const FiberBase* f) {
   std::string name = f ? f->display_name() : std::string("-");
-  std::fprintf(stderr, "weft: scheduler invariant violated: %s (fiber %s)\n", what, name.c_str());
-  std::abort();
+  fatalf("scheduler invariant violated: %s (fiber %s)", what, name.c_str());
 }
 
 [[noreturn]] void fatal_in_scheduler(const char* what) noexcept {
   const Worker* w = t_state.worker;
-  std::fprintf(stderr, "weft: FATAL: worker %u: exception escaped the scheduler context: %s\n", w ? w->index() : 0u,
-               what);
-  std::abort();
+  fatalf("worker %u: exception escaped the scheduler context: %s", w ? w->index() : 0u, what);
 }
 
 const char* state_name(FiberState s) {

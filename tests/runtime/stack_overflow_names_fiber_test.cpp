@@ -37,7 +37,7 @@ weft::test::ChildResult overflow_in_child(weft::GuardMode mode) {
 
 void require_died_naming_fiber(const weft::test::ChildResult& r) {
   INFO("child output:\n" << r.output);
-  REQUIRE_THAT(r.output, Contains("fiber stack overflow"));
+  REQUIRE_THAT(r.output, Contains("weft: FATAL: fiber stack overflow"));
   REQUIRE_THAT(r.output, Contains("overflow-victim#1"));
   // Killed by the re-raised fault, or (under a sanitizer) by its report.
   REQUIRE((r.signaled || (r.exited && r.exit_code != 0)));

@@ -326,7 +326,8 @@ TEST_CASE("a fiber overflowing into its guard page is reported by name", "[overf
       });
       INFO("child status " << r.status << ", stderr:\n" << r.err);
       REQUIRE(died_of_fault(r.status));
-      REQUIRE(r.err.find("FATAL: fiber stack overflow (fault in guard page) in fiber probe-fiber (id 7, worker 0)\n") !=
+      REQUIRE(r.err.find(
+                  "weft: FATAL: fiber stack overflow (fault in guard page) in fiber probe-fiber (id 7, worker 0)\n") !=
               std::string::npos);
     }
   }

@@ -23,7 +23,7 @@ void require_aborted_with(const weft::test::ChildResult& r, const std::string& w
   INFO(r.output);
   REQUIRE(r.signaled);
   REQUIRE(r.signal == SIGABRT);
-  REQUIRE_THAT(r.output, Contains("FATAL: weft: weft::Channel (capacity "));
+  REQUIRE_THAT(r.output, Contains("weft: FATAL: weft::Channel (capacity "));
   REQUIRE_THAT(r.output, Contains("destroyed while " + waiting + " blocked on it"));
   REQUIRE_THAT(r.output, Contains("close() it"));
 }

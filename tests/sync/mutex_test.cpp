@@ -279,7 +279,7 @@ TEST_CASE("unlock by a thread that does not hold the mutex aborts with a clear m
     return 0;
   });
   REQUIRE(r.signaled);
-  REQUIRE_THAT(r.output, Contains("weft::Mutex 'owned'") && Contains("does not hold it"));
+  REQUIRE_THAT(r.output, Contains("weft: FATAL: weft::Mutex 'owned'") && Contains("does not hold it"));
 }
 
 TEST_CASE("unlock of an unlocked mutex aborts with a clear message") {
