@@ -106,8 +106,8 @@ Lookup run_lookup(LookupFn fn, const std::string& host, const std::string* servi
 }  // namespace
 
 const std::error_category& resolve_category() noexcept {
-  static const ResolveCategory category;
-  return category;
+  static const ResolveCategory kCategory;
+  return kCategory;
 }
 
 std::vector<Address> resolve(std::string_view host, std::string_view service, Duration timeout, ResolveOptions opts) {

@@ -57,14 +57,14 @@
 #endif
 
 // Sanitizer defaults for the children (the environment still overrides them): any
-// report fails the run at once.
-extern "C" const char* __asan_default_options() {
+// report fails the run at once. The names are the sanitizers' hooks.
+extern "C" const char* __asan_default_options() {  // NOLINT(readability-identifier-naming)
   return "halt_on_error=1:detect_leaks=1:abort_on_error=0";
 }
-extern "C" const char* __ubsan_default_options() {
+extern "C" const char* __ubsan_default_options() {  // NOLINT(readability-identifier-naming)
   return "halt_on_error=1:print_stacktrace=1";
 }
-extern "C" const char* __tsan_default_options() {
+extern "C" const char* __tsan_default_options() {  // NOLINT(readability-identifier-naming)
   return "halt_on_error=1:second_deadlock_stack=1";
 }
 

@@ -72,8 +72,8 @@ std::string in_timer_callback(weft::Runtime& rt, Fn fn) {
 /// The refusal of `op` on `what` in worker 0's scheduler context.
 void require_refused(const std::string& out, const std::string& what, const std::string& op) {
   INFO(out);
-  REQUIRE_THAT(out, StartsWith("refused: " + what + ": " + op +
-                               " may block, which a worker's scheduler context must never do"));
+  REQUIRE_THAT(
+      out, StartsWith("refused: " + what + ": " + op + " may block, which a worker's scheduler context must never do"));
   REQUIRE_THAT(out, Contains("but the caller is " + std::string(kWho)));
   REQUIRE_THAT(out, Contains("Runtime::spawn"));
 }

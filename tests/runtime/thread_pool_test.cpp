@@ -48,8 +48,8 @@ TEST_CASE("offload returns fn's value and rethrows its exception on the fiber's 
 
 TEST_CASE("a fiber blocked in offload never blocks its worker") {
   weft::Runtime rt(weft::Config{.workers = 1});
-  constexpr unsigned P = 2;
-  ThreadPool pool({.name = "t-nonblock", .threads = P});
+  constexpr unsigned kThreads = 2;
+  ThreadPool pool({.name = "t-nonblock", .threads = kThreads});
   rt.block_on([&] {
     std::atomic<unsigned> started{0};
     std::atomic<bool> first_returned{false};
@@ -63,14 +63,14 @@ TEST_CASE("a fiber blocked in offload never blocks its worker") {
       }
     });
     std::vector<weft::JoinHandle<void>> hs;
-    for (unsigned i = 0; i < 2 * P; ++i) {
+    for (unsigned i = 0; i < 2 * kThreads; ++i) {
       hs.push_back(weft::spawn([&] {
         started.fetch_add(1);
         weft::offload(pool, [] { std::this_thread::sleep_for(50ms); });
         first_returned.store(true);
       }));
     }
-    while (started.load() < 2 * P) weft::yield();
+    while (started.load() < 2 * kThreads) weft::yield();
     at_all_started = ticks.load();
     long before_first = -1;
     while (!first_returned.load()) {
