@@ -37,38 +37,6 @@ void SpinLock::lock_contended() noexcept {
   }
 }
 
-void MutexQueue::push_back(Waiter* w) noexcept {
-  w->next = nullptr;
-  w->prev = tail_;
-  if (tail_)
-    tail_->next = w;
-  else
-    head_ = w;
-  tail_ = w;
-}
-
-void MutexQueue::push_front(Waiter* w) noexcept {
-  w->prev = nullptr;
-  w->next = head_;
-  if (head_)
-    head_->prev = w;
-  else
-    tail_ = w;
-  head_ = w;
-}
-
-void MutexQueue::erase(Waiter* w) noexcept {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    head_ = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    tail_ = w->prev;
-  w->next = w->prev = nullptr;  // contains() is false from here on
-}
-
 namespace {
 
 // relaxed: a serial only has to be unique; nothing is published through it.

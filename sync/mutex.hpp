@@ -33,6 +33,7 @@
 #include <weft/runtime/waiter.hpp>
 #include <weft/sync/binding.hpp>
 #include <weft/sync/owner.hpp>
+#include <weft/sync/waiter_queue.hpp>
 
 namespace weft {
 
@@ -68,26 +69,6 @@ class WEFT_SCOPED_CAPABILITY SpinGuard {
 
  private:
   SpinLock& l_;
-};
-
-/// The Mutex's queue: an intrusive FIFO of Waiters (through Waiter::next/prev)
-/// that also takes a waiter back at the front (one that lost the race after a
-/// wake keeps its place). Guarded by the Mutex's qmu_; never allocates or wakes.
-class MutexQueue {
- public:
-  [[nodiscard]] Waiter* front() const noexcept { return head_; }
-  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
-  /// True while `w` is linked here (a linked waiter has a prev or is the head).
-  [[nodiscard]] bool contains(const Waiter* w) const noexcept { return w->prev != nullptr || head_ == w; }
-  void push_back(Waiter* w) noexcept;
-  void push_front(Waiter* w) noexcept;
-  /// Unlinks the head (there must be one).
-  void pop_front() noexcept { erase(head_); }
-  void erase(Waiter* w) noexcept;
-
- private:
-  Waiter* head_ = nullptr;
-  Waiter* tail_ = nullptr;
 };
 
 }  // namespace detail
@@ -223,7 +204,7 @@ class WEFT_CAPABILITY("mutex") Mutex {
   // Next on the holder's held list (sync/owner.hpp): touched only by the holder.
   Mutex* held_next_ = nullptr;
   mutable detail::SpinLock qmu_;
-  detail::MutexQueue queue_ WEFT_GUARDED_BY(qmu_);
+  detail::WaiterQueue queue_ WEFT_GUARDED_BY(qmu_);
 };
 
 /// Scoped ownership of a weft::Mutex (std::unique_lock<Mutex> works too, and is

@@ -5,15 +5,16 @@
 namespace weft::detail {
 
 namespace {
-[[noreturn, gnu::cold, gnu::noinline]] void die_linked_twice() noexcept {
-  fatal(
-      "waiter queue invariant violated: push_back of a Waiter already in this queue (a wait published twice: its "
-      "links would be rewritten while linked)");
+[[noreturn, gnu::cold, gnu::noinline]] void die_linked_twice(bool front) noexcept {
+  fatal(front ? "waiter queue invariant violated: push_front of a Waiter already in this queue (a wait published "
+                "twice: its links would be rewritten while linked)"
+              : "waiter queue invariant violated: push_back of a Waiter already in this queue (a wait published "
+                "twice: its links would be rewritten while linked)");
 }
 }  // namespace
 
 void WaiterQueue::push_back(Waiter* w) noexcept {
-  if (contains(w)) die_linked_twice();
+  if (contains(w)) die_linked_twice(false);
   w->next = nullptr;
   w->prev = tail_;
   if (tail_)
@@ -21,6 +22,17 @@ void WaiterQueue::push_back(Waiter* w) noexcept {
   else
     head_ = w;
   tail_ = w;
+}
+
+void WaiterQueue::push_front(Waiter* w) noexcept {
+  if (contains(w)) die_linked_twice(true);
+  w->prev = nullptr;
+  w->next = head_;
+  if (head_)
+    head_->prev = w;
+  else
+    tail_ = w;
+  head_ = w;
 }
 
 Waiter* WaiterQueue::pop_front() noexcept {

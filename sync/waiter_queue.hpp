@@ -17,8 +17,12 @@ class WaiterQueue {
  public:
   /// Appends `w`; a `w` already linked here aborts with a message.
   void push_back(Waiter* w) noexcept;
+  /// Puts `w` at the head (a Mutex waiter that lost the race after its wake
+  /// keeps its place); a `w` already linked here aborts with a message.
+  void push_front(Waiter* w) noexcept;
   /// Null when empty. The popped waiter's links are cleared.
   Waiter* pop_front() noexcept;
+  [[nodiscard]] Waiter* front() const noexcept { return head_; }
   /// True while `w` is linked here (O(1): a linked waiter has a prev or is head).
   [[nodiscard]] bool contains(const Waiter* w) const noexcept { return w->prev != nullptr || head_ == w; }
   void erase(Waiter* w) noexcept;
