@@ -718,27 +718,6 @@ void Worker::prefetch_after() noexcept {
   if (FiberBase* after = next->run_next_) __builtin_prefetch(after);
 }
 
-void Worker::switch_away(FiberBase* self) {
-  FiberBase* next = pick_next();
-  if (next == self) {  // it was the only runnable fiber: keep running
-    self->state_ = FiberState::running;
-    return;
-  }
-  resume(&self->ctx_, self->state_ == FiberState::done, next);
-}
-
-void Worker::resume(Context* from, bool from_exits, FiberBase* next) {
-  Context* to = &sched_ctx_;
-  if (next) {
-    next->state_ = FiberState::running;
-    to = &next->ctx_;
-  }
-  t_state.fiber = next;
-  running_.store(next ? next->label_ : nullptr, std::memory_order_relaxed);
-  switch_context(from, to, from_exits);
-  after_switch();
-}
-
 void Worker::yield_slow(FiberBase* self) {
   if (self->cancel_requested_ && !deferring_cancel(self)) throw FiberCancelled();
   if (runq_.empty()) {
@@ -757,25 +736,6 @@ void Worker::yield_slow(FiberBase* self) {
   self->state_ = FiberState::ready;
   runq_.push_back(self);
   switch_away(self);
-}
-
-void Worker::park_current(const char* reason, CancelHook hook, void* hook_arg) {
-  FiberBase* self = t_state.fiber;
-  self->state_ = FiberState::parked;
-  self->wait_reason_ = reason;
-  self->cancel_hook_ = hook;
-  self->cancel_arg_ = hook_arg;
-  if (self->cancel_requested_ && hook && !deferring_cancel(self)) {
-    self->cancel_hook_ = nullptr;
-    hook(self, hook_arg);  // claims the wait and unparks us (or lets the op end)
-  }
-  switch_away(self);
-  self->cancel_hook_ = nullptr;
-  self->wait_reason_ = "";
-  // Leaving a park: the explorer may let the other ready fibers run first (as
-  // if the scheduler had picked this one later).
-  if (explore_.on()) [[unlikely]]
-    explore_point();
 }
 
 void Worker::check_cancel() {
