@@ -55,6 +55,17 @@ class Waiter {
   /// true when this call won the claim. The caller must then call wake() exactly
   /// once; until it does, the waiter stays parked and its Waiter stays valid.
   bool claim_notify() noexcept { return claim(kNotifying); }
+  /// claim_notify() for a caller on the waiting fiber's own worker thread that
+  /// holds the lock of the one queue linking it. Every other claimant (that lock's
+  /// holders, the fiber's deadline, its cancellation) then runs on this thread or
+  /// waits for the lock, so nothing interleaves: a load and a store, no locked op.
+  bool claim_notify_on_own_worker() noexcept {
+    // relaxed: every claimant of this wait is ordered with us by this thread's
+    // program order or by the queue's lock.
+    if (state_.load(std::memory_order_relaxed) != kWaiting) return false;
+    state_.store(kNotifying, std::memory_order_relaxed);
+    return true;
+  }
   /// Second half: publishes `notified` and wakes the waiter. Touches nothing but
   /// this Waiter (and the fiber or futex it names); the waiter may be gone as
   /// soon as it returns.

@@ -291,7 +291,10 @@ void Mutex::unlock_slow() noexcept {
         break;
       }
       queue_.pop_front();
-      if (!w->claim_notify()) continue;  // its deadline or cancellation won just now
+      // Its deadline or cancellation may have won just now. A fiber of this worker
+      // can only be claimed on this thread: no locked op needed.
+      const bool claimed = q->worker == here && here ? w->claim_notify_on_own_worker() : w->claim_notify();
+      if (!claimed) continue;
       const std::uint32_t waiters = queue_.empty() ? 0 : kWaiters;
       if (hand_off) {
         q->handed = true;
