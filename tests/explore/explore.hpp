@@ -33,7 +33,24 @@
 
 namespace weft::explore {
 
-using Rng = weft::test::Rng;
+/// The scenarios' generator (xorshift64*), seeded from its stream alone. Not
+/// weft::test::Rng, which mixes in the process's run seed (random unless WEFT_SEED
+/// is set): each child would then draw other choices for the same --seed, and a
+/// replay would replay nothing.
+struct Rng {
+  std::uint64_t s;
+  explicit Rng(std::uint64_t stream) : s(weft::test::mix_seed(stream)) {
+    if (s == 0) s = 1;
+  }
+  std::uint64_t next() {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 2685821657736338717ULL;
+  }
+  /// Uniform in [lo, hi].
+  std::size_t between(std::size_t lo, std::size_t hi) { return lo + next() % (hi - lo + 1); }
+};
 using Clock = std::chrono::steady_clock;
 
 /// splitmix64 of (a, b): independent streams from one seed.
