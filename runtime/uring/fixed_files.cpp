@@ -57,7 +57,13 @@ int FixedFiles::install(Ring& ring, int fd, std::atomic<int>* holder) {
   holder->store(slot, std::memory_order_relaxed);  // see the invariants: mu_ orders the racing writers
   live_.add();
   fds_[static_cast<unsigned>(slot)] = fd;
-  queue_update(ring, &fds_[static_cast<unsigned>(slot)], slot);  // reserved above: cannot fail
+  // take(), not queue_update(): its try_get_sqe() would ask reserve() again, which
+  // the explorer may answer "full" (an injected sq_full). The slot would then be
+  // handed out with no FILES_UPDATE queued, and the socket's ops would name
+  // whatever file the slot last held: another connection's.
+  io_uring_sqe* sqe = ring.take();  // reserved above
+  io_uring_prep_files_update(sqe, &fds_[static_cast<unsigned>(slot)], 1, slot);
+  io_uring_sqe_set_data64(sqe, kTagIgnore);  // fire and forget, as in queue_update()
   return slot;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -242,4 +243,55 @@ TEST_CASE("a registered socket that outlives its runtime can still be dropped an
   REQUIRE(::recv(peer, buf, sizeof buf, 0) == 1);  // the "x"
   REQUIRE(::recv(peer, buf, sizeof buf, 0) == 0);  // then the end of stream
   ::close(peer);
+}
+
+namespace {
+void prep_fill_slots(io_uring_sqe* sqe, void* fds) {
+  io_uring_prep_files_update(sqe, static_cast<int*>(fds), 4, 0);
+}
+void prep_send_on_slot(io_uring_sqe* sqe, void* slot) {
+  static const char kByte = 'x';
+  io_uring_prep_send(sqe, *static_cast<int*>(slot), &kByte, 1, 0);
+  sqe->flags |= IOSQE_FIXED_FILE;
+}
+}  // namespace
+
+// A slot may still hold an old file when install() hands it out again (a close
+// whose removal could not be had frees the slot anyway; the install overwrites it).
+// So a slot handed out must come with its FILES_UPDATE queued, whatever the ring
+// answers in between. Here the explorer answers "full" to one reserve() in two:
+// install() used to ask twice and, refused the second time, handed the slot out
+// with nothing queued, so the op went to the old file (in the explorer: another
+// connection's bytes, a UDP send that met a TCP reset, a read that saw another
+// socket's end of stream).
+TEST_CASE("an op on a freshly installed slot reaches its own socket, not the file the slot held before") {
+  weft::Config cfg;
+  cfg.fixed_files = 4;
+  cfg.explore = {.seed = 7, .faults = 500, .kinds = weft::Explore::sq_full};
+  weft::Runtime rt(cfg);
+  int old_file[2], fresh[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, old_file) == 0);
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fresh) == 0);
+  int installed = 0;
+  rt.block_on([&] {
+    weft::detail::Worker* w = weft::detail::t_state.worker;
+    weft::detail::FixedFiles& files = w->files();
+    REQUIRE(files.capacity() == 4);
+    for (int round = 0; round < 200; ++round) {
+      // Every slot holds the old file, as after removals that never ran.
+      int olds[4] = {old_file[0], old_file[0], old_file[0], old_file[0]};
+      REQUIRE(w->await_op(&prep_fill_slots, olds) == 4);
+      std::atomic<int> holder{-1};
+      int slot = files.install(w->ring(), fresh[0], &holder);
+      if (slot < 0) continue;  // no room in the SQ: the socket would use its fd
+      ++installed;
+      REQUIRE(w->await_op(&prep_send_on_slot, &slot) == 1);
+      char c = 0;
+      REQUIRE(::recv(old_file[1], &c, 1, 0) == -1);  // nothing went to the old file
+      REQUIRE(::recv(fresh[1], &c, 1, 0) == 1);      // the byte reached the new socket
+      files.forget(slot);
+    }
+  });
+  REQUIRE(installed > 0);
+  for (int fd : {old_file[0], old_file[1], fresh[0], fresh[1]}) ::close(fd);
 }
