@@ -139,8 +139,12 @@ namespace {
 // the removal is an op we wait for, so the close(2) that follows drops the file's
 // last reference and close() returns with the socket really closed. From anywhere
 // else it is queued (or handed to that worker), and the connection ends when its
-// ring issues it, at its next tick. False: the removal failed (logged), and the
-// table may keep the file open.
+// ring issues it, at its next tick. False: the removal op failed (logged); it is
+// queued again like a remote one, and the table keeps the file until it runs.
+// The slot stays the socket's until its removal has run or is queued: freed
+// before, another socket could be installed in it ahead of a removal still waiting
+// for room in the SQ (which would then empty that socket's slot), or, when the op
+// cannot be had at all, take a slot that still holds this file.
 bool close_slot(SocketCore* c) noexcept {
   int slot = c->slot.load(std::memory_order_relaxed);
   if (slot < 0) return true;
@@ -149,13 +153,14 @@ bool close_slot(SocketCore* c) noexcept {
     remove_slot(c);
     return true;
   }
-  w->files().forget(slot);
   try {
     const int r = w->await_op(&weft::detail::FixedFiles::prep_remove, &slot);
     if (r < 0) detail::throw_net_error(detail::Failure::errno_result, r, "FILES_UPDATE", "");
+    w->files().forget(slot);
     return true;
   } catch (const std::exception& e) {
     log_slot_failure(c, e);
+    remove_slot(c);  // queued now, or at the worker's next tick; frees the slot then
     return false;
   }
 }

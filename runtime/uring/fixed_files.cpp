@@ -90,6 +90,9 @@ void FixedFiles::remove(Ring& ring, int slot) {
   }
   // No SQE now: the slot is removed at the next tick, like a remote removal.
   h->store(-1, std::memory_order_relaxed);  // see the invariants: mu_ orders the racing writers
+  // No holder from here on (the socket may go away): should the push below throw,
+  // the slot is neither free nor held, never handed out again with its file.
+  holders_[static_cast<unsigned>(slot)] = nullptr;
   LockGuard g(mu_);
   remote_.push_back(slot);  // may throw bad_alloc: the caller logs (the slot stays until shutdown)
   remote_pending_.store(true, std::memory_order_relaxed);  // this thread's own next tick reads it

@@ -20,6 +20,7 @@
 
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
+#include <weft/net/udp.hpp>
 #include <weft/runtime/uring/fixed_files.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
@@ -294,4 +295,29 @@ TEST_CASE("an op on a freshly installed slot reaches its own socket, not the fil
   });
   REQUIRE(installed > 0);
   for (int fd : {old_file[0], old_file[1], fresh[0], fresh[1]}) ::close(fd);
+}
+
+// close() removes the socket from the table before close(2); when that removal op
+// cannot be had (here every op of the worker fails with an injected ENOMEM), the
+// removal is queued as a plain SQE instead, and the slot is freed with it. It used
+// to be freed at once with the file still in it: the table then kept the socket
+// alive (its port bound) until another socket happened to take that slot.
+TEST_CASE("a close whose slot removal op fails still takes the file out of the table") {
+  weft::Config cfg;
+  cfg.explore = {.seed = 1, .faults = 2000, .kinds = weft::Explore::enomem};  // every op: bad_alloc
+  weft::Runtime rt(cfg);
+  rt.block_on([&] {
+    // An explicit port: shutdown(2) (which the failed close adds) would unbind an
+    // ephemeral one by itself.
+    Address addr = weft::net::UdpSocket::bind(Address::parse("127.0.0.1:0")).local_address();
+    weft::net::UdpSocket u = weft::net::UdpSocket::bind(addr);
+    const char b = 'x';
+    REQUIRE_THROWS_AS(u.send_to(&b, 1, addr), std::bad_alloc);  // installed, then the op failed
+    REQUIRE(registered(rt) == 1);
+    weft::sleep_for(1ms);  // a tick: the ring issues the install
+    u.close();
+    REQUIRE(registered(rt) == 0);
+    weft::sleep_for(1ms);                               // a tick: the ring issues what the close queued
+    REQUIRE_NOTHROW(weft::net::UdpSocket::bind(addr));  // no table holds the old socket
+  });
 }
