@@ -75,7 +75,8 @@ struct ReadStyle {
 /// (throws Tagged with the fiber's id). Records got/eof/read_failed.
 void read_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r, const ReadStyle& style);
 /// Writes `d` up to `limit` bytes; then, when all is sent and `finish`, shuts down
-/// the write side. Throws Tagged on an error (recorded in write_failed). `close`:
+/// the write side. Throws Tagged on an error (recorded in write_failed), after
+/// shutting the write side down (the peer's reader then sees the end). `close`:
 /// the writes a close() must end promptly.
 void write_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r, std::uint64_t limit, bool finish,
                   const CloseMark* close = nullptr);

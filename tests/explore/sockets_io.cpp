@@ -88,6 +88,21 @@ void check_closed_op(const CloseMark* mark, bool began_after_close, Clock::time_
              " ms after the op began: the close did not end it");
 }
 
+// After a write failed: the stream has a hole, so end it here, as an application
+// gives up a connection whose write failed. Without it, the peer's reader waits
+// for bytes nobody will send: when both writers of a connection fail (an injected
+// deadline, say), each end waits for its own reader, and both readers wait out
+// their whole timeout (kLong: a 20 s run for nothing). A socket already closing
+// or closed has nothing to end.
+void end_write_side(weft::net::TcpStream& s) {
+  try {
+    s.shutdown(weft::net::Shutdown::write);
+  } catch (const weft::FiberCancelled&) {
+    throw;
+  } catch (...) {
+  }
+}
+
 Timeout short_timeout(Rng& r) {
   return std::chrono::microseconds(r.between(0, 2000));
 }
@@ -197,6 +212,7 @@ void write_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r,
       d.write_failed = true;
       d.lost_chunk = n;
       d.write_outcome = o;
+      end_write_side(s);
       rethrow_tagged(run, op);
     }
     if (r.next() % 8 == 0) jitter(r, 2);
