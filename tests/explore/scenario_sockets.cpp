@@ -128,7 +128,15 @@ void run_end(weft::Runtime& rt, unsigned k, unsigned workers, const Run& run, Rn
       // (no buffered read: its receive would tie the stream here)...
       hs.add(reader({.buffered = false, .limit = e.in->total / 2}, r.next()));
       hs.add(writer(e.out->total / 2, false, r.next()));
-      if (auto f = hs.join()) throw Tagged(weft::this_fiber::id(), f->outcome, "before the move: " + f->text);
+      if (auto f = hs.join()) {
+        // This end gives up: the rest of its incoming stream is never read (its
+        // reader for after the move never starts), so that direction is broken.
+        if (!e.in->eof && !e.in->read_failed) {
+          e.in->read_failed = true;
+          e.in->read_outcome = f->outcome;
+        }
+        throw Tagged(weft::this_fiber::id(), f->outcome, "before the move: " + f->text);
+      }
       // ...then the rest from a fiber of the next worker, the stream moved there.
       const unsigned k2 = (k + 1) % workers;
       TcpStream moved = std::move(*e.s);
