@@ -6,9 +6,14 @@
 #include <cstdint>
 #include <string>
 
-#include <weft/runtime/fiber/stack_pool.hpp>
-
 namespace weft {
+
+/// How fiber stacks get their guard pages.
+enum class GuardMode : std::uint8_t {
+  automatic,  ///< madvise where the kernel has MADV_GUARD_INSTALL, else mprotect
+  madvise,    ///< require MADV_GUARD_INSTALL (startup error if the kernel lacks it)
+  mprotect,   ///< force the mprotect fallback (2 mappings per stack, budgeted)
+};
 
 /// How a thread wakes a sleeping worker after handing it a fiber.
 enum class WakeMode : std::uint8_t {

@@ -15,13 +15,6 @@ FiberBase* running_fiber(const char* op) {
 }
 }  // namespace
 
-std::int64_t deadline_after(std::chrono::nanoseconds d) {
-  const std::int64_t now = monotonic_ns();
-  const std::int64_t n = d.count();
-  if (n <= 0) return now;
-  return n > INT64_MAX - now ? INT64_MAX : now + n;
-}
-
 void sleep_until_ns(std::int64_t deadline_ns) {
   running_fiber("weft::sleep_for/sleep_until");
   if (deadline_ns <= monotonic_ns()) {

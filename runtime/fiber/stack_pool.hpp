@@ -24,16 +24,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace weft {
-
-/// How fiber stacks get their guard pages.
-enum class GuardMode : std::uint8_t {
-  automatic,  ///< madvise where the kernel has MADV_GUARD_INSTALL, else mprotect
-  madvise,    ///< require MADV_GUARD_INSTALL (startup error if the kernel lacks it)
-  mprotect,   ///< force the mprotect fallback (2 mappings per stack, budgeted)
-};
-
-}  // namespace weft
+#include <weft/runtime/config.hpp>
 
 namespace weft::detail {
 

@@ -40,8 +40,8 @@
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
-#include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/threaded/thread_pool.hpp>
+#include <weft/runtime/time.hpp>
 #include <weft/runtime/waiter.hpp>
 
 namespace weft {

@@ -1,6 +1,4 @@
 // runtime/uring/timer_queue.cpp — binary min-heap with intrusive indices.
-#include <time.h>
-
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/uring/timer_queue.hpp>
 
@@ -11,12 +9,6 @@ namespace {
   fatalf("timer queue invariant violated: %s", what);
 }
 }  // namespace
-
-std::int64_t monotonic_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 void TimerQueue::push(TimerNode* n) {
   if (n->queued()) corrupt("push of a node that is already queued");

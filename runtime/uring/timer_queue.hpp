@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <weft/runtime/time.hpp>
+
 namespace weft::detail {
 
 struct TimerNode {
@@ -49,8 +51,5 @@ class TimerQueue {
   }
   std::vector<TimerNode*> heap_;
 };
-
-/// CLOCK_MONOTONIC in nanoseconds (the clock of std::chrono::steady_clock).
-std::int64_t monotonic_ns() noexcept;
 
 }  // namespace weft::detail

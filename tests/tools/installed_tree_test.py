@@ -48,7 +48,7 @@ PUBLIC_HEADERS = [
 # Included by the public ones for their templates and inline paths (the fiber
 # switch, the Waiter, the lock annotations, Timer's heap node, the domain binding).
 DETAIL_HEADERS = [
-    "runtime/tsa.hpp", "runtime/waiter.hpp",
+    "runtime/time.hpp", "runtime/tsa.hpp", "runtime/waiter.hpp",
     "runtime/fiber/context.hpp", "runtime/fiber/sanitizer.hpp", "runtime/fiber/stack_pool.hpp",
     "runtime/uring/timer_queue.hpp",
     "sync/binding.hpp", "sync/lock_word.hpp", "sync/owner.hpp", "sync/waiter_queue.hpp",

@@ -1,0 +1,23 @@
+// runtime/time.cpp — the monotonic clock and deadlines (runtime/time.hpp).
+#include <time.h>
+
+#include <cstdint>
+
+#include <weft/runtime/time.hpp>
+
+namespace weft::detail {
+
+std::int64_t monotonic_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::int64_t deadline_after(std::chrono::nanoseconds d) {
+  const std::int64_t now = monotonic_ns();
+  const std::int64_t n = d.count();
+  if (n <= 0) return now;
+  return n > INT64_MAX - now ? INT64_MAX : now + n;
+}
+
+}  // namespace weft::detail
