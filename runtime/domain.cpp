@@ -1,40 +1,26 @@
-// runtime/domain.cpp — domain identity and the Evented-only check's message.
+// runtime/domain.cpp — domain names, the caller in words and the Evented-only
+// check's message. current_domain() is the engine's (runtime/uring/park.cpp).
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
-#include <weft/runtime/runtime.hpp>
-#include <weft/runtime/uring/worker.hpp>
 
 namespace weft {
 
 std::string Domain::name() const {
   if (kind == Kind::threaded) return "Threaded";
-  const std::string rt = "runtime '" + (runtime ? runtime->name() : std::string("?")) + "'";
+  const std::string rt = "runtime '" + (runtime ? detail::runtime_name(*runtime) : std::string("?")) + "'";
   if (kind == Kind::scheduler) return "Scheduler(" + rt + ", worker " + std::to_string(worker) + ")";
   return "Evented(" + rt + ")";
 }
 
-Domain current_domain() noexcept {
-  const auto& ts = detail::t_state;
-  Domain d;
-  if (ts.worker) {
-    d.kind = ts.fiber ? Domain::Kind::evented : Domain::Kind::scheduler;
-    d.runtime = &ts.worker->runtime();
-    d.runtime_id = d.runtime->id();
-    d.worker = static_cast<int>(ts.worker->index());
-  }
-  return d;
-}
-
 std::string describe_caller() {
-  const auto& ts = detail::t_state;
-  if (ts.worker) {
-    std::string where =
-        "worker " + std::to_string(ts.worker->index()) + " of runtime '" + ts.worker->runtime().name() + "'";
-    if (ts.fiber) return "fiber '" + ts.fiber->display_name() + "' on " + where;
+  const Domain d = current_domain();
+  if (d.runtime) {
+    std::string where = "worker " + std::to_string(d.worker) + " of runtime '" + detail::runtime_name(*d.runtime) + "'";
+    if (d.evented()) return "fiber '" + detail::current_fiber_name() + "' on " + where;
     return "the scheduler context (a Timer callback) of " + where;
   }
   char name[32] = "?";
@@ -62,7 +48,7 @@ std::string cross_domain_message(std::string_view refused, std::string_view brid
 void throw_not_in_fiber(const char* operation) {
   const std::string refused =
       std::string(operation) + " is Evented-only: it must be called from a fiber of a weft::Runtime";
-  if (t_state.worker)  // the scheduler context: not a fiber, and it must not block
+  if (current_domain().worker >= 0)  // the scheduler context: not a fiber, and it must not block
     throw CrossRuntimeError(
         cross_domain_message(refused, "Start the work as a fiber from here with Runtime::spawn or Runtime::post."));
   throw CrossRuntimeError(

@@ -49,6 +49,16 @@ Domain current_domain() noexcept;
 std::string describe_caller();
 
 namespace detail {
+// Named by the layers below the façade without including it: a runtime's identity
+// (defined by the façade) and the running fiber's name (defined by the fiber
+// layer). current_domain() itself is answered by the engine that runs the caller.
+/// The runtime's name (Config::name).
+const std::string& runtime_name(const Runtime& rt) noexcept;
+/// Runtime::id(): unique in the process, never reused.
+std::uint64_t runtime_id(const Runtime& rt) noexcept;
+/// The running fiber's name ("fiber#<id>" when it has none); empty outside a fiber.
+std::string current_fiber_name();
+
 /// The one message of every call refused because of who makes it (the text of
 /// each CrossRuntimeError, and of the aborts of sync/ on a foreign caller):
 ///   "<refused>, but the caller[ of <op>] is <describe_caller()>, which is

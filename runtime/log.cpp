@@ -9,9 +9,8 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-#include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/domain.hpp>
 #include <weft/runtime/log.hpp>
-#include <weft/runtime/uring/worker.hpp>
 
 namespace weft::log {
 
@@ -21,10 +20,9 @@ class WhoFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override {
     std::string who;
-    const auto& ts = detail::t_state;
-    if (ts.worker) {
-      who.append("w").append(std::to_string(ts.worker->index())).append("/");
-      who.append(ts.fiber ? ts.fiber->display_name() : std::string("sched"));
+    if (const Domain d = current_domain(); d.worker >= 0) {
+      who.append("w").append(std::to_string(d.worker)).append("/");
+      who.append(d.evented() ? detail::current_fiber_name() : std::string("sched"));
     } else {
       char name[32] = "thread";
       pthread_getname_np(pthread_self(), name, sizeof name);

@@ -428,6 +428,23 @@ detail::Worker& Runtime::worker(unsigned i) {
   return *impl_->workers.at(i);
 }
 
+const std::string& detail::runtime_name(const Runtime& rt) noexcept {
+  return rt.name();
+}
+std::uint64_t detail::runtime_id(const Runtime& rt) noexcept {
+  return rt.id();
+}
+
+// weft::spawn from a fiber: placement is the façade's (Config::placement).
+void detail::start_local(FiberBase* f, const SpawnOptions& opts) {
+  Worker* w = t_state.worker;
+  if (w->spawns_stay_local()) {
+    w->start_fiber(f, opts);
+  } else {
+    w->runtime().place(f, opts, -1);  // Config::placement spreads it
+  }
+}
+
 ThreadPool* detail::current_runtime_pool() {
   return detail::t_state.fiber ? &detail::t_state.worker->runtime().pool() : nullptr;
 }

@@ -1,7 +1,7 @@
 // runtime/this_fiber.cpp — yield, sleep, identity of the running fiber.
 #include <weft/runtime/domain.hpp>
+#include <weft/runtime/fiber/park.hpp>
 #include <weft/runtime/this_fiber.hpp>
-#include <weft/runtime/uring/worker.hpp>
 
 namespace weft {
 
@@ -18,17 +18,17 @@ FiberBase* running_fiber(const char* op) {
 void sleep_until_ns(std::int64_t deadline_ns) {
   running_fiber("weft::sleep_for/sleep_until");
   if (deadline_ns <= monotonic_ns()) {
-    t_state.worker->yield_current();
+    yield_running();
     return;
   }
-  t_state.worker->sleep_until(deadline_ns);
+  sleep_running_until(deadline_ns);
 }
 
 }  // namespace detail
 
 void yield() {
   detail::running_fiber("weft::yield");
-  detail::t_state.worker->yield_current();
+  detail::yield_running();
 }
 
 namespace this_fiber {

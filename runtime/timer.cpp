@@ -7,11 +7,10 @@
 
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/park.hpp>
 #include <weft/runtime/log.hpp>
-#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/timer.hpp>
-#include <weft/runtime/uring/worker.hpp>
 
 namespace weft {
 
@@ -41,8 +40,8 @@ void Timer::bind(const char* op) {
   if (worker_ == w) return;
   if (node_.queued() || waiters_) {
     throw CrossRuntimeError(detail::cross_domain_message(
-        std::string(op) + ": this Timer is armed on worker " + std::to_string(worker_->index()) + " of runtime '" +
-            worker_->runtime().name() + "'",
+        std::string(op) + ": this Timer is armed on worker " + std::to_string(detail::worker_index(worker_)) +
+            " of runtime '" + detail::runtime_name(detail::worker_runtime(worker_)) + "'",
         "An armed Timer is used by the fibers of its worker only: cancel it there first (an idle Timer moves to the "
         "worker that arms it), or use a Timer per worker."));
   }
@@ -64,14 +63,14 @@ bool Timer::reset_at_ns(std::int64_t deadline_ns) {
 
 bool Timer::rearm_ns(std::int64_t deadline_ns) {
   const bool was_armed = node_.queued();
-  worker_->timers().rearm(&node_, deadline_ns);
+  detail::arm_deadline(&node_, deadline_ns);  // bind() made worker_ the caller's
   return was_armed;
 }
 
 bool Timer::cancel() {
   if (!node_.queued()) return false;  // idle: nothing to cancel, whoever asks
   bind("weft::Timer::cancel");
-  worker_->timers().erase(&node_);
+  detail::disarm_deadline(&node_);
   wake_all(false);
   return true;
 }
@@ -83,7 +82,7 @@ void Timer::wake_all(bool fired) {
     w->next = w->prev = nullptr;
     w->timer = nullptr;  // claimed: the cancel hook will not touch it
     w->fired = fired;
-    worker_->unpark_local(w->fiber);
+    detail::unpark_local(w->fiber);
   }
 }
 
@@ -111,8 +110,7 @@ void Timer::on_retire(detail::TimerNode* n) {
 bool Timer::wait() {
   detail::require_fiber("weft::Timer::wait");
   bind("weft::Timer::wait");
-  detail::Worker* w = worker_;
-  w->check_cancel();
+  detail::check_cancel();
   if (!node_.queued()) return false;
   Waiter me;
   me.fiber = detail::t_state.fiber;
@@ -120,7 +118,7 @@ bool Timer::wait() {
   me.next = waiters_;
   if (waiters_) waiters_->prev = &me;
   waiters_ = &me;
-  w->park_current(
+  detail::park_running(
       "timer",
       [](detail::FiberBase* f, void* arg) {
         auto* me = static_cast<Waiter*>(arg);
@@ -132,10 +130,10 @@ bool Timer::wait() {
           t->waiters_ = me->next;
         if (me->next) me->next->prev = me->prev;
         me->timer = nullptr;
-        f->worker_->unpark_local(f);
+        detail::unpark_local(f);
       },
       &me);
-  w->check_cancel();
+  detail::check_cancel();
   return me.fired;
 }
 

@@ -23,8 +23,8 @@
 #include <cstdint>
 #include <functional>
 
+#include <weft/runtime/fiber/timer_node.hpp>
 #include <weft/runtime/this_fiber.hpp>
-#include <weft/runtime/uring/timer_queue.hpp>
 
 namespace weft {
 

@@ -7,7 +7,7 @@
 
 #include <cerrno>
 
-#include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/fiber/park.hpp>
 #include <weft/runtime/waiter.hpp>
 
 namespace weft::detail {
@@ -38,7 +38,7 @@ void Waiter::wake() noexcept {
   // waiter's acquire load of the final state.
   state_.store(static_cast<std::uint32_t>(Result::notified), std::memory_order_release);
   if (f) {
-    Worker::unpark(f);  // still parked: it resumes only through this unpark
+    unpark(f);  // still parked: it resumes only through this unpark
   } else {
     futex(&state_, FUTEX_WAKE_PRIVATE, 1, nullptr);  // harmless if the waiter already left
   }
@@ -46,26 +46,23 @@ void Waiter::wake() noexcept {
 
 Waiter::Result Waiter::wait(std::int64_t deadline_ns) {
   if (fiber_) {
-    Worker* w = fiber_->worker_;
     DeadlineNode node;
     if (deadline_ns >= 0) {
       node.waiter = this;
       node.fiber = fiber_;
-      node.deadline_ns = deadline_ns;
       node.fire_ = [](TimerNode* t) {
         auto* n = static_cast<DeadlineNode*>(t);
-        if (n->waiter->claim(static_cast<std::uint32_t>(Result::timed_out))) n->fiber->worker_->unpark_local(n->fiber);
+        if (n->waiter->claim(static_cast<std::uint32_t>(Result::timed_out))) unpark_local(n->fiber);
       };
-      w->timers().push(&node);
+      arm_deadline(&node, deadline_ns);
     }
-    w->park_current(
+    park_running(
         "wait",
         [](FiberBase* f, void* arg) {
-          if (static_cast<Waiter*>(arg)->claim(static_cast<std::uint32_t>(Result::cancelled)))
-            f->worker_->unpark_local(f);
+          if (static_cast<Waiter*>(arg)->claim(static_cast<std::uint32_t>(Result::cancelled))) unpark_local(f);
         },
         this);
-    if (node.queued()) w->timers().erase(&node);
+    disarm_deadline(&node);
     // Resumed only by the claim's winner: a notifier after wake(), so the state
     // is final here.
     return static_cast<Result>(state_.load(std::memory_order_acquire));

@@ -5,8 +5,7 @@
 
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
-#include <weft/runtime/runtime.hpp>
-#include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/fiber/park.hpp>
 #include <weft/sync/binding.hpp>
 
 namespace weft::detail {
@@ -22,7 +21,7 @@ void copy_label(char (&dst)[32], std::string_view src) noexcept {
 // By id, never by address: a Runtime later built in a destroyed one's storage is
 // another domain.
 std::uintptr_t word_of(const Runtime& rt) noexcept {
-  return kRuntimeWordBase + static_cast<std::uintptr_t>(rt.id());
+  return kRuntimeWordBase + static_cast<std::uintptr_t>(runtime_id(rt));
 }
 
 }  // namespace
@@ -30,7 +29,7 @@ std::uintptr_t word_of(const Runtime& rt) noexcept {
 std::uintptr_t refresh_caller_word() noexcept {
   Worker* w = t_state.worker;
   t_caller_cache.worker = w;
-  t_caller_cache.word = word_of(w->runtime());
+  t_caller_cache.word = word_of(worker_runtime(w));
   return t_caller_cache.word;
 }
 
@@ -40,7 +39,7 @@ DomainBinding::DomainBinding(const char* kind, std::string_view label) noexcept 
 
 DomainBinding::DomainBinding(const char* kind, Runtime& rt, std::string_view label) : word_(word_of(rt)), kind_(kind) {
   copy_label(label_, label);
-  copy_label(runtime_name_, rt.name());
+  copy_label(runtime_name_, runtime_name(rt));
 }
 
 DomainBinding::DomainBinding(const char* kind, ThreadedTag, std::string_view label) noexcept
@@ -70,7 +69,7 @@ void DomainBinding::slow_check(const char* op) const {
       // the loop re-reads the winner's word with acquire.
       if (word_.compare_exchange_strong(w, kThreaded, std::memory_order_relaxed)) return;
     } else if (word_.compare_exchange_strong(w, kBinding, std::memory_order_relaxed)) {
-      copy_label(runtime_name_, t_state.worker->runtime().name());
+      copy_label(runtime_name_, runtime_name(worker_runtime(t_state.worker)));
       word_.store(me, std::memory_order_release);  // publishes runtime_name_
       return;
     }

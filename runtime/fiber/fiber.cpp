@@ -4,10 +4,9 @@
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/fiber/park.hpp>
 #include <weft/runtime/log.hpp>
-#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/stats.hpp>
-#include <weft/runtime/uring/worker.hpp>
 
 namespace weft::detail {
 
@@ -105,18 +104,18 @@ void FiberBase::wait_done() {
       if (expected == kJoinDone) return;
       throw std::logic_error("weft: fiber joined twice");
     }
-    ts.worker->park_current(
+    park_running(
         "join",
         [](FiberBase* joiner, void* arg) {
           // Claim the wait back; if the finisher already took it, it unparks us.
           auto* target = static_cast<FiberBase*>(arg);
           std::uintptr_t me = reinterpret_cast<std::uintptr_t>(joiner);
           if (target->join_word_.compare_exchange_strong(me, kJoinNone, std::memory_order_acq_rel))
-            joiner->worker_->unpark_local(joiner);
+            unpark_local(joiner);
         },
         this);
     if (join_word_.load(std::memory_order_acquire) != kJoinDone) {
-      ts.worker->check_cancel();
+      check_cancel();
       throw std::logic_error("weft: join woke before the fiber finished");
     }
     return;
@@ -179,21 +178,13 @@ std::string FiberLabel::read() const {
   return "fiber#" + std::to_string(std::atomic_ref<const std::uint64_t>(id).load(std::memory_order_relaxed));
 }
 
-void request_cancel(FiberBase* f) noexcept {
-  Worker::request_cancel(f);
-}
-
 void require_fiber(const char* operation) {
   if (!t_state.fiber) throw_not_in_fiber(operation);
 }
 
-void start_local(FiberBase* f, const SpawnOptions& opts) {
-  Worker* w = t_state.worker;
-  if (w->spawns_stay_local()) {
-    w->start_fiber(f, opts);
-  } else {
-    w->runtime().place(f, opts, -1);  // Config::placement spreads it
-  }
+std::string current_fiber_name() {
+  const FiberBase* f = t_state.fiber;
+  return f ? f->display_name() : std::string();
 }
 
 }  // namespace weft::detail

@@ -13,19 +13,10 @@
 #include <cstdint>
 #include <vector>
 
+#include <weft/runtime/fiber/timer_node.hpp>
 #include <weft/runtime/time.hpp>
 
 namespace weft::detail {
-
-struct TimerNode {
-  static constexpr std::uint32_t kNotQueued = UINT32_MAX;
-  std::int64_t deadline_ns = 0;  ///< CLOCK_MONOTONIC nanoseconds
-  std::uint32_t heap_index_ = kNotQueued;
-  void (*fire_)(TimerNode*) = nullptr;
-  /// Called by retire_all() after the node left the heap for good (its worker ends).
-  void (*retire_)(TimerNode*) = nullptr;
-  [[nodiscard]] bool queued() const { return heap_index_ != kNotQueued; }
-};
 
 class TimerQueue {
  public:

@@ -278,6 +278,7 @@ class Worker {
   /// a single worker) instead of asking the runtime's placement.
   [[nodiscard]] bool spawns_stay_local() const { return cfg_.placement == Placement::local || cfg_.workers <= 1; }
   Runtime& runtime() { return rt_; }
+  [[nodiscard]] const Runtime& runtime() const { return rt_; }
   [[nodiscard]] const RingInfo& ring_info() const { return ring_.info(); }
   [[nodiscard]] GuardMode guard_mode() const { return stacks_.mode(); }
   void add_stats(Stats& s) const;

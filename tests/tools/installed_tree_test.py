@@ -50,7 +50,7 @@ PUBLIC_HEADERS = [
 DETAIL_HEADERS = [
     "runtime/time.hpp", "runtime/tsa.hpp", "runtime/waiter.hpp",
     "runtime/fiber/context.hpp", "runtime/fiber/sanitizer.hpp", "runtime/fiber/stack_pool.hpp",
-    "runtime/uring/timer_queue.hpp",
+    "runtime/fiber/timer_node.hpp",
     "sync/binding.hpp", "sync/lock_word.hpp", "sync/owner.hpp", "sync/waiter_queue.hpp",
 ]
 INSTALLED_HEADERS = set(PUBLIC_HEADERS + DETAIL_HEADERS)
