@@ -161,8 +161,14 @@ Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
                                 std::to_string(cfg.recv_buffers) + "), recv_buffer_size non-zero (got " +
                                 std::to_string(cfg.recv_buffer_size) + ")");
   impl_->cfg = cfg;
+  // The workers reach their peers, and start fibers on them, through this, never
+  // through the façade.
+  const detail::WorkerGroup group{*this, impl_->workers,
+                                  [](Runtime& rt, detail::FiberBase* f, const SpawnOptions& opts, unsigned worker) {
+                                    rt.place(f, opts, static_cast<int>(worker));
+                                  }};
   for (unsigned i = 0; i < cfg.workers; ++i)
-    impl_->workers.push_back(std::make_unique<detail::Worker>(*this, i, impl_->cfg, impl_->fiber_ids));
+    impl_->workers.push_back(std::make_unique<detail::Worker>(group, i, impl_->cfg, impl_->fiber_ids));
   try {
     for (auto& w : impl_->workers) w->start();
   } catch (...) {

@@ -15,7 +15,6 @@
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/overflow.hpp>
 #include <weft/runtime/log.hpp>
-#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/uring/worker.hpp>
 
 // The one build-mode symbol this libweft defines: code built in another sanitizer
@@ -88,8 +87,8 @@ void fiber_entry(transfer_t t) {
   w->finish_current(self);
 }
 
-Worker::Worker(Runtime& rt, unsigned index, const Config& cfg, std::atomic<std::uint64_t>& fiber_ids)
-    : rt_(rt), index_(index), cfg_(cfg), fiber_ids_(fiber_ids), stacks_(pool_config(cfg)) {}
+Worker::Worker(const WorkerGroup& group, unsigned index, const Config& cfg, std::atomic<std::uint64_t>& fiber_ids)
+    : group_(group), index_(index), cfg_(cfg), fiber_ids_(fiber_ids), stacks_(pool_config(cfg)) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -252,8 +251,8 @@ void Worker::run_loop() {
   // release: our last wakes (inbox posts, MSG_RINGs reaped above) happen before
   // a peer that reads this with acquire looks for them.
   loop_ended_.store(true, std::memory_order_release);
-  for (unsigned i = 0, n = rt_.workers(); i < n; ++i)
-    if (Worker& peer = rt_.worker(i); &peer != this) peer.write_wake_fd();  // re-check peers_ended()
+  for (const auto& peer : group_.workers)
+    if (peer.get() != this) peer->write_wake_fd();  // re-check peers_ended()
   // Late posts (a spawn racing the stop) are refused, never dropped silently.
   for (FiberBase* f = inbox_.take_all(); f;) {
     FiberBase* next = f->inbox_next_;
@@ -263,8 +262,8 @@ void Worker::run_loop() {
 }
 
 bool Worker::peers_ended() noexcept {
-  for (unsigned i = 0, n = rt_.workers(); i < n; ++i)
-    if (Worker& peer = rt_.worker(i); &peer != this && !peer.loop_ended_.load(std::memory_order_acquire)) return false;
+  for (const auto& peer : group_.workers)
+    if (peer.get() != this && !peer->loop_ended_.load(std::memory_order_acquire)) return false;
   return true;
 }
 
@@ -292,21 +291,20 @@ void Worker::report_stop_wait() {
     if (f->state_ == FiberState::parked)
       log::logger().warn(
           "shutdown of runtime '{}' waits for fiber {} on worker {}: parked on {}, {} ms after its cancellation{}",
-          rt_.name(), f->display_name(), index_, f->wait_reason_, ms,
+          cfg_.name, f->display_name(), index_, f->wait_reason_, ms,
           ops_.in_flight() > 0 ? " (ops in flight here: " + std::to_string(ops_.in_flight()) + ")"
                                : std::string(" (nothing in flight here)"));
     else
       log::logger().warn(
           "shutdown of runtime '{}' waits for fiber {} on worker {}: still {} {} ms after its cancellation (does it "
           "catch FiberCancelled and carry on?)",
-          rt_.name(), f->display_name(), index_, state_name(f->state_), ms);
+          cfg_.name, f->display_name(), index_, state_name(f->state_), ms);
   }
   if (n > kNamed)
-    log::logger().warn("shutdown of runtime '{}' waits for {} more fibers on worker {}", rt_.name(), n - kNamed,
-                       index_);
+    log::logger().warn("shutdown of runtime '{}' waits for {} more fibers on worker {}", cfg_.name, n - kNamed, index_);
   if (n == 0)
     log::logger().warn("shutdown of runtime '{}' waits for worker {}: {} ops in flight, {} ms after it cancelled them",
-                       rt_.name(), index_, ops_.in_flight(), ms);
+                       cfg_.name, index_, ops_.in_flight(), ms);
   timers_.rearm(&stop_report_, now + std::chrono::nanoseconds(kStopReportPeriod).count());
 }
 
@@ -410,13 +408,13 @@ void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
       wakes_.add();
       return;
     }
-    if (((ud >> 32) & 0xff) == 3 && (ud >> 40) < rt_.workers()) {
+    if (((ud >> 32) & 0xff) == 3 && (ud >> 40) < group_.workers.size()) {
       // Our MSG_RING to another worker of this runtime (wake() sends none across
       // runtimes, so the index names the target) failed (e.g. -EOVERFLOW): never
       // lose the wake, fall back to its eventfd.
       if (cqe->res < 0) {
         log::logger().debug("MSG_RING wake failed ({}), using the eventfd", errno_code(cqe->res).message());
-        rt_.worker(static_cast<unsigned>(ud >> 40)).write_wake_fd();
+        group_.workers[ud >> 40]->write_wake_fd();
       }
       return;
     }
@@ -509,7 +507,7 @@ void Worker::write_wake_fd() noexcept {
 // Never throws: notify(), unlock() and set() end here.
 void Worker::wake() noexcept {
   Worker* me = t_state.worker;
-  if (cfg_.wake == WakeMode::msg_ring && me && me != this && &me->rt_ == &rt_ &&
+  if (cfg_.wake == WakeMode::msg_ring && me && me != this && &me->group_.runtime == &group_.runtime &&
       me->ring_.info().has_op(IORING_OP_MSG_RING)) {
     if (io_uring_sqe* sqe = me->ring_.try_get_sqe()) {
       const bool fail = me->explore_.on() && me->explore_.fail_wake();  // tests the fallback below
@@ -793,8 +791,10 @@ void Worker::request_cancel(FiberBase* f) noexcept {
     }
   };
   try {
-    w->rt_.spawn_on(w->index_, [ref = Ref(f)] { ref.f->worker_->cancel_local(ref.f); }, {.name = "weft-cancel"})
-        .detach();
+    auto cancel = [ref = Ref(f)] { ref.f->worker_->cancel_local(ref.f); };
+    auto* c = new FiberImpl<decltype(cancel), void>(std::move(cancel));
+    w->group_.place(w->group_.runtime, c, {.name = "weft-cancel"}, w->index_);  // deletes c if refused
+    c->release_ref();                                                           // the handle's reference: detached
   } catch (...) {
   }
 }

@@ -31,6 +31,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -119,9 +120,20 @@ class RunQueue {
   std::size_t size_ = 0;
 };
 
+/// What a worker needs of the runtime that owns it, given at construction by the
+/// façade (which the worker never includes): the runtime as an opaque identity,
+/// its workers (this one among them; all made before any starts), and the
+/// façade's way to start a fiber on one of them, Runtime::spawn_on's (it deletes
+/// `f` and throws ShutDown once the runtime has stopped accepting).
+struct WorkerGroup {
+  Runtime& runtime;
+  const std::vector<std::unique_ptr<Worker>>& workers;
+  void (*place)(Runtime& rt, FiberBase* f, const SpawnOptions& opts, unsigned worker);
+};
+
 class Worker {
  public:
-  Worker(Runtime& rt, unsigned index, const Config& cfg, std::atomic<std::uint64_t>& fiber_ids);
+  Worker(const WorkerGroup& group, unsigned index, const Config& cfg, std::atomic<std::uint64_t>& fiber_ids);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -277,8 +289,8 @@ class Worker {
   /// weft::spawn from a fiber here starts the child here (Placement::local, or
   /// a single worker) instead of asking the runtime's placement.
   [[nodiscard]] bool spawns_stay_local() const { return cfg_.placement == Placement::local || cfg_.workers <= 1; }
-  Runtime& runtime() { return rt_; }
-  [[nodiscard]] const Runtime& runtime() const { return rt_; }
+  Runtime& runtime() { return group_.runtime; }
+  [[nodiscard]] const Runtime& runtime() const { return group_.runtime; }
   [[nodiscard]] const RingInfo& ring_info() const { return ring_.info(); }
   [[nodiscard]] GuardMode guard_mode() const { return stacks_.mode(); }
   void add_stats(Stats& s) const;
@@ -369,7 +381,7 @@ class Worker {
   [[noreturn]] void finish_current(FiberBase* self);
   friend void fiber_entry(transfer_t t);
 
-  Runtime& rt_;
+  const WorkerGroup group_;
   const unsigned index_;
   const Config cfg_;
   std::atomic<std::uint64_t>& fiber_ids_;
