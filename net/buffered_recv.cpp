@@ -46,6 +46,7 @@
 #include <weft/net/socket.hpp>
 #include <weft/net/socket_core.hpp>
 #include <weft/runtime/runtime.hpp>
+#include <weft/runtime/uring/ops.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/runtime/waiter.hpp>
 
@@ -56,6 +57,28 @@ using weft::detail::t_state;
 using weft::detail::Worker;
 
 namespace detail {
+
+// net/'s counters on each worker (Stats::recv_*), kept in the worker's net slot
+// (runtime/uring/ops.hpp). One writer: the worker's thread.
+struct RecvCounters final : weft::detail::WorkerSlot {
+  weft::detail::Counter arms;     ///< multishot receives armed
+  weft::detail::Counter starved;  ///< armed receives the kernel ended with -ENOBUFS (ring dry)
+  weft::detail::Counter plain;    ///< buffered reads served by a plain receive into a heap buffer
+  void add_stats(Stats& s) const noexcept override {
+    s.recv_arms += arms.get();
+    s.recv_starved += starved.get();
+    s.recv_plain += plain.get();
+  }
+};
+
+// The counters of `w`, made at the first buffered read there (may throw bad_alloc then).
+RecvCounters& recv_counters(Worker* w) {
+  if (weft::detail::WorkerSlot* s = weft::detail::net_slot(w)) return static_cast<RecvCounters&>(*s);
+  auto made = std::make_unique<RecvCounters>();
+  RecvCounters& r = *made;
+  weft::detail::set_net_slot(w, std::move(made));
+  return r;
+}
 
 constexpr std::uint8_t kIdle = 0, kArmed = 1;
 constexpr std::uint8_t kMaxDryStreak = 6;  // see the invariant on a dry ring
@@ -167,7 +190,7 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
     } else if (res == -ENOBUFS) {  // see the invariant on a dry ring
       if (rx->dry_streak < detail::kMaxDryStreak) ++rx->dry_streak;
       rx->plain_left = 1u << rx->dry_streak;
-      c->owner->recv_counters.starved.add();
+      static_cast<detail::RecvCounters*>(weft::detail::net_slot(c->owner))->starved.add();  // made by arm()
     } else if (res == -EINVAL && !rx->delivered) {
       ring->multishot_ok = false;  // no multishot receive here (kernel < 6.0)
     } else if (res == -EBADF && rx->fixed && !c->closing) {
@@ -206,9 +229,10 @@ bool arm(SocketCore* c, Worker* w, BufRing* ring) {
   ArmArgs a{slot >= 0 ? slot : c->fd, slot >= 0};
   rx->fixed = a.fixed;
   rx->cancel_sent = false;
+  detail::RecvCounters& counters = detail::recv_counters(w);  // before arming: it may throw
   rx->ud = w->arm_multishot(&prep_multishot, &a, &on_cqe, c);
   if (rx->ud == 0) return false;
-  w->recv_counters.arms.add();
+  counters.arms.add();
   rx->state.store(kArmed, std::memory_order_release);  // see the invariants
   return true;
 }
@@ -285,7 +309,7 @@ RecvBuffer Socket::read_chunk(const char* op, std::int64_t deadline_ns) {
       break;
   }
   // No ring buffer to be had: one plain receive into a heap buffer of that size.
-  w->recv_counters.plain.add();
+  detail::recv_counters(w).plain.add();
   const unsigned cfg_size = w->runtime().config().recv_buffer_size;
   const std::size_t size = cfg_size ? cfg_size : 16384;
   std::unique_ptr<char[]> heap(new char[size]);

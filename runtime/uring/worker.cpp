@@ -100,6 +100,7 @@ Worker::~Worker() {
   // this object go. acquire: pairs with post()'s release decrement.
   while (inbox_.posters().load(std::memory_order_acquire) != 0) std::this_thread::yield();
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  delete net_slot_.load(std::memory_order_acquire);
 }
 
 // ---------------------------------------------------------------- thread ----
@@ -828,9 +829,7 @@ void Worker::add_stats(Stats& s) const {
   s.stacks_live += stacks_live_.get();
   s.stack_mappings += stack_mappings_.get();
   s.files_registered += files_.live();
-  s.recv_arms += recv_counters.arms.get();
-  s.recv_starved += recv_counters.starved.get();
-  s.recv_plain += recv_counters.plain.get();
+  if (const WorkerSlot* net = net_slot_.load(std::memory_order_acquire)) net->add_stats(s);
 }
 
 }  // namespace weft::detail

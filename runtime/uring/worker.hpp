@@ -46,6 +46,7 @@
 #include <weft/runtime/uring/fixed_files.hpp>
 #include <weft/runtime/uring/inbox.hpp>
 #include <weft/runtime/uring/op_table.hpp>
+#include <weft/runtime/uring/ops.hpp>
 #include <weft/runtime/uring/ring.hpp>
 #include <weft/runtime/uring/timer_queue.hpp>
 
@@ -254,12 +255,12 @@ class Worker {
     if (!buf_ring_ && !buf_ring_failed_) make_buf_ring();
     return buf_ring_;
   }
-  /// Counted by net/'s buffered reads on this worker (one writer: this thread).
-  struct RecvCounters {
-    Counter arms;     ///< multishot receives armed
-    Counter starved;  ///< armed receives the kernel ended with -ENOBUFS (ring dry)
-    Counter plain;    ///< buffered reads served by a plain receive into a heap buffer
-  } recv_counters;
+  /// net/'s per-worker state (runtime/uring/ops.hpp): null until net/ sets it.
+  WorkerSlot* net_slot() const noexcept { return net_slot_.load(std::memory_order_relaxed); }
+  /// This worker's thread, once: owned from here on, added into add_stats().
+  void set_net_slot(std::unique_ptr<WorkerSlot> slot) noexcept {
+    net_slot_.store(slot.release(), std::memory_order_release);
+  }
   /// Fire-and-forget SQE with a caller-chosen user_data (test hook for forged CQEs).
   void submit_raw(PrepFn prep, void* arg, std::uint64_t user_data);
 
@@ -443,7 +444,10 @@ class Worker {
   std::atomic<const FiberLabel*> running_{nullptr};
   // relaxed: a placement hint only (any thread adds, this worker subtracts).
   std::atomic<std::uint64_t> incoming_{0};
-  std::uint64_t next_id_ = 0, id_limit_ = 0;  // a block of ids reserved from fiber_ids_
+  std::uint64_t next_id_ = 0, id_limit_ = 0;
+  // release/acquire: set once by this thread; add_stats() on any thread reads the
+  // slot it points to (relaxed where this thread reads its own write).
+  std::atomic<WorkerSlot*> net_slot_{nullptr};  // a block of ids reserved from fiber_ids_
 
   Counter alive_, spawned_, switches_, cqes_, stale_, cq_overflow_, wakes_, timers_fired_, sq_waits_;
 

@@ -18,7 +18,9 @@
 //    that finds no room is marked on its slot and issued at the next tick.
 #include <cerrno>
 #include <cstdint>
+#include <memory>
 #include <new>
+#include <utility>
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
@@ -277,6 +279,16 @@ void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
   io_uring_sqe* sqe = ring_.take();
   prep(sqe, arg);
   io_uring_sqe_set_data64(sqe, user_data);
+}
+
+// ------------------------------------------ runtime/uring/ops.hpp, for net/ ----
+
+WorkerSlot* net_slot(Worker* w) noexcept {
+  return w->net_slot();
+}
+
+void set_net_slot(Worker* w, std::unique_ptr<WorkerSlot> slot) noexcept {
+  w->set_net_slot(std::move(slot));
 }
 
 }  // namespace weft::detail
