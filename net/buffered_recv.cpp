@@ -45,9 +45,8 @@
 
 #include <weft/net/socket.hpp>
 #include <weft/net/socket_core.hpp>
-#include <weft/runtime/runtime.hpp>
+#include <weft/runtime/fiber/park.hpp>
 #include <weft/runtime/uring/ops.hpp>
-#include <weft/runtime/uring/worker.hpp>
 #include <weft/runtime/waiter.hpp>
 
 namespace weft::net {
@@ -201,13 +200,13 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
     // Idle before the closer is woken: it checks rx_in_flight() when it resumes.
     rx->state.store(kIdle, std::memory_order_release);  // see the invariants
     // A closer (a fiber of the owner) waits for the ops and this receive to end.
-    if (c->closing && c->pending == 0 && c->drainer) c->owner->unpark_local(std::exchange(c->drainer, nullptr));
+    if (c->closing && c->pending == 0 && c->drainer) weft::detail::unpark_local(std::exchange(c->drainer, nullptr));
     if (rx->reader) std::exchange(rx->reader, nullptr)->notify();
     return;
   }
   if (rx->queued >= kMaxQueued && !rx->cancel_sent) {
     rx->cancel_sent = true;
-    c->owner->cancel_op(rx->ud);
+    weft::detail::cancel_op(c->owner, rx->ud);
   }
   if (rx->reader) std::exchange(rx->reader, nullptr)->notify();
 }
@@ -230,7 +229,7 @@ bool arm(SocketCore* c, Worker* w, BufRing* ring) {
   rx->fixed = a.fixed;
   rx->cancel_sent = false;
   detail::RecvCounters& counters = detail::recv_counters(w);  // before arming: it may throw
-  rx->ud = w->arm_multishot(&prep_multishot, &a, &on_cqe, c);
+  rx->ud = weft::detail::arm_multishot(w, &prep_multishot, &a, &on_cqe, c);
   if (rx->ud == 0) return false;
   counters.arms.add();
   rx->state.store(kArmed, std::memory_order_release);  // see the invariants
@@ -248,7 +247,7 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, 
     if (rx->end <= 0) return Next::end;
     if (rx->state.load(std::memory_order_relaxed) == kIdle) {  // owner thread: its own writes
       if (!may_arm) return Next::plain;
-      BufRing* ring = w->buf_ring();
+      BufRing* ring = weft::detail::buf_ring(w);
       if (!ring || !ring->multishot_ok) return Next::plain;
       if (rx->plain_left > 0) {  // the ring ran dry under this receive lately
         --rx->plain_left;
@@ -270,10 +269,10 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, 
       closing = c->closing;
     }
     if (closing) {
-      w->check_cancel();
+      weft::detail::check_cancel();
       detail::throw_for(c, detail::Failure::closed, -ECANCELED, op);
     }
-    if (r == weft::detail::Waiter::Result::cancelled) w->check_cancel();
+    if (r == weft::detail::Waiter::Result::cancelled) weft::detail::check_cancel();
     if (r == weft::detail::Waiter::Result::timed_out) detail::throw_for(c, detail::Failure::timed_out, -ETIMEDOUT, op);
   }
 }
@@ -310,7 +309,7 @@ RecvBuffer Socket::read_chunk(const char* op, std::int64_t deadline_ns) {
   }
   // No ring buffer to be had: one plain receive into a heap buffer of that size.
   detail::recv_counters(w).plain.add();
-  const unsigned cfg_size = w->runtime().config().recv_buffer_size;
+  const unsigned cfg_size = weft::detail::worker_config(w).recv_buffer_size;
   const std::size_t size = cfg_size ? cfg_size : 16384;
   std::unique_ptr<char[]> heap(new char[size]);
   char* p = heap.get();

@@ -26,9 +26,8 @@
 #include <weft/net/socket_core.hpp>
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/log.hpp>
-#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/tsa.hpp>
-#include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/uring/ops.hpp>
 
 namespace weft::net::detail {
 
@@ -129,7 +128,7 @@ void close_elsewhere(SocketCore* c, bool wait) noexcept {
     if (w) {
       t_handing = c;
       try {
-        handed = w->runtime().spawn_on(w->index(), HandedClose(c), {.name = "net close"});
+        handed = weft::detail::spawn_on_worker(w, HandedClose(c), {.name = "net close"});
       } catch (const std::exception& e) {
         log_refused(c, &e);
       } catch (...) {

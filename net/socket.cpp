@@ -14,10 +14,10 @@
 #include <weft/net/socket_core.hpp>
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/park.hpp>
 #include <weft/runtime/log.hpp>
-#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/this_fiber.hpp>
-#include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/uring/ops.hpp>
 
 namespace weft::net {
 
@@ -29,8 +29,9 @@ namespace {
 
 [[noreturn]] void throw_wrong_worker(const SocketCore* c, const char* op) {
   throw CrossRuntimeError(weft::detail::cross_domain_message(
-      std::string(op) + ": the socket" + subject_of(c) + " belongs to worker " + std::to_string(c->owner->index()) +
-          " of runtime '" + c->owner->runtime().name() + "'",
+      std::string(op) + ": the socket" + subject_of(c) + " belongs to worker " +
+          std::to_string(weft::detail::worker_index(c->owner)) + " of runtime '" +
+          weft::detail::runtime_name(weft::detail::worker_runtime(c->owner)) + "'",
       "A socket is used by fibers of one worker at a time: move it into a fiber of the other worker (an idle socket "
       "changes hands when moved), run the work on its worker (Runtime::spawn_on), or pass data through a "
       "weft::Channel."));
@@ -61,9 +62,9 @@ void remove_slot(SocketCore* c) noexcept {
   Worker* w = c->slot_owner;
   try {
     if (t_state.worker == w)
-      w->files().remove(w->ring(), slot);
+      weft::detail::remove_file(w, slot);
     else
-      w->remove_file_remote(&c->slot);
+      weft::detail::remove_file_remote(w, &c->slot);
   } catch (const std::exception& e) {
     log_slot_failure(c, e);
   }
@@ -83,14 +84,14 @@ std::string subject_of(const SocketCore* c) {
 
 SocketCore* enter_op(SocketCore* c, const char* op) {
   if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
-  t_state.worker->explore_yield();  // tests only: nothing of the socket is touched yet
+  weft::detail::explore_yield();  // tests only: nothing of the socket is touched yet
   if (!c) throw_for(c, Failure::use_after_close, 0, op);
   if (c->owner != t_state.worker) {
     if (c->owner) throw_wrong_worker(c, op);
     c->link = this_worker_link();  // released by a move: the first op claims it
     c->owner = t_state.worker;
   }
-  t_state.worker->check_cancel();
+  weft::detail::check_cancel();
   if (c->closing) throw_for(c, Failure::closing, 0, op);
   if (c->fd < 0) throw_for(c, Failure::use_after_close, 0, op);
   return c;
@@ -107,14 +108,15 @@ SocketCore* enter_ring_op(SocketCore* c, const char* op) {
     c->slot_owner = nullptr;
   }
   if (c->slot.load(std::memory_order_relaxed) < 0 && !c->fixed_refused &&
-      w->files().install(w->ring(), c->fd, &c->slot) >= 0)
+      weft::detail::install_file(w, c->fd, &c->slot) >= 0)
     c->slot_owner = w;
   return c;
 }
 
 void leave(SocketCore* c, Worker* w) noexcept {
   // The closer waits for the buffered receive too (it wakes it itself otherwise).
-  if (--c->pending == 0 && c->drainer && !rx_in_flight(c)) w->unpark_local(std::exchange(c->drainer, nullptr));
+  if (--c->pending == 0 && c->drainer && !rx_in_flight(c))
+    weft::detail::unpark_local(std::exchange(c->drainer, nullptr));
 }
 
 OpCount::~OpCount() {
@@ -154,9 +156,9 @@ bool close_slot(SocketCore* c) noexcept {
     return true;
   }
   try {
-    const int r = w->await_op(&weft::detail::FixedFiles::prep_remove, &slot);
+    const int r = weft::detail::await_op(w, &weft::detail::FixedFiles::prep_remove, &slot);
     if (r < 0) detail::throw_net_error(detail::Failure::errno_result, r, "FILES_UPDATE", "");
-    w->files().forget(slot);
+    weft::detail::forget_file(w, slot);
     return true;
   } catch (const std::exception& e) {
     log_slot_failure(c, e);
@@ -194,15 +196,15 @@ weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
                       slot);
   c->fixed_refused = true;
   remove_slot(c);
-  return w->await_op(prep, arg, deadline, nullptr, op_kind(c));
+  return weft::detail::await_op(w, prep, arg, deadline, nullptr, op_kind(c));
 }
 
 // One io_uring op on the socket, naming its slot when it has one.
 int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::int64_t deadline) {
   const int slot = c->slot.load(std::memory_order_relaxed);
-  if (slot < 0) return w->await_op(prep, arg, deadline, nullptr, op_kind(c));
+  if (slot < 0) return weft::detail::await_op(w, prep, arg, deadline, nullptr, op_kind(c));
   FixedPrep fp{prep, arg, slot};
-  const int res = w->await_op(&prep_fixed, &fp, deadline, nullptr, op_kind(c));
+  const int res = weft::detail::await_op(w, &prep_fixed, &fp, deadline, nullptr, op_kind(c));
   if (res == -EBADF && !c->closing) [[unlikely]]
     return retry_on_fd(c, w, prep, arg, deadline, slot);
   return res;
@@ -222,11 +224,11 @@ int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::in
     closing = c->closing;
   }
   if (res <= 0 && closing) {
-    w->check_cancel();  // FiberCancelled, now that the completion has arrived
+    weft::detail::check_cancel();  // FiberCancelled, now that the completion has arrived
     throw_for(c, detail::Failure::closed, res, op);
   }
   if (res == -ECANCELED || res == -EINTR) {
-    w->check_cancel();
+    weft::detail::check_cancel();
     if (deadline >= 0 && (res == -ECANCELED || weft::detail::monotonic_ns() >= deadline))
       throw_for(c, detail::Failure::timed_out, res, op);
   }
@@ -269,7 +271,7 @@ void cancel_pending(SocketCore* c, Worker* w) noexcept {
   int fd = c->fd;
   int r;
   try {
-    r = w->await_op(&prep_cancel_fd, &fd);
+    r = weft::detail::await_op(w, &prep_cancel_fd, &fd);
   } catch (...) {
     r = -ENOMEM;
   }
@@ -326,7 +328,7 @@ int Socket::fd() const noexcept {
 }
 
 void Socket::close() noexcept {
-  if (core_ && t_state.fiber) t_state.worker->explore_yield();  // tests only: before anything is touched
+  if (core_ && t_state.fiber) weft::detail::explore_yield();  // tests only: before anything is touched
   SocketCore* c = core_;
   if (!c || c->fd < 0) return;
   Worker* w = t_state.worker;
@@ -357,7 +359,7 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
     // gone once we are woken, so nothing is touched after the park).
     CloserNode node{t_state.fiber, c->closers};
     c->closers = &node;
-    w->park_current("net close: another fiber is closing", nullptr, nullptr);
+    weft::detail::park_running("net close: another fiber is closing", nullptr, nullptr);
     return;
   }
   // First of all: no op is admitted from here on, so none can start while this
@@ -369,7 +371,7 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
       // No cancel hook: the wait ends only when the kernel is done with the fd;
       // the last op out (leave()), or the buffered receive's last CQE, unparks us.
       c->drainer = t_state.fiber;
-      w->park_current("net close: draining pending ops", nullptr, nullptr);
+      weft::detail::park_running("net close: draining pending ops", nullptr, nullptr);
     }
   }
   rx_release(c);
@@ -382,7 +384,7 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
   // Fibers that called close() meanwhile; they touch nothing once woken.
   for (CloserNode* n = std::exchange(c->closers, nullptr); n;) {
     CloserNode* next = n->next;
-    w->unpark_local(n->fiber);
+    weft::detail::unpark_local(n->fiber);
     n = next;
   }
 }

@@ -12,7 +12,7 @@
 #include <weft/net/tcp_listener.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/log.hpp>
-#include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/uring/ops.hpp>
 
 namespace weft::net {
 
@@ -28,7 +28,7 @@ constexpr auto kMaxBackoff = std::chrono::milliseconds(100);
 
 bool ring_has(int op) {
   weft::detail::Worker* w = weft::detail::t_state.worker;
-  return w && w->ring_info().has_op(op);
+  return w && weft::detail::ring_info(w).has_op(op);
 }
 
 // ring_ops false: the syscalls even where the ring has the op (a test's choice).

@@ -16,7 +16,7 @@
 #include <weft/net/resolve.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/runtime/fiber/sanitizer.hpp>
-#include <weft/runtime/uring/worker.hpp>
+#include <weft/runtime/uring/ops.hpp>
 
 #include "weft_build_config.hpp"
 
@@ -62,7 +62,7 @@ inline void mark_filled([[maybe_unused]] void* buf, [[maybe_unused]] int n) {
 // an ioprio bit that older kernels reject; IORING_OP_SOCKET came in the same
 // release, so its presence in the ring's probe vouches for the flag.
 inline void maybe_poll_first(io_uring_sqe* sqe, bool drained) {
-  if (drained && weft::detail::t_state.worker->ring_info().has_op(IORING_OP_SOCKET))
+  if (drained && weft::detail::ring_info(weft::detail::t_state.worker).has_op(IORING_OP_SOCKET))
     sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 }
 

@@ -1,17 +1,77 @@
 // weft/runtime/uring/ops.hpp — what net/ asks of the worker a socket lives on,
-// without the Worker: a slot for net/'s own per-worker state.
+// without the Worker: io_uring ops for the running fiber, multishot receives on
+// the provided-buffer ring, the registered-file table, the ring's probe, starting
+// a fiber on a given worker, and a slot for net/'s own per-worker state.
 //
 // Invariants:
+//  - `w` is a live worker. Every call is made on its own thread (those that may
+//    park, in fiber context), except remove_file_remote and spawn_on_worker,
+//    which any thread may make.
+//  - await_op's contract is Worker::await_op's: the op is issued before anything
+//    can switch, the fiber resumes only after the op's last CQE, and it throws
+//    only bad_alloc, before anything was issued.
 //  - The net slot is set once, by the worker's thread; the worker frees it when it
 //    is destroyed and adds its counters into Runtime::stats().
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
+#include <utility>
 
-#include <weft/runtime/fiber/context.hpp>
+#include <weft/runtime/config.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/stats.hpp>
+#include <weft/runtime/uring/buf_ring.hpp>
+#include <weft/runtime/uring/explorer.hpp>
+#include <weft/runtime/uring/fixed_files.hpp>
+#include <weft/runtime/uring/op_table.hpp>
+#include <weft/runtime/uring/ring.hpp>
 
 namespace weft::detail {
+
+// ---- ops for the running fiber (fiber context, on `w`) ----
+/// Runs one io_uring op and returns its CQE result (raw -errno on failure);
+/// `deadline_ns` (absolute CLOCK_MONOTONIC, < 0 for none) links a timeout.
+int await_op(Worker* w, PrepFn prep, void* arg, std::int64_t deadline_ns = -1, std::uint32_t* cqe_flags = nullptr,
+             OpKind kind = OpKind::other);
+/// Starts a multishot op whose CQEs go to `sink(ctx, res, flags)` in scheduler
+/// context; its user_data (for cancel_op), or 0 when the SQ has no room.
+std::uint64_t arm_multishot(Worker* w, PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx);
+/// Queues an ASYNC_CANCEL of the op named by `user_data` (fire-and-forget).
+void cancel_op(Worker* w, std::uint64_t user_data) noexcept;
+/// The explorer's yield point where a fiber enters a socket op or a close
+/// (Config::explore; nothing when it is off).
+void explore_yield();
+
+// ---- the worker's ring and tables ----
+/// What the worker's ring supports (its probe).
+const RingInfo& ring_info(const Worker* w) noexcept;
+/// The Config the worker was started with (its runtime's).
+const Config& worker_config(const Worker* w) noexcept;
+/// The provided-buffer ring, made at the first call; null when Config::recv_buffers
+/// is 0 or the kernel refused it.
+BufRing* buf_ring(Worker* w);
+/// FixedFiles::install / remove / forget on the worker's registered-file table.
+int install_file(Worker* w, int fd, std::atomic<int>* holder);
+void remove_file(Worker* w, int slot);
+void forget_file(Worker* w, int slot);
+/// Any thread: takes the slot out of `holder`; the worker clears it at its next tick.
+void remove_file_remote(Worker* w, std::atomic<int>* holder);
+
+// ---- fibers on a given worker ----
+/// Any thread: places `f` (new) on `w` as Runtime::spawn_on does: deletes it and
+/// throws ShutDown once the runtime stops accepting.
+void place_on(Worker* w, FiberBase* f, const SpawnOptions& opts);
+/// Starts `fn` as a fiber on `w` (any thread): Runtime::spawn_on for a worker
+/// known only by its pointer.
+template <class F>
+JoinHandle<SpawnResult<F>> spawn_on_worker(Worker* w, F&& fn, SpawnOptions opts = {}) {
+  using R = SpawnResult<F>;
+  auto* f = new FiberImpl<std::decay_t<F>, R>(std::forward<F>(fn));
+  place_on(w, f, opts);
+  return make_join_handle<R>(f);
+}
 
 // ---- net/'s per-worker state ----
 /// What net/ keeps on each worker (its receive counters): the worker owns it and

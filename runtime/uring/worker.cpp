@@ -794,8 +794,8 @@ void Worker::request_cancel(FiberBase* f) noexcept {
   try {
     auto cancel = [ref = Ref(f)] { ref.f->worker_->cancel_local(ref.f); };
     auto* c = new FiberImpl<decltype(cancel), void>(std::move(cancel));
-    w->group_.place(w->group_.runtime, c, {.name = "weft-cancel"}, w->index_);  // deletes c if refused
-    c->release_ref();                                                           // the handle's reference: detached
+    w->place_here(c, {.name = "weft-cancel"});  // deletes c if refused
+    c->release_ref();                           // the handle's reference: detached
   } catch (...) {
   }
 }

@@ -167,6 +167,8 @@ class Worker {
   static void unpark(FiberBase* f);
   /// JoinHandle::cancel(): cancels `f` on its worker (any thread; see cancel_local).
   static void request_cancel(FiberBase* f) noexcept;
+  /// Places new fiber `f` here as Runtime::spawn_on does (WorkerGroup::place).
+  void place_here(FiberBase* f, const SpawnOptions& opts) { group_.place(group_.runtime, f, opts, index_); }
 
   // ---- this worker's thread, fiber context ----
   void start_fiber(FiberBase* f, const SpawnOptions& opts);
@@ -293,6 +295,7 @@ class Worker {
   Runtime& runtime() { return group_.runtime; }
   [[nodiscard]] const Runtime& runtime() const { return group_.runtime; }
   [[nodiscard]] const RingInfo& ring_info() const { return ring_.info(); }
+  [[nodiscard]] const Config& config() const { return cfg_; }
   [[nodiscard]] GuardMode guard_mode() const { return stacks_.mode(); }
   void add_stats(Stats& s) const;
   /// For the stall detector (any thread): fiber activations, added at every

@@ -1,6 +1,7 @@
 // runtime/uring/worker_ops.cpp — what a fiber of the Evented worker waits on: a
 // sleep (a TimerNode on its stack), an op (one OpSlot, an SQE, optionally a linked
-// timeout), a multishot op whose CQEs go to a sink, and the provided-buffer ring.
+// timeout), a multishot op whose CQEs go to a sink, and the provided-buffer ring;
+// and runtime/uring/ops.hpp, the same offered to net/ without the Worker.
 //
 // Invariants (see worker.hpp for the tick and the op slots):
 //  - All of it runs on the worker's own thread; await_op and sleep_until from a
@@ -282,6 +283,54 @@ void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
 }
 
 // ------------------------------------------ runtime/uring/ops.hpp, for net/ ----
+
+int await_op(Worker* w, PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags, OpKind kind) {
+  return w->await_op(prep, arg, deadline_ns, cqe_flags, kind);
+}
+
+std::uint64_t arm_multishot(Worker* w, PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx) {
+  return w->arm_multishot(prep, arg, sink, ctx);
+}
+
+void cancel_op(Worker* w, std::uint64_t user_data) noexcept {
+  w->cancel_op(user_data);
+}
+
+void explore_yield() {
+  t_state.worker->explore_yield();
+}
+
+const RingInfo& ring_info(const Worker* w) noexcept {
+  return w->ring_info();
+}
+
+const Config& worker_config(const Worker* w) noexcept {
+  return w->config();
+}
+
+BufRing* buf_ring(Worker* w) {
+  return w->buf_ring();
+}
+
+int install_file(Worker* w, int fd, std::atomic<int>* holder) {
+  return w->files().install(w->ring(), fd, holder);
+}
+
+void remove_file(Worker* w, int slot) {
+  w->files().remove(w->ring(), slot);
+}
+
+void forget_file(Worker* w, int slot) {
+  w->files().forget(slot);
+}
+
+void remove_file_remote(Worker* w, std::atomic<int>* holder) {
+  w->remove_file_remote(holder);
+}
+
+void place_on(Worker* w, FiberBase* f, const SpawnOptions& opts) {
+  w->place_here(f, opts);
+}
 
 WorkerSlot* net_slot(Worker* w) noexcept {
   return w->net_slot();
