@@ -263,7 +263,7 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, 
     weft::detail::Waiter::Result r;
     bool closing;
     {
-      const detail::OpCount counted(c, w);  // its leave() never switches: `c` stays usable below
+      const detail::OpCount counted(c);  // its leave() never switches: `c` stays usable below
       r = waiter.wait(deadline);
       if (rx->reader == &waiter) rx->reader = nullptr;
       closing = c->closing;

@@ -113,14 +113,14 @@ SocketCore* enter_ring_op(SocketCore* c, const char* op) {
   return c;
 }
 
-void leave(SocketCore* c, Worker* w) noexcept {
+void leave(SocketCore* c) noexcept {
   // The closer waits for the buffered receive too (it wakes it itself otherwise).
   if (--c->pending == 0 && c->drainer && !rx_in_flight(c))
     weft::detail::unpark_local(std::exchange(c->drainer, nullptr));
 }
 
 OpCount::~OpCount() {
-  leave(c_, w_);
+  leave(c_);
 }
 
 }  // namespace detail
@@ -219,7 +219,7 @@ int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::in
   int res;
   bool closing;
   {
-    const OpCount counted(c, w);
+    const OpCount counted(c);
     res = await_socket_op(c, w, prep, arg, deadline);
     closing = c->closing;
   }
@@ -422,12 +422,11 @@ int Socket::run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadlin
 
 void Socket::backoff(const char* op, Timeout d, std::int64_t deadline_ns) {
   SocketCore* c = enter_op(core_, op);
-  Worker* w = c->owner;
   std::int64_t until = weft::detail::deadline_after(d);
   if (deadline_ns >= 0 && deadline_ns < until) until = deadline_ns;
   bool closing;
   {
-    const OpCount counted(c, w);
+    const OpCount counted(c);
     weft::detail::sleep_until_ns(until);
     closing = c->closing;
   }

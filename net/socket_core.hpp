@@ -65,14 +65,13 @@ struct SocketCore {
 /// never ran).
 class OpCount {
  public:
-  OpCount(SocketCore* c, weft::detail::Worker* w) noexcept : c_(c), w_(w) { ++c->pending; }
+  explicit OpCount(SocketCore* c) noexcept : c_(c) { ++c->pending; }
   ~OpCount();
   OpCount(const OpCount&) = delete;
   OpCount& operator=(const OpCount&) = delete;
 
  private:
   SocketCore* c_;
-  weft::detail::Worker* w_;
 };
 
 /// " (fd 7, peer 1.2.3.4:5)": the socket part of an error's what().
@@ -85,7 +84,7 @@ SocketCore* enter_op(SocketCore* c, const char* op);
 SocketCore* enter_ring_op(SocketCore* c, const char* op);
 /// Leaves the op count; the last op out of a closing socket wakes the closer. Never
 /// switches, so the caller may still read the core afterwards until it blocks.
-void leave(SocketCore* c, weft::detail::Worker* w) noexcept;
+void leave(SocketCore* c) noexcept;
 /// Takes the socket out of its registered-file table (socket.cpp).
 void remove_slot(SocketCore* c) noexcept;
 /// The close protocol (socket.hpp), from a fiber of the owner `w`: returns once the
