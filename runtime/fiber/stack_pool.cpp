@@ -25,6 +25,7 @@
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/sanitizer.hpp>
 #include <weft/runtime/fiber/stack_pool.hpp>
+#include <weft/runtime/log.hpp>
 
 #include "weft_build_config.hpp"
 
@@ -119,10 +120,11 @@ StackPool::StackPool(const StackPoolConfig& cfg)
 
 StackPool::~StackPool() {
   if (live_ != 0) {
-    std::fprintf(stderr,
-                 "weft: BUG: fiber stack pool destroyed with %zu stacks still in use; "
-                 "unmapping them anyway\n",
-                 live_);
+    try {  // a destructor: a failing logger must not end the process
+      log::logger().error(
+          "internal error: fiber stack pool destroyed with {} stacks still in use; unmapping them anyway", live_);
+    } catch (...) {
+    }
   }
 #if WEFT_VALGRIND
   for (unsigned id : valgrind_ids_) VALGRIND_STACK_DEREGISTER(id);
