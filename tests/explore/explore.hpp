@@ -33,23 +33,12 @@
 
 namespace weft::explore {
 
-/// The scenarios' generator (xorshift64*), seeded from its stream alone. Not
-/// weft::test::Rng, which mixes in the process's run seed (random unless WEFT_SEED
-/// is set): each child would then draw other choices for the same --seed, and a
-/// replay would replay nothing.
-struct Rng {
-  std::uint64_t s;
-  explicit Rng(std::uint64_t stream) : s(weft::test::mix_seed(stream)) {
-    if (s == 0) s = 1;
-  }
-  std::uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ULL;
-  }
-  /// Uniform in [lo, hi].
-  std::size_t between(std::size_t lo, std::size_t hi) { return lo + next() % (hi - lo + 1); }
+/// The scenarios' generator: weft::test::Rng seeded from its stream alone. The
+/// plain one mixes in the process's run seed (random unless WEFT_SEED is set):
+/// each child would then draw other choices for the same --seed, and a replay
+/// would replay nothing.
+struct Rng : weft::test::Rng {
+  explicit Rng(std::uint64_t stream) : weft::test::Rng(weft::test::Rng::exact(stream)) {}
 };
 using Clock = std::chrono::steady_clock;
 

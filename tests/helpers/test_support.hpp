@@ -71,9 +71,10 @@ inline std::uint64_t mix_seed(std::uint64_t x) {
 /// setting WEFT_SEED to the seed it printed.
 struct Rng {
   std::uint64_t s;
-  explicit Rng(std::uint64_t stream) : s(mix_seed(run_seed() ^ mix_seed(stream))) {
-    if (s == 0) s = 1;
-  }
+  explicit Rng(std::uint64_t stream) : Rng(Exact{}, mix_seed(run_seed() ^ mix_seed(stream))) {}
+  /// Seeded from `stream` alone, without the run seed: the same stream draws the
+  /// same choices in every process (the explorer's --seed replays).
+  static Rng exact(std::uint64_t stream) { return Rng(Exact{}, mix_seed(stream)); }
   std::uint64_t next() {
     s ^= s >> 12;
     s ^= s << 25;
@@ -82,6 +83,10 @@ struct Rng {
   }
   /// Uniform in [lo, hi].
   std::size_t between(std::size_t lo, std::size_t hi) { return lo + next() % (hi - lo + 1); }
+
+ private:
+  struct Exact {};
+  Rng(Exact, std::uint64_t seed) : s(seed == 0 ? 1 : seed) {}
 };
 
 /// Scales an iteration count by WEFT_STRESS_SCALE percent (at least 1).
