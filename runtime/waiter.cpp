@@ -44,29 +44,26 @@ void Waiter::wake() noexcept {
   }
 }
 
-Waiter::Result Waiter::wait(std::int64_t deadline_ns) {
-  if (fiber_) {
-    DeadlineNode node;
-    if (deadline_ns >= 0) {
-      node.waiter = this;
-      node.fiber = fiber_;
-      node.fire_ = [](TimerNode* t) {
-        auto* n = static_cast<DeadlineNode*>(t);
-        if (n->waiter->claim(static_cast<std::uint32_t>(Result::timed_out))) unpark_local(n->fiber);
-      };
-      arm_deadline(&node, deadline_ns);
-    }
-    park_running(
-        "wait",
-        [](FiberBase* f, void* arg) {
-          if (static_cast<Waiter*>(arg)->claim(static_cast<std::uint32_t>(Result::cancelled))) unpark_local(f);
-        },
-        this);
-    disarm_deadline(&node);
-    // Resumed only by the claim's winner: a notifier after wake(), so the state
-    // is final here.
-    return static_cast<Result>(state_.load(std::memory_order_acquire));
-  }
+void Waiter::cancel_hook(FiberBase* f, void* arg) noexcept {
+  if (static_cast<Waiter*>(arg)->claim(static_cast<std::uint32_t>(Result::cancelled))) unpark_local(f);
+}
+
+Waiter::Result Waiter::wait_fiber_deadline(std::int64_t deadline_ns) {
+  DeadlineNode node;
+  node.waiter = this;
+  node.fiber = fiber_;
+  node.fire_ = [](TimerNode* t) {
+    auto* n = static_cast<DeadlineNode*>(t);
+    if (n->waiter->claim(static_cast<std::uint32_t>(Result::timed_out))) unpark_local(n->fiber);
+  };
+  arm_deadline(&node, deadline_ns);
+  park_running("wait", &cancel_hook, this);
+  disarm_deadline(&node);
+  // Resumed only by the claim's winner: a notifier after wake(), so the state is final.
+  return static_cast<Result>(state_.load(std::memory_order_acquire));
+}
+
+Waiter::Result Waiter::wait_thread(std::int64_t deadline_ns) {
   for (;;) {
     std::uint32_t s = state_.load(std::memory_order_acquire);
     if (s == kNotifying) {  // claimed, wake() a few instructions away: no deadline now

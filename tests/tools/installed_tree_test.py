@@ -46,11 +46,12 @@ PUBLIC_HEADERS = [
     "sync/semaphore.hpp",
 ]
 # Included by the public ones for their templates and inline paths (the fiber
-# switch, the Waiter, the lock annotations, Timer's heap node, the domain binding).
+# switch, the Waiter and the park it inlines, the lock annotations, Timer's heap
+# node, the domain binding).
 DETAIL_HEADERS = [
     "runtime/time.hpp", "runtime/tsa.hpp", "runtime/waiter.hpp",
-    "runtime/fiber/context.hpp", "runtime/fiber/sanitizer.hpp", "runtime/fiber/stack_pool.hpp",
-    "runtime/fiber/timer_node.hpp",
+    "runtime/fiber/context.hpp", "runtime/fiber/park.hpp", "runtime/fiber/sanitizer.hpp",
+    "runtime/fiber/stack_pool.hpp", "runtime/fiber/timer_node.hpp",
     "sync/binding.hpp", "sync/lock_word.hpp", "sync/owner.hpp", "sync/waiter_queue.hpp",
 ]
 INSTALLED_HEADERS = set(PUBLIC_HEADERS + DETAIL_HEADERS)
