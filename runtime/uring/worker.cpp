@@ -227,7 +227,8 @@ void Worker::run_loop() {
       if (runq_.empty() && inbox_.empty() && ops_.in_flight() == 0 && !timers_besides_report()) {
         // Every fiber was cancelled and nothing runnable, in flight or timed is
         // left here: what remains is parked with its cancellation deferred, with
-        // no cancel hook, or on another runtime. A fiber of another worker of this
+        // no cancel hook, with an unpark owed by a thread that claimed its wait,
+        // or on another runtime. A fiber of another worker of this
         // runtime may still wake it (a join, a hand-off): wait until they have all
         // ended (each wakes us as it ends).
         if (!peers_ended()) {
@@ -240,6 +241,12 @@ void Worker::run_loop() {
         reap();
         drain_inbox();
         if (!runq_.empty() || ops_.in_flight() > 0) continue;
+        // A notifier on another thread that claimed a wait before the cancel hook
+        // ran wakes the fiber a few instructions later: wait for that unpark.
+        if (wake_owed()) {
+          tick();
+          continue;
+        }
         // Nothing in this runtime can wake them now. Say who, and leave them.
         for (FiberBase* f = all_head_; f; f = f->all_next_)
           log::logger().error("shutdown: fiber {} abandoned while {} ({})", f->display_name(), state_name(f->state_),
@@ -664,12 +671,11 @@ void Worker::cancel_all() {
   runq_ = started;
   for (FiberBase* f = all_head_; f;) {
     FiberBase* next = f->all_next_;
-    f->cancel_requested_ = true;
     if (f->state_ == FiberState::created) {
+      f->cancel_requested_ = true;
       complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
-    } else if (f->state_ == FiberState::parked && f->cancel_hook_ && !parked_deferring_cancel(f)) {
-      CancelHook hook = std::exchange(f->cancel_hook_, nullptr);
-      hook(f, f->cancel_arg_);
+    } else {
+      cancel_local(f);
     }
     f = next;
   }
@@ -758,10 +764,21 @@ void Worker::cancel_local(FiberBase* f) noexcept {
   // Not started: pick_next() ends it without running. Ready or running: its next
   // blocking call throws. Parked: wake it through its hook, unless it waits with
   // the cancellation deferred (it then sees it at its next blocking call).
-  if (f->state_ == FiberState::parked && f->cancel_hook_ && !parked_deferring_cancel(f)) {
-    CancelHook hook = std::exchange(f->cancel_hook_, nullptr);
-    hook(f, f->cancel_arg_);
-  }
+  if (f->state_ == FiberState::parked && f->cancel_hook_ && !parked_deferring_cancel(f)) run_cancel_hook(f);
+}
+
+void Worker::run_cancel_hook(FiberBase* f) noexcept {
+  CancelHook hook = std::exchange(f->cancel_hook_, nullptr);
+  hook(f, f->cancel_arg_);
+  // Still parked: the hook lost the claim to a notifier, a deadline or a
+  // completion, which unparks it (a notifier on another thread perhaps only now).
+  if (f->state_ == FiberState::parked) f->wake_owed_ = true;
+}
+
+bool Worker::wake_owed() const noexcept {
+  for (const FiberBase* f = all_head_; f; f = f->all_next_)
+    if (f->state_ == FiberState::parked && f->wake_owed_) return true;
+  return false;
 }
 
 void Worker::request_cancel(FiberBase* f) noexcept {

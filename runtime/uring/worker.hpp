@@ -209,12 +209,11 @@ class Worker {
     self->wait_reason_ = reason;
     self->cancel_hook_ = hook;
     self->cancel_arg_ = hook_arg;
-    if (self->cancel_requested_ && hook && !deferring_cancel(self)) {
-      self->cancel_hook_ = nullptr;
-      hook(self, hook_arg);  // claims the wait and unparks us (or lets the op end)
-    }
+    if (self->cancel_requested_ && hook && !deferring_cancel(self)) [[unlikely]]
+      run_cancel_hook(self);  // claims the wait and unparks us (or lets the op end)
     switch_away(self);
     self->cancel_hook_ = nullptr;
+    self->wake_owed_ = false;
     self->wait_reason_ = "";
     // Leaving a park: the explorer may let the other ready fibers run first (as
     // if the scheduler had picked this one later).
@@ -375,6 +374,11 @@ class Worker {
   static bool deferring_cancel(const FiberBase* self) noexcept;
   /// The same for a parked fiber of this worker (from its saved state).
   static bool parked_deferring_cancel(const FiberBase* f) noexcept;
+  /// Takes `f`'s cancel hook and runs it; if `f` is still parked afterwards, the
+  /// wait's claimant owes it an unpark (wake_owed_).
+  static void run_cancel_hook(FiberBase* f) noexcept;
+  /// True while a fiber of this worker is parked with an unpark owed to it.
+  [[nodiscard]] bool wake_owed() const noexcept;
   /// Every other worker of the runtime has left its loop (stopping only).
   bool peers_ended() noexcept;
   /// A timer other than the stop report is armed (stopping only).

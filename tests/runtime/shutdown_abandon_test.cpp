@@ -1,6 +1,7 @@
 // Shutdown gives up on a fiber ("abandoned") only when nothing in the runtime can
 // wake it any more: a fiber that defers its cancellation while it waits for a
-// fiber of another worker, or sleeps, is waited for.
+// fiber of another worker, or sleeps, is waited for, and so is one whose wait a
+// thread claimed before the shutdown's cancellation could.
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/waiter.hpp>
 #include <weft/weft.hpp>
 
 #include "../helpers/captured_log.hpp"
@@ -61,5 +63,37 @@ TEST_CASE("shutdown waits for a fiber that sleeps with cancellation deferred") {
   }
   INFO(log.text());
   REQUIRE(woke);
+  REQUIRE(log.text().find("abandoned") == std::string::npos);
+}
+
+TEST_CASE("shutdown waits for the unpark a thread owes a fiber whose wait it claimed") {
+  // A Threaded notifier (a Channel sender, Event::set) claims a parked fiber's wait
+  // under the primitive's lock and unparks it after releasing it. A shutdown whose
+  // cancellation comes between the two finds the wait claimed: the fiber is not
+  // stuck, its unpark is on the way. The thread here holds it back long enough
+  // for the shutdown to have cancelled everything else.
+  using weft::detail::Waiter;
+  CapturedLog log;
+  std::atomic<Waiter*> published{nullptr};
+  std::atomic<bool> notified{false};
+  std::thread notifier;
+  {
+    weft::Runtime rt;
+    rt.spawn([&] {
+        Waiter w;
+        published = &w;
+        notified = w.wait() == Waiter::Result::notified;
+      }).detach();
+    Waiter* w = nullptr;
+    while (!(w = published.load())) std::this_thread::yield();
+    REQUIRE(w->claim_notify());
+    notifier = std::thread([w] {
+      std::this_thread::sleep_for(200ms);
+      w->wake();
+    });
+  }  // ~Runtime: shutdown
+  notifier.join();
+  INFO(log.text());
+  REQUIRE(notified);
   REQUIRE(log.text().find("abandoned") == std::string::npos);
 }
