@@ -49,8 +49,8 @@ void throw_not_in_fiber(const char* operation) {
   const std::string refused =
       std::string(operation) + " is Evented-only: it must be called from a fiber of a weft::Runtime";
   if (current_domain().worker >= 0)  // the scheduler context: not a fiber, and it must not block
-    throw CrossRuntimeError(
-        cross_domain_message(refused, "Start the work as a fiber from here with Runtime::spawn or Runtime::post."));
+    throw CrossRuntimeError(cross_domain_message(
+        refused, "Start the work as a fiber from here with Runtime::spawn or Runtime::spawn_detached."));
   throw CrossRuntimeError(
       cross_domain_message(refused,
                            "Bridges: start the work with Runtime::spawn or Runtime::block_on from this thread, or "
@@ -62,8 +62,8 @@ std::string blocking_in_scheduler_message(const std::string& what, const char* o
       what + ": " + op +
           " may block, which a worker's scheduler context must never do (the worker's other fibers, and its "
           "shutdown, would wait behind it)",
-      "Start a fiber for the blocking part (Runtime::spawn or Runtime::post work from here), or use a call that "
-      "never blocks: try_send/try_recv, try_acquire, and the signals (set, reset, release, increment_and_wake, "
+      "Start a fiber for the blocking part (Runtime::spawn or Runtime::spawn_detached work from here), or use a call "
+      "that never blocks: try_send/try_recv, try_acquire, and the signals (set, reset, release, increment_and_wake, "
       "notify_one/notify_all).");
 }
 

@@ -8,7 +8,7 @@
 //    context of that worker: a domain of its own. It can neither park (no fiber)
 //    nor block (the worker's other fibers, and its shutdown, would wait behind it),
 //    so every call that may block is refused there with CrossRuntimeError; calls
-//    that never block (try_ forms, signals, Runtime::spawn/post) are fine.
+//    that never block (try_ forms, signals, Runtime::spawn/spawn_detached) are fine.
 //  - An Evented-only call (spawn, yield, sleep_for, all of net/) made outside a
 //    fiber throws CrossRuntimeError naming both sides and the bridge to use; it
 //    never dereferences a missing thread-local.

@@ -45,7 +45,7 @@ class FiberCancelled : public std::runtime_error {
 };
 
 /// Work handed to something that is shut down, the one such error of weft:
-/// Runtime::spawn/spawn_on/post/block_on after the runtime's shutdown() began,
+/// Runtime::spawn/spawn_on/spawn_detached/block_on after the runtime's shutdown() began,
 /// ThreadPool::submit()/weft::offload on a pool that is shut down, and an offload
 /// whose queued task was refused at shutdown. what() names the runtime or pool.
 /// A std::runtime_error: a shutdown by another thread may race any call, so the

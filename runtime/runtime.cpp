@@ -2,9 +2,9 @@
 // the stall detector.
 //
 // Invariants:
-//  - `accepting` is guarded by post_mu: spawns from outside hold it shared while
-//    they post, shutdown takes it exclusively to stop accepting, so no post can
-//    land in an inbox after its worker stopped.
+//  - `accepting` is guarded by accept_mu: spawns from outside hold it shared while
+//    they push into an inbox, shutdown takes it exclusively to stop accepting, so
+//    no push can land in an inbox after its worker stopped.
 //  - Shutdown runs once, in the first caller; every other caller waits under
 //    stop_mu until it is done, and ~Runtime waits until no caller is left inside
 //    shutdown(), so nothing is destroyed under a caller.
@@ -59,8 +59,8 @@ struct Runtime::Impl {
   std::atomic<std::uint64_t>& fiber_ids = g_fiber_ids;
   // relaxed: round-robin needs no ordering.
   std::atomic<unsigned> next_worker{0};
-  std::shared_mutex post_mu;
-  bool accepting = true;  // guarded by post_mu (shared_mutex has no capability annotation in libstdc++)
+  std::shared_mutex accept_mu;
+  bool accepting = true;  // guarded by accept_mu (shared_mutex has no capability annotation in libstdc++)
 
   detail::AnnotatedMutex stop_mu;
   std::condition_variable_any stop_cv;  // stop_done set, or a caller left shutdown()
@@ -259,7 +259,7 @@ void Runtime::Impl::leave_stop(bool first) {
 
 void Runtime::Impl::stop_all() {
   {
-    std::unique_lock lk(post_mu);
+    std::unique_lock lk(accept_mu);
     accepting = false;
   }
   for (auto& w : workers) w->request_stop();
@@ -359,13 +359,13 @@ void Runtime::place(detail::FiberBase* f, const SpawnOptions& opts, int worker) 
   f->id_ = impl_->fiber_ids.fetch_add(1, std::memory_order_relaxed);
   f->set_name(opts.name);
   f->worker_ = impl_->workers[target].get();  // before the handle exists: JoinHandle::cancel reads it
-  std::shared_lock lk(impl_->post_mu);
+  std::shared_lock lk(impl_->accept_mu);
   if (!impl_->accepting) {
     lk.unlock();
     delete f;
     throw ShutDown("weft::Runtime::spawn: runtime '" + impl_->cfg.name + "' is shut down");
   }
-  impl_->workers[target]->post_new(f);
+  impl_->workers[target]->push_inbox_new(f);
 }
 
 Stats Runtime::stats() const {

@@ -58,7 +58,8 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   /// Starts `fn` as a fiber (any thread). Returns its JoinHandle. Throws ShutDown
-  /// once shutdown() has begun (fn is not used); so do spawn_on, post and block_on.
+  /// once shutdown() has begun (fn is not used); so do spawn_on, spawn_detached and
+  /// block_on.
   template <class F>
   JoinHandle<SpawnResult<F>> spawn(F&& fn, SpawnOptions opts = {}) {
     using R = SpawnResult<F>;
@@ -81,8 +82,13 @@ class Runtime {
   /// Starts `fn` as a detached fiber (any thread): fire and forget. An exception
   /// it ends with is logged with its name and counted in stats().
   template <class F>
-  void post(F&& fn, SpawnOptions opts = {}) {
+  void spawn_detached(F&& fn, SpawnOptions opts = {}) {
     spawn(std::forward<F>(fn), opts).detach();
+  }
+  /// spawn_detached(); deprecated, so that "post" names one thing, Launch::post.
+  template <class F>
+  [[deprecated("use spawn_detached")]] void post(F&& fn, SpawnOptions opts = {}) {
+    spawn_detached(std::forward<F>(fn), opts);
   }
   /// Runs `fn` as a fiber and blocks the calling thread until it returns; returns
   /// its result or rethrows its exception. Threaded-only: from a fiber it throws

@@ -98,15 +98,15 @@ class Inbox {
     if (state_.load(std::memory_order_relaxed) != kRunning) state_.store(kRunning, std::memory_order_seq_cst);
   }
 
-  /// Posters between their push and the end of their wake (Worker::post): once
-  /// a push is seen, its fiber may run and end and its runtime be destroyed while
-  /// the poster still touches the worker; the worker's destructor waits for 0.
+  /// Pushers between their push and the end of their wake (Worker::push_inbox):
+  /// once a push is seen, its fiber may run and end and its runtime be destroyed
+  /// while the pusher still touches the worker; the worker's destructor waits for 0.
   /// On head_'s cache line, which the push writes anyway.
-  std::atomic<std::uint32_t>& posters() noexcept { return posters_; }
+  std::atomic<std::uint32_t>& pushers() noexcept { return pushers_; }
 
  private:
   alignas(64) std::atomic<FiberBase*> head_{nullptr};
-  std::atomic<std::uint32_t> posters_{0};
+  std::atomic<std::uint32_t> pushers_{0};
   alignas(64) std::atomic<std::uint32_t> state_{kRunning};
 };
 

@@ -95,10 +95,10 @@ Worker::~Worker() {
     request_stop();
     join_thread();
   }
-  // A thread whose post() woke the last fiber may still be finishing its wake
-  // (a few instructions, or the eventfd write): wait for it before the fd and
-  // this object go. acquire: pairs with post()'s release decrement.
-  while (inbox_.posters().load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  // A thread whose push_inbox() woke the last fiber may still be finishing its
+  // wake (a few instructions, or the eventfd write): wait for it before the fd and
+  // this object go. acquire: pairs with push_inbox()'s release decrement.
+  while (inbox_.pushers().load(std::memory_order_acquire) != 0) std::this_thread::yield();
   if (wake_fd_ >= 0) ::close(wake_fd_);
   delete net_slot_.load(std::memory_order_acquire);
 }
@@ -256,12 +256,12 @@ void Worker::run_loop() {
     }
     tick();
   }
-  // release: our last wakes (inbox posts, MSG_RINGs reaped above) happen before
+  // release: our last wakes (inbox pushes, MSG_RINGs reaped above) happen before
   // a peer that reads this with acquire looks for them.
   loop_ended_.store(true, std::memory_order_release);
   for (const auto& peer : group_.workers)
     if (peer.get() != this) peer->write_wake_fd();  // re-check peers_ended()
-  // Late posts (a spawn racing the stop) are refused, never dropped silently.
+  // Late pushes (a spawn racing the stop) are refused, never dropped silently.
   for (FiberBase* f = inbox_.take_all(); f;) {
     FiberBase* next = f->inbox_next_;
     if (f->state_ == FiberState::created) complete_without_running(f, std::make_exception_ptr(FiberCancelled()));
@@ -352,7 +352,7 @@ void Worker::tick() {
 
 // The yield fast path ran out of budget, or a fiber yields with no other fiber
 // ready (yield_slow, at every such yield). If the scheduler's tick would find
-// nothing to do — no stop request, no post in the inbox, nothing to submit,
+// nothing to do — no stop request, no push in the inbox, nothing to submit,
 // no op in flight, no CQE waiting, no timer due — start a new budget here and
 // keep switching fiber to fiber, instead of two switches through the scheduler
 // context for nothing. Otherwise the caller takes the slow path to the tick.
@@ -488,15 +488,15 @@ void Worker::drain_inbox() {
 
 // -------------------------------------------------------- fiber lifecycle ----
 
-void Worker::post(FiberBase* f) {
+void Worker::push_inbox(FiberBase* f) {
   // relaxed: sequenced before the push, whose release publishes it to whoever
   // sees `f` (and so to a destructor that runs after `f` has run).
-  inbox_.posters().fetch_add(1, std::memory_order_relaxed);
+  inbox_.pushers().fetch_add(1, std::memory_order_relaxed);
   // Only when the worker announced sleep: the coalesced wake (one per sleep).
   if (inbox_.push(f)) wake();
   // release: every touch of this worker above happens before the destructor's
   // acquire load that sees the count drop.
-  inbox_.posters().fetch_sub(1, std::memory_order_release);
+  inbox_.pushers().fetch_sub(1, std::memory_order_release);
 }
 
 void Worker::write_wake_fd() noexcept {
@@ -532,7 +532,7 @@ void Worker::unpark(FiberBase* f) {
   if (t_state.worker == w)
     w->unpark_local(f);
   else
-    w->post(f);
+    w->push_inbox(f);
 }
 
 void Worker::unpark_local(FiberBase* f) {
@@ -543,7 +543,7 @@ void Worker::unpark_local(FiberBase* f) {
 
 // Registers a new fiber of this worker; false when it was refused (shutdown).
 bool Worker::adopt(FiberBase* f) {
-  // Runtime::place() already named this worker before posting (the handle's
+  // Runtime::place() already named this worker before pushing (the handle's
   // cancel() reads it from another thread): write it only where it is unset.
   if (!f->worker_) f->worker_ = this;
   f->all_next_ = all_head_;
@@ -727,10 +727,10 @@ void Worker::yield_slow(FiberBase* self) {
   if (self->cancel_requested_ && !deferring_cancel(self)) throw FiberCancelled();
   if (runq_.empty()) {
     // Alone: this yield is an activation, and the moment to look for new work.
-    // When the tick would find none (quiet_tick: no post, no SQE, no op in
+    // When the tick would find none (quiet_tick: no push, no SQE, no op in
     // flight, no CQE, no timer due) keep going; that also moves the stall
     // detector's epoch. Otherwise go through the tick now, so a fiber that
-    // yields between slices of work holds back no timer, post or completion.
+    // yields between slices of work holds back no timer, push or completion.
     if (budget_ > 0) --budget_;
     if (quiet_tick()) return;
     // End this tick's budget (its activations counted first), so that

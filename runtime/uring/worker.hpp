@@ -9,13 +9,13 @@
 // of fibers ready when the tick begins, at least `tick_budget` and at most
 // kMaxBudgetFactor x `tick_budget` (tick_budget_for()).
 // Invariants:
-//  - Everything here is touched only by the worker's thread, except post(),
+//  - Everything here is touched only by the worker's thread, except push_inbox(),
 //    request_stop(), wait_stopped() and the relaxed counters read by stats and the
 //    stall detector.
 //  - A parked fiber is unparked exactly once per park, by whoever claimed its wait;
 //    an unpark of a fiber that is not parked is an invariant violation (abort with
 //    a message), never silently ignored: that is how lost/double wakeups surface.
-//  - Remote unparks (post) are processed only in scheduler context, so the target
+//  - Remote unparks (push_inbox) are processed only in scheduler context, so the target
 //    has always finished switching out: wakers never touch a running fiber.
 //  - A finished fiber's stack is released by the next context to run (it cannot be
 //    released while in use); `zombie_` carries it across the switch.
@@ -155,13 +155,13 @@ class Worker {
   // ---- any thread ----
   /// Makes `f` runnable here: a new fiber of this worker, or a parked fiber of this
   /// worker whose wait the caller has claimed.
-  void post(FiberBase* f);
-  /// post() for a new fiber, counted as incoming until this worker adopts it.
-  void post_new(FiberBase* f) {
+  void push_inbox(FiberBase* f);
+  /// push_inbox() for a new fiber, counted as incoming until this worker adopts it.
+  void push_inbox_new(FiberBase* f) {
     incoming_.fetch_add(1, std::memory_order_relaxed);
-    post(f);
+    push_inbox(f);
   }
-  /// Live fibers plus new ones posted and not yet adopted (placement; racy hint).
+  /// Live fibers plus new ones pushed and not yet adopted (placement; racy hint).
   [[nodiscard]] std::uint64_t load() const noexcept { return alive_.get() + incoming_.load(std::memory_order_relaxed); }
   /// Unparks `f` (parked on any worker), choosing the local or the remote path.
   static void unpark(FiberBase* f);

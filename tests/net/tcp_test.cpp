@@ -307,7 +307,7 @@ TEST_CASE("a fiber cancelled in a pending read resumes with FiberCancelled after
   const int before = weft::test::stable_open_fds();
   {
     weft::Runtime rt;
-    rt.post([&] {
+    rt.spawn_detached([&] {
       weft::test::LoopbackConnection conn = weft::test::loopback_connection();
       TcpStream& s = conn.server;
       char b[16];

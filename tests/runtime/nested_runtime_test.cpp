@@ -33,7 +33,7 @@ TEST_CASE("a runtime created used and destroyed inside a fiber of another runtim
       weft::sleep_for(1ms);
       return weft::current_domain().name();
     });
-    inner.post([&] {  // still parked when `inner` is destroyed: cancelled
+    inner.spawn_detached([&] {  // still parked when `inner` is destroyed: cancelled
       CountUnwind g{unwound};
       weft::sleep_for(1h);
     });

@@ -43,7 +43,7 @@ TEST_CASE("every one of several concurrent shutdown calls returns after all fibe
       cfg.workers = 2;
       weft::Runtime rt(cfg);
       for (int i = 0; i < kFibers; ++i)
-        rt.post(
+        rt.spawn_detached(
             [&] {
               SlowUnwind g{unwound};
               started.fetch_add(1);
@@ -83,7 +83,7 @@ TEST_CASE("the destructor waits for a shutdown another thread started") {
         weft::Config cfg;
         cfg.stall_threshold = 100ms;  // the runtime has a monitor thread
         weft::Runtime rt(cfg);
-        rt.post([&] {
+        rt.spawn_detached([&] {
           SlowUnwind g{unwound};
           started.store(true);
           weft::sleep_for(1h);

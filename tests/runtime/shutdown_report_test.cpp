@@ -70,7 +70,7 @@ TEST_CASE("shutdown names a fiber that stays parked after its cancellation and w
   {
     weft::Runtime rt(weft::Config{.name = "deaf"});
     FiberBase* deaf = nullptr;
-    rt.post(
+    rt.spawn_detached(
         [&] {
           deaf = weft::detail::t_state.fiber;
           // A wait whose cancel hook does not wake it.
@@ -79,7 +79,7 @@ TEST_CASE("shutdown names a fiber that stays parked after its cancellation and w
         },
         {.name = "deaf-parker"});
     std::atomic<bool> keeper_parked{false};
-    rt.post(
+    rt.spawn_detached(
         [&] {
           keeper_parked = true;
           // Parked until cancelled; from then on requeued at every park, so the

@@ -179,7 +179,7 @@ TEST_CASE("stats count switches and alive fibers") {
   REQUIRE(s.fibers_alive == 0);
 }
 
-TEST_CASE("post from plain threads runs every task once on the runtime") {
+TEST_CASE("spawn_detached from plain threads runs every task once on the runtime") {
   weft::Runtime rt(weft::Config{.workers = 2});
   constexpr int kTasks = 1000;
   std::vector<std::atomic<int>> runs(kTasks);  // per task: how often it ran in a fiber
@@ -188,7 +188,7 @@ TEST_CASE("post from plain threads runs every task once on the runtime") {
   for (int t = 0; t < 4; ++t)
     ts.emplace_back([&, t] {
       for (int i = t * 250; i < (t + 1) * 250; ++i)
-        rt.post([&, i] {
+        rt.spawn_detached([&, i] {
           if (!weft::current_domain().evented()) off_runtime.fetch_add(1);
           runs[static_cast<std::size_t>(i)].fetch_add(1);
           ran.fetch_add(1);
@@ -203,6 +203,25 @@ TEST_CASE("post from plain threads runs every task once on the runtime") {
   int once = 0;
   for (auto& r : runs) once += r.load() == 1;
   REQUIRE(once == kTasks);
+}
+
+TEST_CASE("the deprecated Runtime::post still starts a detached fiber with its options") {
+  weft::Runtime rt;
+  std::atomic<bool> ran{false};
+  std::string name;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  rt.post(
+      [&] {
+        name = weft::this_fiber::name();
+        ran.store(true, std::memory_order_release);
+      },
+      {.name = "old-post"});
+#pragma GCC diagnostic pop
+  rt.block_on([&] {
+    while (!ran.load(std::memory_order_acquire)) weft::sleep_for(1ms);  // bounded by the test's timeout
+  });
+  REQUIRE(name == "old-post");
 }
 
 TEST_CASE("a fiber's captures are destroyed in the fiber itself, before join returns") {
@@ -234,7 +253,7 @@ TEST_CASE("a fiber's captures are destroyed in the fiber itself, before join ret
 }
 
 // A fiber alone on its worker that yields must let the tick's work in at its next
-// yield: a timer that fell due, a post from another thread. (Before, a lone yield
+// yield: a timer that fell due, a fiber spawned from another thread. (Before, a lone yield
 // only counted down the tick budget, so that work waited up to 64 yields.)
 TEST_CASE("a fiber alone on its worker runs a due timer's fiber within two yields, not a tick budget later") {
   weft::Runtime rt;
@@ -262,25 +281,25 @@ TEST_CASE("a fiber alone on its worker runs a due timer's fiber within two yield
   REQUIRE(worst <= 2);  // one yield enters the tick (timer fires), the next runs the sleeper
 }
 
-TEST_CASE("a fiber alone on its worker runs a fiber posted from a thread within two yields of the post") {
+TEST_CASE("a fiber alone on its worker runs a fiber spawned from a thread within two yields of the spawn") {
   weft::Runtime rt;
   long worst = 0;
   for (int rep = 0; rep < 20; ++rep) {
-    std::atomic<bool> spinning{false}, posted{false}, ran{false};
+    std::atomic<bool> spinning{false}, spawned{false}, ran{false};
     auto spinner = rt.spawn([&] {
       spinning.store(true, std::memory_order_release);
-      long yields_after_post = 0;
+      long yields_after_spawn = 0;
       while (!ran.load(std::memory_order_acquire)) {
-        const bool p = posted.load(std::memory_order_acquire);  // the post is in the inbox
+        const bool p = spawned.load(std::memory_order_acquire);  // the new fiber is in the inbox
         weft::yield();
-        if (p) ++yields_after_post;
+        if (p) ++yields_after_spawn;
       }
-      return yields_after_post;
+      return yields_after_spawn;
     });
     while (!spinning.load(std::memory_order_acquire)) std::this_thread::yield();
-    rt.post([&ran] { ran.store(true, std::memory_order_release); });
-    posted.store(true, std::memory_order_release);
+    rt.spawn_detached([&ran] { ran.store(true, std::memory_order_release); });
+    spawned.store(true, std::memory_order_release);
     worst = std::max(worst, spinner.join());
   }
-  REQUIRE(worst <= 2);  // one yield drains the inbox, the next runs the posted fiber
+  REQUIRE(worst <= 2);  // one yield drains the inbox, the next runs the new fiber
 }
