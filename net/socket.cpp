@@ -73,8 +73,8 @@ void remove_slot(SocketCore* c) noexcept {
 std::string subject_of(const SocketCore* c) {
   if (!c) return " (no socket)";
   std::string s = " (fd " + std::to_string(c->fd);
-  if (c->role && c->label.family() != Address::Family::none)
-    s += std::string(", ") + c->role + " " + c->label.to_string();
+  if (c->role && c->known_address.family() != Address::Family::none)
+    s += std::string(", ") + c->role + " " + c->known_address.to_string();
   return s + ")";
 }
 
@@ -438,17 +438,17 @@ int Socket::checked_fd(const char* op) const {
   return enter_op(core_, op)->fd;
 }
 
-// ------------------------------------------------------- labels, errors ----
+// -------------------------------------------------- known address, errors ----
 
-void Socket::set_label(const char* role, const Address& a) {
+void Socket::set_known_address(const char* role, const Address& a) {
   if (!core_) return;
   core_->role = role;
-  core_->label = a;
+  core_->known_address = a;
 }
 
-const Address& Socket::label_address() const {
+const Address& Socket::known_address() const {
   static const Address kNone;
-  return core_ ? core_->label : kNone;
+  return core_ ? core_->known_address : kNone;
 }
 
 std::string Socket::subject() const {

@@ -146,8 +146,8 @@ class Socket {
   void backoff(const char* op, Timeout d, std::int64_t deadline_ns);
 
   /// The address shown in error messages: " (fd 7, <role> <address>)".
-  void set_label(const char* role, const Address& a);
-  [[nodiscard]] const Address& label_address() const;
+  void set_known_address(const char* role, const Address& a);
+  [[nodiscard]] const Address& known_address() const;
   /// " (fd 7, peer 1.2.3.4:5)": the socket part of what().
   [[nodiscard]] std::string subject() const;
   /// Throws the error for `res` on this socket (error.hpp).

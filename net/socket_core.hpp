@@ -38,8 +38,8 @@ struct SocketCore {
   bool closing = false;                        ///< no new op admitted; the fd closes when pending hits 0
   weft::detail::FiberBase* drainer = nullptr;  ///< the closer, parked until pending hits 0
   CloserNode* closers = nullptr;               ///< other fibers' close() calls, woken at close(2)
-  const char* role = nullptr;                  ///< "peer" / "local": what `label` is, for messages
-  Address label;
+  const char* role = nullptr;                  ///< "peer" / "local": what `known_address` is, for messages
+  Address known_address;
   /// The slot in `slot_owner`'s registered-file table (runtime/uring/fixed_files.hpp),
   /// or -1. Installed by the first op on a worker; ops of that worker name it
   /// instead of the fd. A move that releases the socket keeps it (the next op is

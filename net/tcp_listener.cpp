@@ -69,14 +69,14 @@ TcpListener TcpListener::bind_listen(const Address& addr, const ListenOptions& o
   if (opts.backlog < 0) throw std::invalid_argument(std::string(kOp) + ": backlog must be >= 0");
   TcpListener l;
   l.sock_ = Socket::open(kOp, addr.domain(), SOCK_STREAM);
-  l.sock_.set_label("local", addr);
+  l.sock_.set_known_address("local", addr);
   const bool inet = addr.family() != Address::Family::unix_path;
   if (inet && opts.reuse_addr) l.sock_.set_option(kOp, SOL_SOCKET, SO_REUSEADDR, 1);
   if (inet && opts.reuse_port) l.sock_.set_option(kOp, SOL_SOCKET, SO_REUSEPORT, 1);
   bind_socket(l.sock_, addr, ring_ops, kOp);
   listen_socket(l.sock_, opts.backlog, ring_ops, "weft::net::TcpListener::bind (listen)");
   // The real address (port 0 becomes the kernel's choice) is what errors name.
-  if (inet) l.sock_.set_label("local", l.sock_.local_address(kOp));
+  if (inet) l.sock_.set_known_address("local", l.sock_.local_address(kOp));
   return l;
 }
 
@@ -115,7 +115,7 @@ TcpStream TcpListener::accept(Timeout timeout) {
     } catch (const std::invalid_argument&) {
       peer = Address();  // an unnamed Unix peer: nothing to show
     }
-    s.set_label("peer", peer);
+    s.set_known_address("peer", peer);
     return TcpStream(std::move(s));
   }
 }

@@ -48,7 +48,7 @@ class TcpListener {
   TcpStream accept(Timeout timeout = kNoTimeout);
 
   /// The bound address, with the real port when bind() was given port 0.
-  [[nodiscard]] const Address& local_address() const noexcept { return sock_.label_address(); }
+  [[nodiscard]] const Address& local_address() const noexcept { return sock_.known_address(); }
   /// Cancels waiting accepts, waits for them, closes the fd. Idempotent; no throw.
   void close() noexcept { sock_.close(); }
   [[nodiscard]] bool is_open() const noexcept { return sock_.is_open(); }

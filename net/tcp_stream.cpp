@@ -87,7 +87,7 @@ TcpStream TcpStream::connect(const Address& to, Timeout timeout) {
   require_stream_address(to, kOp);
   const std::int64_t deadline = detail::deadline_of(timeout);
   Socket s = Socket::open(kOp, to.domain(), SOCK_STREAM);
-  s.set_label("peer", to);
+  s.set_known_address("peer", to);
   const int fd = s.fd();
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, fd, to.sockaddr_ptr(), to.size()); };
   try {

@@ -109,7 +109,7 @@ class TcpStream {
   /// getsockname(2).
   [[nodiscard]] Address local_address() const;
   /// The address connected to or accepted from (none for a default-constructed stream).
-  [[nodiscard]] const Address& peer_address() const noexcept { return sock_.label_address(); }
+  [[nodiscard]] const Address& peer_address() const noexcept { return sock_.known_address(); }
 
  private:
   friend class TcpListener;

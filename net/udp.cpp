@@ -40,11 +40,11 @@ UdpSocket UdpSocket::bind(const Address& local) {
   require_address(local, kOp);
   UdpSocket u;
   u.sock_ = Socket::open(kOp, local.domain(), SOCK_DGRAM);
-  u.sock_.set_label("local", local);
+  u.sock_.set_known_address("local", local);
   const int fd = u.sock_.checked_fd(kOp);
   if (::bind(fd, local.sockaddr_ptr(), local.size()) != 0) u.sock_.fail(-errno, kOp);
   u.local_ = local.family() == Address::Family::unix_path ? local : u.sock_.local_address(kOp);
-  u.sock_.set_label("local", u.local_);
+  u.sock_.set_known_address("local", u.local_);
   return u;
 }
 
@@ -55,7 +55,7 @@ void UdpSocket::connect(const Address& peer) {
   // A datagram connect only records the peer: no round trip, so no ring op.
   if (::connect(fd, peer.sockaddr_ptr(), peer.size()) != 0) sock_.fail(-errno, kOp);
   peer_ = peer;
-  sock_.set_label("peer", peer);
+  sock_.set_known_address("peer", peer);
 }
 
 std::size_t UdpSocket::send_to(const void* buf, std::size_t len, const Address& to, Timeout timeout) {

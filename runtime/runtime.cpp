@@ -129,16 +129,16 @@ void Runtime::Impl::run_monitor() {
     const auto now = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < workers.size(); ++i) {
       const std::uint64_t epoch = workers[i]->switch_epoch();
-      const detail::FiberLabel* label = workers[i]->running_label();
+      const detail::FiberBadge* badge = workers[i]->running_badge();
       Seen& s = seen[i];
-      if (epoch != s.epoch || !label) {
+      if (epoch != s.epoch || !badge) {
         s = Seen{epoch, now, false};
         continue;
       }
       if (!s.reported && now - s.since >= threshold) {
-        const std::string name = label->read();
-        // Validate: no switch happened while we read, so the label was not reused.
-        if (workers[i]->switch_epoch() != epoch || workers[i]->running_label() != label) continue;
+        const std::string name = badge->read();
+        // Validate: no switch happened while we read, so the badge was not reused.
+        if (workers[i]->switch_epoch() != epoch || workers[i]->running_badge() != badge) continue;
         s.reported = true;
         log::logger().warn("stall: fiber {} on worker {} has run for at least {} ms without yielding", name, i,
                            std::chrono::duration_cast<std::chrono::milliseconds>(now - s.since).count());
@@ -289,12 +289,12 @@ void Runtime::Impl::wait_for_workers() {
   // detector does, with the worker's switch epoch.
   struct Seen {
     std::uint64_t epoch;
-    const detail::FiberLabel* label;
+    const detail::FiberBadge* badge;
     std::chrono::steady_clock::time_point since;
   };
   const auto start = std::chrono::steady_clock::now();
   std::vector<Seen> seen;
-  for (auto& w : workers) seen.push_back(Seen{w->switch_epoch(), w->running_label(), start});
+  for (auto& w : workers) seen.push_back(Seen{w->switch_epoch(), w->running_badge(), start});
   for (std::size_t i = 0; i < workers.size(); ++i) {
     while (!workers[i]->wait_stopped(detail::Worker::kStopReportPeriod)) {
       const auto now = std::chrono::steady_clock::now();
@@ -303,13 +303,13 @@ void Runtime::Impl::wait_for_workers() {
         if (j > i && w.wait_stopped(std::chrono::milliseconds(0))) continue;
         Seen& s = seen[j];
         const std::uint64_t e = w.switch_epoch();
-        const detail::FiberLabel* l = w.running_label();
-        if (!l || e != s.epoch || l != s.label) {  // it switched, or is in its scheduler: the worker reports
-          s = Seen{e, l, now};
+        const detail::FiberBadge* b = w.running_badge();
+        if (!b || e != s.epoch || b != s.badge) {  // it switched, or is in its scheduler: the worker reports
+          s = Seen{e, b, now};
           continue;
         }
-        const std::string name = l->read();
-        if (w.switch_epoch() != e || w.running_label() != l) continue;  // it switched while we read
+        const std::string name = b->read();
+        if (w.switch_epoch() != e || w.running_badge() != b) continue;  // it switched while we read
         log::logger().warn(
             "shutdown of runtime '{}' waits for fiber {} on worker {}: it has run for at least {} ms without "
             "yielding, so it has not seen its cancellation (a loop that never yields, or a blocking call?)",
@@ -407,9 +407,9 @@ std::string Runtime::dump_fibers(std::chrono::milliseconds timeout) {
       std::lock_guard lk(answer->mu);
       out += answer->text;
     } else {
-      const detail::FiberLabel* label = w->running_label();
+      const detail::FiberBadge* badge = w->running_badge();
       out += "worker " + std::to_string(i) + "  (no answer within " + std::to_string(timeout.count()) +
-             " ms; running " + (label ? label->read() : std::string("no fiber")) + ")\n";
+             " ms; running " + (badge ? badge->read() : std::string("no fiber")) + ")\n";
     }
   }
   return out;

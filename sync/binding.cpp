@@ -12,7 +12,7 @@ namespace weft::detail {
 
 namespace {
 
-void copy_label(char (&dst)[32], std::string_view src) noexcept {
+void copy_name(char (&dst)[32], std::string_view src) noexcept {
   const std::size_t n = src.size() < sizeof dst - 1 ? src.size() : sizeof dst - 1;
   if (n) std::memcpy(dst, src.data(), n);  // an empty string_view may carry a null data()
   dst[n] = '\0';
@@ -33,18 +33,18 @@ std::uintptr_t refresh_caller_word() noexcept {
   return t_caller_cache.word;
 }
 
-DomainBinding::DomainBinding(const char* kind, std::string_view label) noexcept : word_(kUnbound), kind_(kind) {
-  copy_label(label_, label);
+DomainBinding::DomainBinding(const char* kind, std::string_view name) noexcept : word_(kUnbound), kind_(kind) {
+  copy_name(name_, name);
 }
 
-DomainBinding::DomainBinding(const char* kind, Runtime& rt, std::string_view label) : word_(word_of(rt)), kind_(kind) {
-  copy_label(label_, label);
-  copy_label(runtime_name_, runtime_name(rt));
+DomainBinding::DomainBinding(const char* kind, Runtime& rt, std::string_view name) : word_(word_of(rt)), kind_(kind) {
+  copy_name(name_, name);
+  copy_name(runtime_name_, runtime_name(rt));
 }
 
-DomainBinding::DomainBinding(const char* kind, ThreadedTag, std::string_view label) noexcept
+DomainBinding::DomainBinding(const char* kind, ThreadedTag, std::string_view name) noexcept
     : word_(kThreaded), kind_(kind) {
-  copy_label(label_, label);
+  copy_name(name_, name);
 }
 
 std::uintptr_t DomainBinding::settled_word() const noexcept {
@@ -69,7 +69,7 @@ void DomainBinding::slow_check(const char* op) const {
       // the loop re-reads the winner's word with acquire.
       if (word_.compare_exchange_strong(w, kThreaded, std::memory_order_relaxed)) return;
     } else if (word_.compare_exchange_strong(w, kBinding, std::memory_order_relaxed)) {
-      copy_label(runtime_name_, runtime_name(worker_runtime(t_state.worker)));
+      copy_name(runtime_name_, runtime_name(worker_runtime(t_state.worker)));
       word_.store(me, std::memory_order_release);  // publishes runtime_name_
       return;
     }
@@ -79,7 +79,7 @@ void DomainBinding::slow_check(const char* op) const {
 
 std::string DomainBinding::what() const {
   std::string s = kind_;
-  if (label_[0]) s += std::string(" '") + label_ + "'";
+  if (name_[0]) s += std::string(" '") + name_ + "'";
   return s;
 }
 

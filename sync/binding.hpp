@@ -100,10 +100,10 @@ inline const void* caller_identity() noexcept {
 
 class DomainBinding {
  public:
-  /// `kind` is a string literal ("weft::Mutex"); `label` is copied (31 chars kept).
-  DomainBinding(const char* kind, std::string_view label) noexcept;
-  DomainBinding(const char* kind, Runtime& rt, std::string_view label);
-  DomainBinding(const char* kind, ThreadedTag, std::string_view label) noexcept;
+  /// `kind` is a string literal ("weft::Mutex"); `name` is copied (31 chars kept).
+  DomainBinding(const char* kind, std::string_view name) noexcept;
+  DomainBinding(const char* kind, Runtime& rt, std::string_view name);
+  DomainBinding(const char* kind, ThreadedTag, std::string_view name) noexcept;
   DomainBinding(const DomainBinding&) = delete;
   DomainBinding& operator=(const DomainBinding&) = delete;
 
@@ -136,9 +136,9 @@ class DomainBinding {
 
   /// "Threaded", "Evented(runtime 'weft')" or "unbound".
   [[nodiscard]] std::string domain_name() const;
-  /// "weft::Mutex 'conn-table'" (or just the kind when unlabelled).
+  /// "weft::Mutex 'conn-table'" (or just the kind when unnamed).
   [[nodiscard]] std::string what() const;
-  [[nodiscard]] const char* label() const noexcept { return label_; }
+  [[nodiscard]] const char* name() const noexcept { return name_; }
   [[nodiscard]] bool bound() const noexcept { return word_.load(std::memory_order_acquire) > kBinding; }
   [[nodiscard]] bool bound_threaded() const noexcept { return word_.load(std::memory_order_acquire) == kThreaded; }
 
@@ -156,7 +156,7 @@ class DomainBinding {
   // the binder publishes runtime_name_ with a release store (see the top).
   mutable std::atomic<std::uintptr_t> word_;
   const char* kind_;
-  char label_[32] = {};
+  char name_[32] = {};
   mutable char runtime_name_[32] = {};  // written once, before word_ is published
 };
 

@@ -36,9 +36,9 @@ namespace weft {
 class Condition {
  public:
   /// Unbound: binds to the domain of its first waiter.
-  explicit Condition(std::string_view label = {}) noexcept : binding_("weft::Condition", label) {}
-  explicit Condition(Runtime& rt, std::string_view label = {}) : binding_("weft::Condition", rt, label) {}
-  explicit Condition(ThreadedTag t, std::string_view label = {}) noexcept : binding_("weft::Condition", t, label) {}
+  explicit Condition(std::string_view name = {}) noexcept : binding_("weft::Condition", name) {}
+  explicit Condition(Runtime& rt, std::string_view name = {}) : binding_("weft::Condition", rt, name) {}
+  explicit Condition(ThreadedTag t, std::string_view name = {}) noexcept : binding_("weft::Condition", t, name) {}
   Condition(const Condition&) = delete;
   Condition& operator=(const Condition&) = delete;
   ~Condition();

@@ -42,12 +42,12 @@ class Event {
   enum class Mode : std::uint8_t { manual_reset, auto_reset };
 
   /// Unbound: binds to the domain of its first waiter.
-  explicit Event(Mode mode = Mode::manual_reset, std::string_view label = {}) noexcept
-      : binding_("weft::Event", label), mode_(mode) {}
-  Event(Runtime& rt, Mode mode = Mode::manual_reset, std::string_view label = {})
-      : binding_("weft::Event", rt, label), mode_(mode) {}
-  Event(ThreadedTag t, Mode mode = Mode::manual_reset, std::string_view label = {}) noexcept
-      : binding_("weft::Event", t, label), mode_(mode) {}
+  explicit Event(Mode mode = Mode::manual_reset, std::string_view name = {}) noexcept
+      : binding_("weft::Event", name), mode_(mode) {}
+  Event(Runtime& rt, Mode mode = Mode::manual_reset, std::string_view name = {})
+      : binding_("weft::Event", rt, name), mode_(mode) {}
+  Event(ThreadedTag t, Mode mode = Mode::manual_reset, std::string_view name = {}) noexcept
+      : binding_("weft::Event", t, name), mode_(mode) {}
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
   ~Event();

@@ -50,12 +50,12 @@ class FutexCounter {
   static constexpr std::uint32_t all = std::numeric_limits<std::uint32_t>::max();
 
   /// Unbound: binds to the domain of its first waiter.
-  explicit FutexCounter(std::uint32_t initial = 0, std::string_view label = {}) noexcept
-      : binding_("weft::FutexCounter", label), state_(std::uint64_t{initial} << kValueShift) {}
-  FutexCounter(Runtime& rt, std::uint32_t initial = 0, std::string_view label = {})
-      : binding_("weft::FutexCounter", rt, label), state_(std::uint64_t{initial} << kValueShift) {}
-  FutexCounter(ThreadedTag t, std::uint32_t initial = 0, std::string_view label = {}) noexcept
-      : binding_("weft::FutexCounter", t, label), state_(std::uint64_t{initial} << kValueShift) {}
+  explicit FutexCounter(std::uint32_t initial = 0, std::string_view name = {}) noexcept
+      : binding_("weft::FutexCounter", name), state_(std::uint64_t{initial} << kValueShift) {}
+  FutexCounter(Runtime& rt, std::uint32_t initial = 0, std::string_view name = {})
+      : binding_("weft::FutexCounter", rt, name), state_(std::uint64_t{initial} << kValueShift) {}
+  FutexCounter(ThreadedTag t, std::uint32_t initial = 0, std::string_view name = {}) noexcept
+      : binding_("weft::FutexCounter", t, name), state_(std::uint64_t{initial} << kValueShift) {}
   FutexCounter(const FutexCounter&) = delete;
   FutexCounter& operator=(const FutexCounter&) = delete;
   ~FutexCounter();

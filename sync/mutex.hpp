@@ -76,11 +76,11 @@ class WEFT_SCOPED_CAPABILITY SpinGuard {
 class WEFT_CAPABILITY("mutex") Mutex {
  public:
   /// Unbound: binds to the domain of its first locker.
-  explicit Mutex(std::string_view label = {}) noexcept : binding_("weft::Mutex", label) {}
+  explicit Mutex(std::string_view name = {}) noexcept : binding_("weft::Mutex", name) {}
   /// Bound to `rt`: only fibers of `rt` may lock it.
-  explicit Mutex(Runtime& rt, std::string_view label = {}) : binding_("weft::Mutex", rt, label) {}
+  explicit Mutex(Runtime& rt, std::string_view name = {}) : binding_("weft::Mutex", rt, name) {}
   /// Bound to the Threaded side: only plain threads may lock it.
-  explicit Mutex(ThreadedTag t, std::string_view label = {}) noexcept : binding_("weft::Mutex", t, label) {}
+  explicit Mutex(ThreadedTag t, std::string_view name = {}) noexcept : binding_("weft::Mutex", t, name) {}
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
   ~Mutex();

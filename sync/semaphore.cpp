@@ -19,12 +19,12 @@ std::ptrdiff_t checked_initial(std::ptrdiff_t initial) {
 }
 }  // namespace
 
-Semaphore::Semaphore(std::ptrdiff_t initial, std::string_view label)
-    : binding_("weft::Semaphore", label), count_(checked_initial(initial)) {}
-Semaphore::Semaphore(Runtime& rt, std::ptrdiff_t initial, std::string_view label)
-    : binding_("weft::Semaphore", rt, label), count_(checked_initial(initial)) {}
-Semaphore::Semaphore(ThreadedTag t, std::ptrdiff_t initial, std::string_view label)
-    : binding_("weft::Semaphore", t, label), count_(checked_initial(initial)) {}
+Semaphore::Semaphore(std::ptrdiff_t initial, std::string_view name)
+    : binding_("weft::Semaphore", name), count_(checked_initial(initial)) {}
+Semaphore::Semaphore(Runtime& rt, std::ptrdiff_t initial, std::string_view name)
+    : binding_("weft::Semaphore", rt, name), count_(checked_initial(initial)) {}
+Semaphore::Semaphore(ThreadedTag t, std::ptrdiff_t initial, std::string_view name)
+    : binding_("weft::Semaphore", t, name), count_(checked_initial(initial)) {}
 
 bool Semaphore::has_waiters() const {
   LockGuard g(qmu_);

@@ -39,9 +39,9 @@ class Semaphore {
  public:
   /// Unbound: binds to the domain of its first acquirer. Throws
   /// std::invalid_argument for a negative `initial`.
-  explicit Semaphore(std::ptrdiff_t initial = 0, std::string_view label = {});
-  Semaphore(Runtime& rt, std::ptrdiff_t initial = 0, std::string_view label = {});
-  Semaphore(ThreadedTag t, std::ptrdiff_t initial = 0, std::string_view label = {});
+  explicit Semaphore(std::ptrdiff_t initial = 0, std::string_view name = {});
+  Semaphore(Runtime& rt, std::ptrdiff_t initial = 0, std::string_view name = {});
+  Semaphore(ThreadedTag t, std::ptrdiff_t initial = 0, std::string_view name = {});
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
   ~Semaphore();

@@ -160,16 +160,16 @@ void FiberBase::operator delete(void* p, std::size_t size) noexcept {
   ::operator delete(p);
 }
 
-// relaxed throughout: labels carry no other data; readers validate with the
+// relaxed throughout: badges carry no other data; readers validate with the
 // worker's switch epoch.
-void FiberLabel::write(std::uint64_t fiber_id, const char* fiber_name) noexcept {
+void FiberBadge::write(std::uint64_t fiber_id, const char* fiber_name) noexcept {
   std::uint64_t words[4] = {};
   std::memcpy(words, fiber_name, std::min<std::size_t>(std::strlen(fiber_name), sizeof words - 1));
   std::atomic_ref<std::uint64_t>(id).store(fiber_id, std::memory_order_relaxed);
   for (int i = 0; i < 4; ++i) std::atomic_ref<std::uint64_t>(name[i]).store(words[i], std::memory_order_relaxed);
 }
 
-std::string FiberLabel::read() const {
+std::string FiberBadge::read() const {
   std::uint64_t words[4];
   for (int i = 0; i < 4; ++i) words[i] = std::atomic_ref<const std::uint64_t>(name[i]).load(std::memory_order_relaxed);
   char buf[sizeof words + 1] = {};

@@ -62,14 +62,15 @@ enum class FiberState : std::uint8_t { created, ready, running, parked, done };
 /// completion does. Runs on the fiber's worker, in scheduler or fiber context.
 using CancelHook = void (*)(FiberBase* f, void* arg);
 
-/// A fiber's id and name, written at the top of its stack when it gets the stack.
+/// A fiber's badge: its id and name, written at the top of its stack when it gets
+/// the stack.
 /// Pooled stack memory stays mapped for the worker's whole life, so an observer on
-/// another thread (the stall detector) may read a label at any time without ever
+/// another thread (the stall detector) may read a badge at any time without ever
 /// touching a fiber block that might be freed. All fields are relaxed atomics; a
 /// reader validates what it read against the worker's switch epoch (seqlock-style).
 /// The words are plain (trivial type: stack memory is reinterpreted, never
 /// constructed) and accessed only through std::atomic_ref.
-struct FiberLabel {
+struct FiberBadge {
   alignas(8) std::uint64_t id;
   std::uint64_t name[4];  // up to 31 chars + NUL, packed
   void write(std::uint64_t fiber_id, const char* fiber_name) noexcept;
@@ -113,10 +114,10 @@ class FiberBase {
   // ---- worker-owned state (only the worker's thread touches these) ----
   // The fields every switch touches come first: with the vtable pointer they fill
   // one cache line in release builds (vptr 8, ctx_ 24: stack pointer and exception
-  // state, run_next_ 8, label_ 8, state_ and cancel_requested_: 50 bytes).
+  // state, run_next_ 8, badge_ 8, state_ and cancel_requested_: 50 bytes).
   Context ctx_;
   FiberBase* run_next_ = nullptr;  ///< run queue link
-  FiberLabel* label_ = nullptr;    ///< at the top of stack_, while it has one
+  FiberBadge* badge_ = nullptr;    ///< at the top of stack_, while it has one
   FiberState state_ = FiberState::created;
   bool cancel_requested_ = false;
   /// this_fiber::DeferCancellation scopes alive in this fiber.
@@ -185,7 +186,7 @@ class FiberImpl final : public FiberResult<R> {
 };
 
 /// Logs each weft::Mutex that `f` (which has just ended) still holds, by the
-/// fiber's name and the Mutex's label, and marks its owner as ended (sync/mutex.cpp).
+/// fiber's name and the Mutex's name, and marks its owner as ended (sync/mutex.cpp).
 void report_mutexes_held_at_end(FiberBase* f) noexcept;
 
 /// Places a new fiber for weft::spawn: on the calling fiber's worker when

@@ -590,18 +590,18 @@ bool Worker::give_stack(FiberBase* f) {
     complete_without_running(f, std::current_exception());
     return false;
   }
-  // The label sits at the very top of the stack; frames start below it, lower
+  // The badge sits at the very top of the stack; frames start below it, lower
   // by a "color" of 0..7 cache lines that changes from one stack to the next.
   // Without it, two fibers running the same code switch with stack pointers
   // equal modulo 4 KiB (stacks are page-multiples apart): jump_fcontext's loads
   // from the incoming stack then alias the stores it just made to the outgoing
   // one (4K aliasing), which costs the switch several cycles.
-  constexpr std::size_t kLabelRoom = 64;
-  static_assert(sizeof(FiberLabel) <= kLabelRoom);
-  f->label_ = reinterpret_cast<FiberLabel*>(static_cast<char*>(f->stack_.top()) - kLabelRoom);
-  f->label_->write(f->id_, f->raw_name());
+  constexpr std::size_t kBadgeRoom = 64;
+  static_assert(sizeof(FiberBadge) <= kBadgeRoom);
+  f->badge_ = reinterpret_cast<FiberBadge*>(static_cast<char*>(f->stack_.top()) - kBadgeRoom);
+  f->badge_->write(f->id_, f->raw_name());
   stack_color_ = (stack_color_ + 1) & 7;
-  make_context(&f->ctx_, f->stack_.lo, f->stack_.size - kLabelRoom - stack_color_ * 64, &fiber_entry);
+  make_context(&f->ctx_, f->stack_.lo, f->stack_.size - kBadgeRoom - stack_color_ * 64, &fiber_entry);
 #if WEFT_TSAN
   f->ctx_.tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -643,7 +643,7 @@ void Worker::reclaim(FiberBase* f) {
   if (f->stack_.valid()) {
     stacks_.release(f->stack_);
     f->stack_ = Stack{};
-    f->label_ = nullptr;
+    f->badge_ = nullptr;
 #if WEFT_TSAN
     __tsan_destroy_fiber(f->ctx_.tsan_fiber);
     f->ctx_.tsan_fiber = nullptr;

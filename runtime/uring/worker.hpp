@@ -190,7 +190,7 @@ class Worker {
       self->state_ = FiberState::ready;
       next->state_ = FiberState::running;
       t_state.fiber = next;
-      running_.store(next->label_, std::memory_order_relaxed);  // see resume()
+      running_.store(next->badge_, std::memory_order_relaxed);  // see resume()
       switch_context(&self->ctx_, &next->ctx_, false);
       after_switch();
       return;
@@ -299,9 +299,9 @@ class Worker {
   void add_stats(Stats& s) const;
   /// For the stall detector (any thread): fiber activations, added at every
   /// return to the scheduler (so it moves at least every tick_budget switches),
-  /// and the running fiber's label (null in scheduler context or asleep).
+  /// and the running fiber's badge (null in scheduler context or asleep).
   [[nodiscard]] std::uint64_t switch_epoch() const { return switches_.get(); }
-  [[nodiscard]] const FiberLabel* running_label() const { return running_.load(std::memory_order_relaxed); }
+  [[nodiscard]] const FiberBadge* running_badge() const { return running_.load(std::memory_order_relaxed); }
   [[nodiscard]] bool stopping() const { return stop_requested_.load(std::memory_order_acquire); }
 
  private:
@@ -354,7 +354,7 @@ class Worker {
       to = &next->ctx_;
     }
     t_state.fiber = next;
-    running_.store(next ? next->label_ : nullptr, std::memory_order_relaxed);
+    running_.store(next ? next->badge_ : nullptr, std::memory_order_relaxed);
     switch_context(from, to, from_exits);
     after_switch();
   }
@@ -446,9 +446,9 @@ class Worker {
   AnnotatedMutex stopped_mu_;
   std::condition_variable_any stopped_cv_;
   bool stopped_ WEFT_GUARDED_BY(stopped_mu_) = false;  // the thread has finished (wait_stopped)
-  // relaxed: the label lives in stack memory that stays mapped while this worker
+  // relaxed: the badge lives in stack memory that stays mapped while this worker
   // exists; the stall detector validates what it reads with switches_.
-  std::atomic<const FiberLabel*> running_{nullptr};
+  std::atomic<const FiberBadge*> running_{nullptr};
   // relaxed: a placement hint only (any thread adds, this worker subtracts).
   std::atomic<std::uint64_t> incoming_{0};
   std::uint64_t next_id_ = 0, id_limit_ = 0;

@@ -67,12 +67,12 @@ weft::Config Run::config(unsigned workers) const {
 // ------------------------------------------------------------- failing ----
 
 namespace {
-std::string g_label;  // "scenario seed N", for messages
+std::string g_run;  // "scenario seed N", for messages
 }
 
 void fail(const char* file, int line, const std::string& what) {
   const char* base = std::strrchr(file, '/');
-  std::fprintf(stderr, "INVARIANT [%s] %s:%d: %s\n", g_label.c_str(), base ? base + 1 : file, line, what.c_str());
+  std::fprintf(stderr, "INVARIANT [%s] %s:%d: %s\n", g_run.c_str(), base ? base + 1 : file, line, what.c_str());
   std::fflush(nullptr);
   _exit(1);
 }
@@ -80,7 +80,7 @@ void fail(const char* file, int line, const std::string& what) {
 // ------------------------------------------------------------ watchdog ----
 
 namespace {
-std::atomic<const char*> g_phase{"starting"};  // relaxed: a label for the dump only
+std::atomic<const char*> g_phase{"starting"};  // relaxed: a tag for the dump only
 std::mutex wd_mu;
 weft::Runtime* g_watched = nullptr;  // under wd_mu
 
@@ -287,14 +287,14 @@ void join_load_fiber(weft::JoinHandle<void>& h, const Run& run, bool interrupted
 // ------------------------------------------------------------- the run ----
 
 int run_child(const Scenario& s, Run& run, std::chrono::seconds limit) {
-  g_label = std::string(s.name) + " seed " + std::to_string(run.seed);
+  g_run = std::string(s.name) + " seed " + std::to_string(run.seed);
   weft::log::logger().sinks().push_back(std::make_shared<ErrorSink>());
   weft::test::require_io_uring();  // exits 77 (skip) without it
   weft::test::Watchdog dog(
       limit,
       [limit] {
         std::string h = "WATCHDOG [";  // appended: patches-notes/gcc12-wrestrict-string.md
-        h += g_label;
+        h += g_run;
         h += "]: no end within ";
         h += std::to_string(limit.count());
         h += " s (phase: ";
