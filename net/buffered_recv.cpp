@@ -240,7 +240,7 @@ enum class Next { chunk, end, plain };
 
 // Waits until the queue has a chunk or the stream's end, arming the receive when
 // `may_arm`; `plain` when the caller should use a plain receive instead.
-Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, bool may_arm) {
+Next wait_next(SocketCore* c, Worker* w, const char* op, Deadline deadline, bool may_arm) {
   for (;;) {
     BufferedRecv* rx = c->rx;
     if (rx->head != BufRing::kNone) return Next::chunk;
@@ -264,7 +264,8 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, std::int64_t deadline, 
     bool closing;
     {
       const detail::OpCount counted(c);  // its leave() never switches: `c` stays usable below
-      r = waiter.wait(deadline);
+      // The Waiter keeps a deadline in its int64 form, -1 for none.
+      r = waiter.wait(deadline.is_none() ? -1 : deadline.ns());
       if (rx->reader == &waiter) rx->reader = nullptr;
       closing = c->closing;
     }
@@ -288,11 +289,11 @@ void take_end(SocketCore* c, const char* op) {
 
 }  // namespace
 
-RecvBuffer Socket::read_chunk(const char* op, std::int64_t deadline_ns) {
+RecvBuffer Socket::read_chunk(const char* op, Deadline deadline) {
   SocketCore* c = enter_ring_op(core_, op);
   Worker* w = c->owner;
   if (!c->rx) c->rx = new BufferedRecv;
-  switch (wait_next(c, w, op, deadline_ns, true)) {
+  switch (wait_next(c, w, op, deadline, true)) {
     case Next::chunk: {
       BufferedRecv* rx = c->rx;
       BufRing* ring = rx->ring;
@@ -315,17 +316,17 @@ RecvBuffer Socket::read_chunk(const char* op, std::int64_t deadline_ns) {
   char* p = heap.get();
   const int fd = c->fd;
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, p, static_cast<unsigned>(size), 0); };
-  const int res = run(op, fill, deadline_ns, POLLIN);
+  const int res = run(op, fill, deadline, POLLIN);
   if (res == 0) return {};
   return RecvBuffer(std::move(heap), static_cast<std::size_t>(res));
 }
 
-bool Socket::read_queued(const char* op, void* buf, std::size_t len, std::int64_t deadline_ns, std::size_t* got) {
+bool Socket::read_queued(const char* op, void* buf, std::size_t len, Deadline deadline, std::size_t* got) {
   SocketCore* c = core_;
   if (!c || !detail::rx_serves_reads(c)) return false;
   enter_ring_op(c, op);
   Worker* w = c->owner;
-  switch (wait_next(c, w, op, deadline_ns, false)) {
+  switch (wait_next(c, w, op, deadline, false)) {
     case Next::plain:
       return false;
     case Next::end:

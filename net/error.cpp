@@ -1,5 +1,5 @@
 // net/error.cpp — the one place where net/ turns raw -errno results into
-// exceptions, and the timeout arithmetic every call shares. See error.hpp.
+// exceptions. See error.hpp.
 #include <cerrno>
 
 #include <weft/net/error.hpp>
@@ -29,17 +29,6 @@ void throw_net_error(Failure why, int res, const char* op, const std::string& su
   }
   // -errno -> std::error_code in the generic (errno) category: the runtime's one helper.
   throw std::system_error(weft::errno_code(res), what);
-}
-
-std::int64_t deadline_of(Timeout t) noexcept {
-  if (t == kNoTimeout) return -1;
-  return weft::detail::deadline_after(t);
-}
-
-Timeout remaining(std::int64_t deadline_ns) noexcept {
-  if (deadline_ns < 0) return kNoTimeout;
-  const std::int64_t left = deadline_ns - weft::detail::monotonic_ns();
-  return Timeout(left > 0 ? left : 0);
 }
 
 }  // namespace detail

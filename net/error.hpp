@@ -32,6 +32,7 @@
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/time.hpp>
 
 namespace weft::net {
 
@@ -55,7 +56,9 @@ class Duration : public std::chrono::nanoseconds {
 /// How long a blocking net call may take, measured from the call (the whole call:
 /// write_all's sends, connect's name lookup and attempts). Zero or negative: the
 /// call fails with timed_out unless it can complete at once. nanoseconds::max()
-/// (kNoTimeout), and so any duration too long for it: no timeout.
+/// (kNoTimeout), and so any duration too long for it: no timeout. The call turns
+/// it into a weft::Deadline (runtime/time.hpp) at its start, Deadline::after(t),
+/// and hands that down to the op.
 using Timeout = Duration;
 /// No timeout: the default of every blocking net call.
 inline constexpr Timeout kNoTimeout = Timeout(std::chrono::nanoseconds::max());
@@ -76,11 +79,6 @@ enum class Failure : std::uint8_t {
 /// ("weft::net::TcpStream::read_some"), `subject` the socket (" (fd 7, peer ...)"
 /// or " to 1.2.3.4:80"); what() is op + subject + ": " + the code's message.
 [[noreturn]] void throw_net_error(Failure why, int res, const char* op, const std::string& subject);
-
-/// The absolute CLOCK_MONOTONIC deadline of a Timeout starting now; -1 for none.
-std::int64_t deadline_of(Timeout t) noexcept;
-/// The time left until `deadline_ns` (kNoTimeout for -1), never negative.
-Timeout remaining(std::int64_t deadline_ns) noexcept;
 
 }  // namespace detail
 }  // namespace weft::net

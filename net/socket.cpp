@@ -191,7 +191,7 @@ weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
 // and run the op again on the fd; nothing was done by the failed attempt. Out of
 // line, so the logging's buffers stay off the stack of every op.
 [[gnu::noinline, gnu::cold]] int retry_on_fd(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg,
-                                             std::int64_t deadline, int slot) {
+                                             Deadline deadline, int slot) {
   log::logger().debug("weft::net: socket{}: registered-file slot {} refused (-EBADF); using the fd", subject_of(c),
                       slot);
   c->fixed_refused = true;
@@ -200,7 +200,7 @@ weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
 }
 
 // One io_uring op on the socket, naming its slot when it has one.
-int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::int64_t deadline) {
+int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, Deadline deadline) {
   const int slot = c->slot.load(std::memory_order_relaxed);
   if (slot < 0) return weft::detail::await_op(w, prep, arg, deadline, nullptr, op_kind(c));
   FixedPrep fp{prep, arg, slot};
@@ -215,7 +215,7 @@ int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, st
 // -EINTR not explained by those is returned for the caller to retry.
 // A result of 0 while closing is the fallback's shutdown(2) ending a receive (see
 // cancel_pending()), not the peer's end of stream.
-int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::int64_t deadline, const char* op) {
+int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, Deadline deadline, const char* op) {
   int res;
   bool closing;
   {
@@ -229,7 +229,7 @@ int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, std::in
   }
   if (res == -ECANCELED || res == -EINTR) {
     weft::detail::check_cancel();
-    if (deadline >= 0 && (res == -ECANCELED || weft::detail::monotonic_ns() >= deadline))
+    if (!deadline.is_none() && (res == -ECANCELED || deadline.expired()))
       throw_for(c, detail::Failure::timed_out, res, op);
   }
   return res;
@@ -400,19 +400,19 @@ void close_idle(SocketCore* c) noexcept {
 
 // ------------------------------------------------------------------- ops ----
 
-int Socket::run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadline_ns, short poll_events) {
+int Socket::run_raw(const char* op, PrepFn prep, void* arg, Deadline deadline, short poll_events) {
   SocketCore* c = enter_ring_op(core_, op);
   Worker* w = c->owner;
   for (;;) {
     // Between counted_op's leave() and here nothing switches, so `c` is still live
     // and still open (closing would have made counted_op throw).
-    const int res = counted_op(c, w, prep, arg, deadline_ns, op);
+    const int res = counted_op(c, w, prep, arg, deadline, op);
     if (res >= 0) return res;
     if (res == -EINTR) continue;
     if (res == -EAGAIN && poll_events != 0) {
       // Only on old kernels or odd fds: wait for readiness, then retry the op.
       std::pair<int, short> p{c->fd, poll_events};
-      const int pr = counted_op(c, w, &prep_poll, &p, deadline_ns, op);
+      const int pr = counted_op(c, w, &prep_poll, &p, deadline, op);
       if (pr < 0 && pr != -EINTR) throw_for(c, detail::Failure::errno_result, pr, op);
       continue;
     }
@@ -420,18 +420,17 @@ int Socket::run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadlin
   }
 }
 
-void Socket::backoff(const char* op, Timeout d, std::int64_t deadline_ns) {
+void Socket::backoff(const char* op, Timeout d, Deadline deadline) {
   SocketCore* c = enter_op(core_, op);
-  std::int64_t until = weft::detail::deadline_after(d);
-  if (deadline_ns >= 0 && deadline_ns < until) until = deadline_ns;
+  const Deadline until = Deadline::earlier(Deadline::after(d), deadline);
   bool closing;
   {
     const OpCount counted(c);
-    weft::detail::sleep_until_ns(until);
+    weft::detail::sleep_until_ns(until.ns());
     closing = c->closing;
   }
   if (closing) throw_for(c, detail::Failure::closed, 0, op);
-  if (deadline_ns >= 0 && weft::detail::monotonic_ns() >= deadline_ns) throw_for(c, detail::Failure::timed_out, 0, op);
+  if (deadline.expired()) throw_for(c, detail::Failure::timed_out, 0, op);
 }
 
 int Socket::checked_fd(const char* op) const {

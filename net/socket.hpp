@@ -111,26 +111,26 @@ class Socket {
   void close() noexcept;
 
   /// Runs one io_uring op filled by `fill(sqe)` for the calling fiber and returns
-  /// its non-negative result. `deadline_ns`: absolute CLOCK_MONOTONIC or -1.
+  /// its non-negative result. `deadline` becomes the op's linked timeout.
   /// `poll_events`: what to wait for when the kernel answers -EAGAIN (then the op is
   /// retried). Throws per the error model (error.hpp).
   template <class Fill>
-  int run(const char* op, Fill& fill, std::int64_t deadline_ns, short poll_events) {
+  int run(const char* op, Fill& fill, Deadline deadline, short poll_events) {
     return run_raw(
-        op, [](io_uring_sqe* sqe, void* f) { (*static_cast<Fill*>(f))(sqe); }, &fill, deadline_ns, poll_events);
+        op, [](io_uring_sqe* sqe, void* f) { (*static_cast<Fill*>(f))(sqe); }, &fill, deadline, poll_events);
   }
-  int run_raw(const char* op, PrepFn prep, void* arg, std::int64_t deadline_ns, short poll_events);
+  int run_raw(const char* op, PrepFn prep, void* arg, Deadline deadline, short poll_events);
 
   /// Buffered reads (buffered_recv.cpp): the next chunk of the stream from the
   /// socket's multishot receive, armed by the first call; empty at end of stream.
   /// Without a provided-buffer ring (or none free) one plain receive fills a heap
   /// buffer of the ring's buffer size instead. Throws like run().
-  RecvBuffer read_chunk(const char* op, std::int64_t deadline_ns);
+  RecvBuffer read_chunk(const char* op, Deadline deadline);
   /// When earlier read_chunk() calls left a multishot receive armed or bytes queued,
   /// serves a read_some() from that queue (copying up to `len` bytes, waiting for
   /// the next chunk if needed), sets `*got` and returns true. False: read with a
   /// plain receive (nothing queued, nothing armed), so the byte order holds.
-  bool read_queued(const char* op, void* buf, std::size_t len, std::int64_t deadline_ns, std::size_t* got);
+  bool read_queued(const char* op, void* buf, std::size_t len, Deadline deadline, std::size_t* got);
   /// True while read_queued() would serve reads (a receive armed, bytes or the
   /// stream's end queued).
   [[nodiscard]] bool read_queued_pending() const noexcept;
@@ -140,10 +140,10 @@ class Socket {
   /// For synchronous calls (setsockopt, shutdown, getsockname): checks the caller
   /// like an op does and returns the fd.
   int checked_fd(const char* op) const;
-  /// Parks the calling fiber for `d` (or until `deadline_ns`), counted as an op on
+  /// Parks the calling fiber for `d` (or until `deadline`), counted as an op on
   /// this socket so close() waits for it; throws closed / timed_out / FiberCancelled
   /// like an op. The accept back-off under EMFILE.
-  void backoff(const char* op, Timeout d, std::int64_t deadline_ns);
+  void backoff(const char* op, Timeout d, Deadline deadline);
 
   /// The address shown in error messages: " (fd 7, <role> <address>)".
   void set_known_address(const char* role, const Address& a);

@@ -37,7 +37,7 @@ void bind_socket(Socket& s, const Address& addr, bool ring_ops, const char* op) 
   if (ring_ops && ring_has(kOpBind)) {
     // BIND: addr = the sockaddr, addr2 (the `off` slot) = its length; len must be 0.
     auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_rw(kOpBind, sqe, fd, addr.sockaddr_ptr(), 0, addr.size()); };
-    s.run(op, fill, -1, 0);
+    s.run(op, fill, Deadline::none(), 0);
   } else if (::bind(fd, addr.sockaddr_ptr(), addr.size()) != 0) {
     s.fail(-errno, op);
   }
@@ -50,7 +50,7 @@ void listen_socket(Socket& s, int backlog, bool ring_ops, const char* op) {
     auto fill = [&](io_uring_sqe* sqe) {
       io_uring_prep_rw(kOpListen, sqe, fd, nullptr, static_cast<unsigned>(backlog), 0);
     };
-    s.run(op, fill, -1, 0);
+    s.run(op, fill, Deadline::none(), 0);
   } else if (::listen(fd, backlog) != 0) {
     s.fail(-errno, op);
   }
@@ -82,7 +82,7 @@ TcpListener TcpListener::bind_listen(const Address& addr, const ListenOptions& o
 
 TcpStream TcpListener::accept(Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpListener::accept";
-  const std::int64_t deadline = detail::deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   std::chrono::nanoseconds backoff = kFirstBackoff;
   for (;;) {
     Address peer;

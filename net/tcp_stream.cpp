@@ -83,9 +83,12 @@ void require_stream_address(const Address& a, const char* op) {
 // ---------------------------------------------------------------- connect ----
 
 TcpStream TcpStream::connect(const Address& to, Timeout timeout) {
+  return connect_by(to, Deadline::after(timeout));
+}
+
+TcpStream TcpStream::connect_by(const Address& to, Deadline deadline) {
   static constexpr const char* kOp = "weft::net::TcpStream::connect";
   require_stream_address(to, kOp);
-  const std::int64_t deadline = detail::deadline_of(timeout);
   Socket s = Socket::open(kOp, to.domain(), SOCK_STREAM);
   s.set_known_address("peer", to);
   const int fd = s.fd();
@@ -113,18 +116,17 @@ TcpStream TcpStream::connect(const Address& to, Timeout timeout) {
 TcpStream TcpStream::connect(std::string_view host, std::string_view service, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::connect";
   weft::detail::require_fiber(kOp);  // before any lookup: refused from a plain thread
-  const std::int64_t deadline = detail::deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   std::chrono::milliseconds lookup = std::chrono::seconds(5);  // resolve's own default
-  if (deadline >= 0)
-    lookup = std::max(std::chrono::milliseconds(1),
-                      std::chrono::ceil<std::chrono::milliseconds>(detail::remaining(deadline)));
+  if (!deadline.is_none())
+    lookup = std::max(std::chrono::milliseconds(1), std::chrono::ceil<std::chrono::milliseconds>(deadline.remaining()));
   const std::vector<Address> addrs = resolve(host, service, lookup);
   const std::string target = std::string(host) + ":" + std::string(service);
   std::error_code last_code = std::make_error_code(std::errc::host_unreachable);
   std::string last_what = "no address";
   for (const Address& a : addrs) {
     try {
-      return connect(a, detail::remaining(deadline));
+      return connect_by(a, deadline);
     } catch (const std::system_error& e) {
       last_code = e.code();
       last_what = e.what();
@@ -144,7 +146,7 @@ std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeo
     return 0;
   }
   check_buffer(buf, len);
-  const std::int64_t deadline = detail::deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   if (flags == 0) {
     if (std::size_t got = 0; sock_.read_queued(kOp, buf, len, deadline, &got)) return got;
   } else if (sock_.read_queued_pending()) {
@@ -166,7 +168,7 @@ std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeo
 }
 
 RecvBuffer TcpStream::read_buffer(Timeout timeout) {
-  return sock_.read_chunk("weft::net::TcpStream::read_buffer", detail::deadline_of(timeout));
+  return sock_.read_chunk("weft::net::TcpStream::read_buffer", Deadline::after(timeout));
 }
 
 std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
@@ -176,7 +178,7 @@ std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
     return 0;
   }
   check_buffer(buf, len);
-  const std::int64_t deadline = detail::deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   if (std::size_t got = 0; sock_.read_queued(kOp, buf, len, deadline, &got)) return got;
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
@@ -194,7 +196,7 @@ std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
 void TcpStream::read_exact(void* buf, std::size_t len, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::read_exact";
   check_buffer(buf, len);
-  const std::int64_t deadline = detail::deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   auto* p = static_cast<char*>(buf);
   std::size_t got = 0;
   while (got < len) {
@@ -234,7 +236,7 @@ msghdr iov_message(const char* op, std::span<const iovec> iov) {
 std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::readv";
   msghdr msg = iov_message(kOp, iov);
-  const std::int64_t deadline = detail::deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   if (sock_.read_queued_pending()) {
     // read_buffer() left a receive armed or bytes queued: fill the iovecs from the
     // queue in order, waiting only for the first bytes (as recvmsg would).
@@ -276,8 +278,8 @@ std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
 
 // A write clears the drained mark (see maybe_poll_first()).
 template <class Fill>
-int TcpStream::run_write(const char* op, Fill& fill, std::int64_t deadline_ns, short poll_events) {
-  const int res = sock_.run(op, fill, deadline_ns, poll_events);
+int TcpStream::run_write(const char* op, Fill& fill, Deadline deadline, short poll_events) {
+  const int res = sock_.run(op, fill, deadline, poll_events);
   drained_ = false;
   return res;
 }
@@ -288,14 +290,13 @@ std::size_t TcpStream::send(const void* buf, std::size_t len, int flags, Timeout
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, buf, n, flags | MSG_NOSIGNAL); };
-  return static_cast<std::size_t>(
-      run_write(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
+  return static_cast<std::size_t>(run_write(kOp, fill, Deadline::after(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
 }
 
 void TcpStream::write_all(const void* buf, std::size_t len, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::write_all";
   check_buffer(buf, len);
-  const std::int64_t deadline = detail::deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   const auto* p = static_cast<const char*>(buf);
   std::size_t done = 0;
   if (len == 0) sock_.checked_fd(kOp);
@@ -315,7 +316,7 @@ std::size_t TcpStream::writev(std::span<const iovec> iov, Timeout timeout) {
   msghdr msg = iov_message(kOp, iov);
   const int fd = sock_.fd();
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL); };
-  return static_cast<std::size_t>(run_write(kOp, fill, detail::deadline_of(timeout), POLLOUT));
+  return static_cast<std::size_t>(run_write(kOp, fill, Deadline::after(timeout), POLLOUT));
 }
 
 std::size_t TcpStream::sendmsg(const msghdr& msg, int flags, Timeout timeout) {
@@ -325,8 +326,7 @@ std::size_t TcpStream::sendmsg(const msghdr& msg, int flags, Timeout timeout) {
   auto fill = [&](io_uring_sqe* sqe) {
     io_uring_prep_sendmsg(sqe, fd, &msg, static_cast<unsigned>(flags | MSG_NOSIGNAL));
   };
-  return static_cast<std::size_t>(
-      run_write(kOp, fill, detail::deadline_of(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
+  return static_cast<std::size_t>(run_write(kOp, fill, Deadline::after(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
 }
 
 // ---------------------------------------------------------------- control ----

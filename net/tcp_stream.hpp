@@ -114,9 +114,11 @@ class TcpStream {
  private:
   friend class TcpListener;
   explicit TcpStream(Socket&& s) noexcept : sock_(std::move(s)) {}
+  /// connect(to, timeout) within the caller's `deadline` (an attempt of the name form).
+  static TcpStream connect_by(const Address& to, Deadline deadline);
   /// Every write goes through here: it runs the op and clears drained_ (tcp_stream.cpp).
   template <class Fill>
-  int run_write(const char* op, Fill& fill, std::int64_t deadline_ns, short poll_events);
+  int run_write(const char* op, Fill& fill, Deadline deadline, short poll_events);
   Socket sock_;
   /// The last read returned less than asked and nothing was written since: the
   /// socket was drained, so the next read arms its poll first (tcp_stream.cpp).

@@ -69,7 +69,7 @@ std::size_t UdpSocket::send_to(const void* buf, std::size_t len, const Address& 
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL); };
-  return static_cast<std::size_t>(sock_.run(kOp, fill, detail::deadline_of(timeout), POLLOUT));
+  return static_cast<std::size_t>(sock_.run(kOp, fill, Deadline::after(timeout), POLLOUT));
 }
 
 std::size_t UdpSocket::recv_from(void* buf, std::size_t len, Address* from, Timeout timeout) {
@@ -83,7 +83,7 @@ std::size_t UdpSocket::recv_from(void* buf, std::size_t len, Address* from, Time
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); };
-  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLIN);
+  const int res = sock_.run(kOp, fill, Deadline::after(timeout), POLLIN);
   mark_filled(buf, res);
   if (from) {
     try {
@@ -101,7 +101,7 @@ std::size_t UdpSocket::send(const void* buf, std::size_t len, Timeout timeout) {
   const int fd = sock_.fd();
   const auto n = static_cast<unsigned>(std::min(len, kMaxDatagram));
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, buf, n, MSG_NOSIGNAL); };
-  return static_cast<std::size_t>(sock_.run(kOp, fill, detail::deadline_of(timeout), POLLOUT));
+  return static_cast<std::size_t>(sock_.run(kOp, fill, Deadline::after(timeout), POLLOUT));
 }
 
 std::size_t UdpSocket::recv(void* buf, std::size_t len, Timeout timeout) {
@@ -109,7 +109,7 @@ std::size_t UdpSocket::recv(void* buf, std::size_t len, Timeout timeout) {
   const int fd = sock_.fd();
   const auto n = static_cast<unsigned>(std::min(len, kMaxDatagram));
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, n, 0); };
-  const int res = sock_.run(kOp, fill, detail::deadline_of(timeout), POLLIN);
+  const int res = sock_.run(kOp, fill, Deadline::after(timeout), POLLIN);
   mark_filled(buf, res);
   return static_cast<std::size_t>(res);
 }

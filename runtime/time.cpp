@@ -21,3 +21,21 @@ std::int64_t deadline_after(std::chrono::nanoseconds d) {
 }
 
 }  // namespace weft::detail
+
+namespace weft {
+
+Deadline Deadline::after(std::chrono::nanoseconds d) noexcept {
+  return Deadline(detail::deadline_after(d));  // INT64_MAX when it saturates: none
+}
+
+std::chrono::nanoseconds Deadline::remaining() const noexcept {
+  if (is_none()) return std::chrono::nanoseconds::max();
+  const std::int64_t left = ns_ - detail::monotonic_ns();
+  return std::chrono::nanoseconds(left > 0 ? left : 0);
+}
+
+bool Deadline::expired() const noexcept {
+  return !is_none() && detail::monotonic_ns() >= ns_;
+}
+
+}  // namespace weft

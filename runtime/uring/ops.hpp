@@ -22,6 +22,7 @@
 #include <weft/runtime/config.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/stats.hpp>
+#include <weft/runtime/time.hpp>
 #include <weft/runtime/uring/buf_ring.hpp>
 #include <weft/runtime/uring/explorer.hpp>
 #include <weft/runtime/uring/fixed_files.hpp>
@@ -31,10 +32,10 @@
 namespace weft::detail {
 
 // ---- ops for the running fiber (fiber context, on `w`) ----
-/// Runs one io_uring op and returns its CQE result (raw -errno on failure);
-/// `deadline_ns` (absolute CLOCK_MONOTONIC, < 0 for none) links a timeout.
-int await_op(Worker* w, PrepFn prep, void* arg, std::int64_t deadline_ns = -1, std::uint32_t* cqe_flags = nullptr,
-             OpKind kind = OpKind::other);
+/// Runs one io_uring op and returns its CQE result (raw -errno on failure); a
+/// `deadline` links a timeout.
+int await_op(Worker* w, PrepFn prep, void* arg, Deadline deadline = Deadline::none(),
+             std::uint32_t* cqe_flags = nullptr, OpKind kind = OpKind::other);
 /// Starts a multishot op whose CQEs go to `sink(ctx, res, flags)` in scheduler
 /// context; its user_data (for cancel_op), or 0 when the SQ has no room.
 std::uint64_t arm_multishot(Worker* w, PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx);

@@ -225,14 +225,13 @@ class Worker {
   void check_cancel();
   void sleep_until(std::int64_t deadline_ns);
   /// Runs one io_uring op for the running fiber and returns its CQE result (raw
-  /// -errno on failure). `deadline_ns` (absolute CLOCK_MONOTONIC, or <0 for none)
-  /// links a timeout: on expiry the op completes with -ECANCELED. The op is
-  /// issued before anything can switch: given to the ring at once, or, when the
-  /// SQ has no room, queued behind the earlier ops (`prep(sqe, arg)` then runs at
-  /// a later tick; `arg` lives on the parked fiber's stack). Throws only
+  /// -errno on failure). A `deadline` links a timeout: on expiry the op completes
+  /// with -ECANCELED. The op is issued before anything can switch: given to the ring at once, or,
+  /// when the SQ has no room, queued behind the earlier ops (`prep(sqe, arg)` then
+  /// runs at a later tick; `arg` lives on the parked fiber's stack). Throws only
   /// bad_alloc (no slot), before anything was issued.
   /// `kind` says which faults the explorer may inject (Config::explore).
-  int await_op(PrepFn prep, void* arg, std::int64_t deadline_ns = -1, std::uint32_t* cqe_flags = nullptr,
+  int await_op(PrepFn prep, void* arg, Deadline deadline = Deadline::none(), std::uint32_t* cqe_flags = nullptr,
                OpKind kind = OpKind::other);
   /// The explorer's yield point where a fiber enters a socket op or a close
   /// (Config::explore; nothing when it is off). Fiber context only, before the

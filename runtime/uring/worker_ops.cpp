@@ -134,9 +134,9 @@ void Worker::issue(std::uint32_t idx) noexcept {
   }
 }
 
-int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags, OpKind kind) {
+int Worker::await_op(PrepFn prep, void* arg, Deadline deadline, std::uint32_t* cqe_flags, OpKind kind) {
   FiberBase* self = t_state.fiber;
-  const bool linked = deadline_ns >= 0;
+  const bool linked = !deadline.is_none();
   const std::uint8_t sqes = linked ? 2 : 1;
   if (explore_.on() && explore_.enomem()) [[unlikely]]
     throw std::bad_alloc();                      // as ops_.acquire() growing the table would
@@ -146,8 +146,8 @@ int Worker::await_op(PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint
   s.prep_arg = arg;
   s.kind = static_cast<std::uint8_t>(kind);
   if (linked) {
-    s.ts.tv_sec = deadline_ns / 1'000'000'000;
-    s.ts.tv_nsec = deadline_ns % 1'000'000'000;
+    s.ts.tv_sec = deadline.ns() / 1'000'000'000;
+    s.ts.tv_nsec = deadline.ns() % 1'000'000'000;
   }
   s.waiter = self;
   if (ops_.overflow_empty() && ring_.reserve(sqes)) [[likely]] {
@@ -284,8 +284,8 @@ void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
 
 // ------------------------------------------ runtime/uring/ops.hpp, for net/ ----
 
-int await_op(Worker* w, PrepFn prep, void* arg, std::int64_t deadline_ns, std::uint32_t* cqe_flags, OpKind kind) {
-  return w->await_op(prep, arg, deadline_ns, cqe_flags, kind);
+int await_op(Worker* w, PrepFn prep, void* arg, Deadline deadline, std::uint32_t* cqe_flags, OpKind kind) {
+  return w->await_op(prep, arg, deadline, cqe_flags, kind);
 }
 
 std::uint64_t arm_multishot(Worker* w, PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx) {

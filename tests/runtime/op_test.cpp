@@ -82,7 +82,7 @@ TEST_CASE("a linked deadline cancels a read that never completes; the fiber resu
     ReadArgs a{p.r, buf, sizeof buf};
     auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t reaped_before = rt.stats().cqes_reaped;  // this worker's count: exact here
-    const std::int64_t deadline = weft::detail::monotonic_ns() + 5'000'000;
+    const weft::Deadline deadline = weft::Deadline::after(5ms);
     int n = here().await_op(&prep_read, &a, deadline);
     const std::uint64_t reaped = rt.stats().cqes_reaped - reaped_before;
     REQUIRE(n == -ECANCELED);
@@ -101,7 +101,7 @@ TEST_CASE("a linked deadline that does not expire leaves the result intact") {
   rt.block_on([&] {
     char buf[8];
     ReadArgs a{p.r, buf, sizeof buf};
-    int n = here().await_op(&prep_read, &a, weft::detail::monotonic_ns() + 10'000'000'000LL);
+    int n = here().await_op(&prep_read, &a, weft::Deadline::after(10s));
     REQUIRE(n == 1);
   });
 }

@@ -79,7 +79,7 @@ TEST_CASE("an SQ of 2 entries: 64 fibers submitting plain and linked ops in one 
         for (int r = 0; r < rounds; ++r) {
           // A plain NOP, then one with a linked deadline far away (2 SQEs, 2 CQEs).
           bad += here().await_op(&prep_nop, nullptr) != 0;
-          bad += here().await_op(&prep_nop, nullptr, weft::detail::monotonic_ns() + 10'000'000'000LL) != 0;
+          bad += here().await_op(&prep_nop, nullptr, weft::Deadline::after(10s)) != 0;
           if ((r + f) % 8 == 0) weft::sleep_for(std::chrono::microseconds((r * 7 + f) % 50));
           progress.fetch_add(1, std::memory_order_relaxed);
         }
@@ -151,13 +151,13 @@ TEST_CASE("an SQ of 4 entries: deadlines that expire, reads that complete, NOPs 
           switch (rng.between(0, 3)) {
             case 0: {  // nothing to read: the linked deadline (20-200 us) must cancel it
               const auto in = static_cast<std::int64_t>(rng.between(20'000, 200'000));
-              bad += here().await_op(&prep_read, &a, weft::detail::monotonic_ns() + in) != -ECANCELED;
+              bad += here().await_op(&prep_read, &a, weft::Deadline::after(std::chrono::nanoseconds(in))) != -ECANCELED;
               break;
             }
             case 1: {  // a byte is there: the read completes before its deadline
               const char c = static_cast<char>('a' + r % 26);
               bad += write(p.w, &c, 1) != 1;
-              bad += here().await_op(&prep_read, &a, weft::detail::monotonic_ns() + 10'000'000'000LL) != 1;
+              bad += here().await_op(&prep_read, &a, weft::Deadline::after(10s)) != 1;
               bad += buf[0] != c;
               break;
             }
