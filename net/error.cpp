@@ -5,6 +5,7 @@
 #include <weft/net/error.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/uring/op_table.hpp>
 #include <weft/runtime/uring/timer_queue.hpp>
 
 namespace weft::net {
@@ -29,6 +30,14 @@ void throw_net_error(Failure why, int res, const char* op, const std::string& su
   }
   // -errno -> std::error_code in the generic (errno) category: the runtime's one helper.
   throw std::system_error(weft::errno_code(res), what);
+}
+
+Failure failure_of(const weft::detail::OpEnd& end, bool closing) noexcept {
+  // While closing, a result of 0 is the close's fallback shutdown(2) ending a
+  // receive, not the peer's end of stream (net/socket.cpp, cancel_pending()).
+  if (end.res <= 0 && closing) return Failure::closed;
+  if (end.cause == weft::detail::OpEnd::Cause::timed_out) return Failure::timed_out;
+  return Failure::errno_result;
 }
 
 }  // namespace detail

@@ -34,6 +34,10 @@
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/time.hpp>
 
+namespace weft::detail {
+struct OpEnd;
+}  // namespace weft::detail
+
 namespace weft::net {
 
 /// A std::chrono duration of any unit or representation, held as int64 nanoseconds
@@ -79,6 +83,13 @@ enum class Failure : std::uint8_t {
 /// ("weft::net::TcpStream::read_some"), `subject` the socket (" (fd 7, peer ...)"
 /// or " to 1.2.3.4:80"); what() is op + subject + ": " + the code's message.
 [[noreturn]] void throw_net_error(Failure why, int res, const char* op, const std::string& subject);
+
+/// How the model reports an op that ended as `end` says (its result and the cause
+/// its own CQEs gave: runtime/uring/op_table.hpp), on a socket that was `closing`
+/// then: closed, timed_out (its linked timeout fired), or errno_result (the
+/// result stands: a count, an errno to throw, -EINTR to retry). The clock is not
+/// read: a deadline that passed while the op completed does not make it fail.
+Failure failure_of(const weft::detail::OpEnd& end, bool closing) noexcept;
 
 }  // namespace detail
 }  // namespace weft::net

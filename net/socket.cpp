@@ -156,7 +156,7 @@ bool close_slot(SocketCore* c) noexcept {
     return true;
   }
   try {
-    const int r = weft::detail::await_op(w, &weft::detail::FixedFiles::prep_remove, &slot);
+    const int r = weft::detail::await_op(w, &weft::detail::FixedFiles::prep_remove, &slot).res;
     if (r < 0) detail::throw_net_error(detail::Failure::errno_result, r, "FILES_UPDATE", "");
     weft::detail::forget_file(w, slot);
     return true;
@@ -190,8 +190,8 @@ weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
 // The slot was empty (-EBADF: the FILES_UPDATE that installed it failed): drop it
 // and run the op again on the fd; nothing was done by the failed attempt. Out of
 // line, so the logging's buffers stay off the stack of every op.
-[[gnu::noinline, gnu::cold]] int retry_on_fd(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg,
-                                             Deadline deadline, int slot) {
+[[gnu::noinline, gnu::cold]] weft::detail::OpEnd retry_on_fd(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg,
+                                                             Deadline deadline, int slot) {
   log::logger().debug("weft::net: socket{}: registered-file slot {} refused (-EBADF); using the fd", subject_of(c),
                       slot);
   c->fixed_refused = true;
@@ -200,39 +200,35 @@ weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
 }
 
 // One io_uring op on the socket, naming its slot when it has one.
-int await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, Deadline deadline) {
+weft::detail::OpEnd await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, Deadline deadline) {
   const int slot = c->slot.load(std::memory_order_relaxed);
   if (slot < 0) return weft::detail::await_op(w, prep, arg, deadline, nullptr, op_kind(c));
   FixedPrep fp{prep, arg, slot};
-  const int res = weft::detail::await_op(w, &prep_fixed, &fp, deadline, nullptr, op_kind(c));
-  if (res == -EBADF && !c->closing) [[unlikely]]
+  const weft::detail::OpEnd end = weft::detail::await_op(w, &prep_fixed, &fp, deadline, nullptr, op_kind(c));
+  if (end.res == -EBADF && !c->closing) [[unlikely]]
     return retry_on_fd(c, w, prep, arg, deadline, slot);
-  return res;
+  return end;
 }
 
 // One op counted in c->pending. Returns its raw result, or throws when it ended
-// because the fiber was cancelled, the socket closed or the deadline passed.
+// because the fiber was cancelled, the socket closed or its linked timeout fired:
+// the op's own CQEs say which (failure_of(), net/error.cpp); no clock is read.
 // -EINTR not explained by those is returned for the caller to retry.
-// A result of 0 while closing is the fallback's shutdown(2) ending a receive (see
-// cancel_pending()), not the peer's end of stream.
 int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, Deadline deadline, const char* op) {
-  int res;
+  weft::detail::OpEnd end;
   bool closing;
   {
     const OpCount counted(c);
-    res = await_socket_op(c, w, prep, arg, deadline);
+    end = await_socket_op(c, w, prep, arg, deadline);
     closing = c->closing;
   }
-  if (res <= 0 && closing) {
-    weft::detail::check_cancel();  // FiberCancelled, now that the completion has arrived
-    throw_for(c, detail::Failure::closed, res, op);
+  const detail::Failure why = detail::failure_of(end, closing);
+  if (why != detail::Failure::errno_result) {
+    weft::detail::check_cancel();  // FiberCancelled first, now that the completion has arrived
+    throw_for(c, why, end.res, op);
   }
-  if (res == -ECANCELED || res == -EINTR) {
-    weft::detail::check_cancel();
-    if (!deadline.is_none() && (res == -ECANCELED || deadline.expired()))
-      throw_for(c, detail::Failure::timed_out, res, op);
-  }
-  return res;
+  if (end.cause == weft::detail::OpEnd::Cause::cancelled || end.res == -EINTR) weft::detail::check_cancel();
+  return end.res;
 }
 
 void prep_poll(io_uring_sqe* sqe, void* arg) {
@@ -271,7 +267,7 @@ void cancel_pending(SocketCore* c, Worker* w) noexcept {
   int fd = c->fd;
   int r;
   try {
-    r = weft::detail::await_op(w, &prep_cancel_fd, &fd);
+    r = weft::detail::await_op(w, &prep_cancel_fd, &fd).res;
   } catch (...) {
     r = -ENOMEM;
   }
@@ -430,7 +426,9 @@ void Socket::backoff(const char* op, Timeout d, Deadline deadline) {
     closing = c->closing;
   }
   if (closing) throw_for(c, detail::Failure::closed, 0, op);
-  if (deadline.expired()) throw_for(c, detail::Failure::timed_out, 0, op);
+  // The sleep ran to its end (a cancellation throws): if that end was the
+  // call's deadline, the call has timed out. No clock is read.
+  if (until == deadline) throw_for(c, detail::Failure::timed_out, 0, op);
 }
 
 int Socket::checked_fd(const char* op) const {

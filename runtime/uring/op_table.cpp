@@ -23,6 +23,7 @@ std::uint32_t OpTable::acquire(std::uint8_t cqes) {
   s.cancel_sent = false;
   s.cancel_deferred = false;
   s.res = 0;
+  s.timer_fired = false;
   s.cqe_flags = 0;
   s.waiter = nullptr;
   s.prep = nullptr;

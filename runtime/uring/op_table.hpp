@@ -16,6 +16,13 @@
 //  - Everything the kernel may read or write for an op (the waiter's buffers, the
 //    link timeout's timespec stored here) stays valid until pending reaches 0;
 //    the waiting fiber does not resume before that.
+//  - An op's end cause (OpEnd) is decided by its own CQEs once both have arrived:
+//    `timer_fired` keeps what the linked timeout's CQE said (OpEnd::timer_fired):
+//    its result is -ECANCELED when the op ended first (the kernel disarms the
+//    timer), any other when the timer fired: -ETIME (it cancelled the op),
+//    -EALREADY or -ENOENT (it found the op running in a kernel worker, which it
+//    interrupts: the op then ends -EINTR). `cancel_sent` says that the fiber's
+//    cancellation asked the kernel to cancel the op.
 //  - A multishot op (sink set) has no waiter: each of its CQEs goes to the sink, and
 //    its slot is freed by the first CQE without IORING_CQE_F_MORE (the kernel's
 //    last for a multishot request).
@@ -30,6 +37,7 @@
 
 #include <linux/time_types.h>
 
+#include <cerrno>
 #include <cstdint>
 
 struct io_uring_sqe;
@@ -43,11 +51,37 @@ class FiberBase;
 /// Fills an op's SQE; user_data is set by the worker afterwards.
 using PrepFn = void (*)(io_uring_sqe* sqe, void* arg);
 
+/// How an op ended, from its CQEs (handed up by await_op).
+struct OpEnd {
+  enum class Cause : std::uint8_t {
+    completed,  ///< `res` is the op's own result (a failure included)
+    timed_out,  ///< its linked timeout fired and the op ended cancelled or interrupted (-ECANCELED, -EINTR)
+    cancelled,  ///< cancelled otherwise: the fiber's or runtime's cancellation, a cancel
+                ///< by fd (a close), or never issued (-ECANCELED)
+  };
+  int res = 0;  ///< the op's own CQE result (raw -errno on failure)
+  Cause cause = Cause::completed;
+  /// What a linked timeout's CQE result says: the timer fired (anything but the
+  /// -ECANCELED of a timer disarmed because its op ended first).
+  static constexpr bool timer_fired(int timeout_res) noexcept { return timeout_res != -ECANCELED; }
+  /// The cause, from the op's result, whether its linked timer fired (false when
+  /// none was linked) and whether the fiber's cancellation asked for a cancel. An
+  /// op that succeeded, or failed on its own, is completed whatever its timer did
+  /// (it may fire while the op completes).
+  static constexpr Cause cause_of(int res, bool timer_fired, bool cancel_sent) noexcept {
+    if (res != -ECANCELED && res != -EINTR) return Cause::completed;
+    if (timer_fired) return Cause::timed_out;
+    if (res == -ECANCELED || cancel_sent) return Cause::cancelled;
+    return Cause::completed;  // -EINTR of its own: the caller retries
+  }
+};
+
 struct OpSlot {
   std::uint32_t gen = 1;
   std::uint8_t pending = 0;      ///< CQEs still expected; 0 = free
   bool cancel_sent = false;      ///< an ASYNC_CANCEL for this op was submitted
   bool cancel_deferred = false;  ///< cancel_op() found no SQE: the next tick issues it
+  bool timer_fired = false;      ///< the linked timeout's CQE said it fired (OpEnd::timer_fired)
   std::int32_t res = 0;          ///< the op's own CQE result (raw -errno on failure)
   std::uint32_t cqe_flags = 0;
   FiberBase* waiter = nullptr;  ///< parked until pending == 0

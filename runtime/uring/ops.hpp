@@ -9,7 +9,8 @@
 //    which any thread may make.
 //  - await_op's contract is Worker::await_op's: the op is issued before anything
 //    can switch, the fiber resumes only after the op's last CQE, and it throws
-//    only bad_alloc, before anything was issued.
+//    only bad_alloc, before anything was issued. Its OpEnd says why the op ended,
+//    decided from the op's own CQEs (op_table.hpp), never from the clock.
 //  - The net slot is set once, by the worker's thread; the worker frees it when it
 //    is destroyed and adds its counters into Runtime::stats().
 #pragma once
@@ -32,10 +33,10 @@
 namespace weft::detail {
 
 // ---- ops for the running fiber (fiber context, on `w`) ----
-/// Runs one io_uring op and returns its CQE result (raw -errno on failure); a
-/// `deadline` links a timeout.
-int await_op(Worker* w, PrepFn prep, void* arg, Deadline deadline = Deadline::none(),
-             std::uint32_t* cqe_flags = nullptr, OpKind kind = OpKind::other);
+/// Runs one io_uring op and returns its CQE result (raw -errno on failure) and
+/// why it ended (OpEnd); a `deadline` links a timeout.
+OpEnd await_op(Worker* w, PrepFn prep, void* arg, Deadline deadline = Deadline::none(),
+               std::uint32_t* cqe_flags = nullptr, OpKind kind = OpKind::other);
 /// Starts a multishot op whose CQEs go to `sink(ctx, res, flags)` in scheduler
 /// context; its user_data (for cancel_op), or 0 when the SQ has no room.
 std::uint64_t arm_multishot(Worker* w, PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx);

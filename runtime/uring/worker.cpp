@@ -451,6 +451,8 @@ void Worker::dispatch_cqe(const io_uring_cqe* cqe) {
   if (!timeout_cqe) {
     s.res = cqe->res;
     s.cqe_flags = cqe->flags;
+  } else {
+    s.timer_fired = OpEnd::timer_fired(cqe->res);  // decides the op's cause (OpEnd::cause_of)
   }
   if (--s.pending == 0) {
     if (s.waiter)

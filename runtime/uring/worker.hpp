@@ -225,14 +225,15 @@ class Worker {
   void check_cancel();
   void sleep_until(std::int64_t deadline_ns);
   /// Runs one io_uring op for the running fiber and returns its CQE result (raw
-  /// -errno on failure). A `deadline` links a timeout: on expiry the op completes
-  /// with -ECANCELED. The op is issued before anything can switch: given to the ring at once, or,
+  /// -errno on failure) and why it ended, from its own CQEs (OpEnd). A `deadline`
+  /// links a timeout: on expiry the op completes with -ECANCELED, timed_out. The
+  /// op is issued before anything can switch: given to the ring at once, or,
   /// when the SQ has no room, queued behind the earlier ops (`prep(sqe, arg)` then
   /// runs at a later tick; `arg` lives on the parked fiber's stack). Throws only
   /// bad_alloc (no slot), before anything was issued.
   /// `kind` says which faults the explorer may inject (Config::explore).
-  int await_op(PrepFn prep, void* arg, Deadline deadline = Deadline::none(), std::uint32_t* cqe_flags = nullptr,
-               OpKind kind = OpKind::other);
+  OpEnd await_op(PrepFn prep, void* arg, Deadline deadline = Deadline::none(), std::uint32_t* cqe_flags = nullptr,
+                 OpKind kind = OpKind::other);
   /// The explorer's yield point where a fiber enters a socket op or a close
   /// (Config::explore; nothing when it is off). Fiber context only, before the
   /// caller has touched any state.

@@ -107,11 +107,14 @@ void Worker::issue(std::uint32_t idx) noexcept {
     const OpKind kind = refine(static_cast<OpKind>(s.kind), sqe->opcode);
     if (const int err = explore_.fail_op(kind, s.pending == 2); err != 0 && held_room(2)) {
       // Never issued: a NOP takes its place, and its CQEs (the errno, and the
-      // linked timeout's -ECANCELED) arrive at the next reap, as the kernel's would.
+      // linked timeout's) arrive at the next reap, as the kernel's would. An
+      // injected -ECANCELED is the deadline: its timeout's CQE says it fired
+      // (-ETIME); otherwise the op ended first (-ECANCELED).
       io_uring_prep_nop(sqe);
       io_uring_sqe_set_data64(sqe, kTagIgnore);
       held_.push_back({ops_.user_data(idx), err, 0, ticks_});
-      if (s.pending == 2) held_.push_back({ops_.user_data(idx, true), -ECANCELED, 0, ticks_});
+      if (s.pending == 2)
+        held_.push_back({ops_.user_data(idx, true), err == -ECANCELED ? -ETIME : -ECANCELED, 0, ticks_});
       return;
     }
     switch (sqe->opcode) {  // the ops whose len is a byte count
@@ -134,7 +137,7 @@ void Worker::issue(std::uint32_t idx) noexcept {
   }
 }
 
-int Worker::await_op(PrepFn prep, void* arg, Deadline deadline, std::uint32_t* cqe_flags, OpKind kind) {
+OpEnd Worker::await_op(PrepFn prep, void* arg, Deadline deadline, std::uint32_t* cqe_flags, OpKind kind) {
   FiberBase* self = t_state.fiber;
   const bool linked = !deadline.is_none();
   const std::uint8_t sqes = linked ? 2 : 1;
@@ -175,10 +178,10 @@ int Worker::await_op(PrepFn prep, void* arg, Deadline deadline, std::uint32_t* c
         w->cancel_op(w->ops_.user_data(i));
       },
       reinterpret_cast<void*>(static_cast<std::uintptr_t>(idx)));
-  const int res = s.res;
+  const OpEnd end{s.res, OpEnd::cause_of(s.res, s.timer_fired, s.cancel_sent)};
   if (cqe_flags) *cqe_flags = s.cqe_flags;
   ops_.release(idx);
-  return res;
+  return end;
 }
 
 std::uint64_t Worker::arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx) {
@@ -284,7 +287,7 @@ void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
 
 // ------------------------------------------ runtime/uring/ops.hpp, for net/ ----
 
-int await_op(Worker* w, PrepFn prep, void* arg, Deadline deadline, std::uint32_t* cqe_flags, OpKind kind) {
+OpEnd await_op(Worker* w, PrepFn prep, void* arg, Deadline deadline, std::uint32_t* cqe_flags, OpKind kind) {
   return w->await_op(prep, arg, deadline, cqe_flags, kind);
 }
 

@@ -189,7 +189,7 @@ TEST_CASE("an op that finds its registered slot empty runs again on the fd") {
     round_trip(c, s, "installed");
     REQUIRE(registered(rt) == 3);  // slots 0..2: listener and both ends
     weft::detail::Worker* w = weft::detail::t_state.worker;
-    for (int slot = 0; slot < 3; ++slot) REQUIRE(w->await_op(&weft::detail::FixedFiles::prep_remove, &slot) >= 0);
+    for (int slot = 0; slot < 3; ++slot) REQUIRE(w->await_op(&weft::detail::FixedFiles::prep_remove, &slot).res >= 0);
     round_trip(c, s, "refused, then on the fd");
     REQUIRE(registered(rt) == 1);  // both ends left the table; the idle listener did not
     round_trip(c, s, "still on the fd");
@@ -289,12 +289,12 @@ TEST_CASE("an op on a freshly installed slot reaches its own socket, not the fil
     for (int round = 0; round < 200; ++round) {
       // Every slot holds the old file, as after removals that never ran.
       int olds[4] = {old_file[0], old_file[0], old_file[0], old_file[0]};
-      REQUIRE(w->await_op(&prep_fill_slots, olds) == 4);
+      REQUIRE(w->await_op(&prep_fill_slots, olds).res == 4);
       std::atomic<int> holder{-1};
       int slot = files.install(w->ring(), fresh[0], &holder);
       if (slot < 0) continue;  // no room in the SQ: the socket would use its fd
       ++installed;
-      REQUIRE(w->await_op(&prep_send_on_slot, &slot) == 1);
+      REQUIRE(w->await_op(&prep_send_on_slot, &slot).res == 1);
       char c = 0;
       REQUIRE(::recv(old_file[1], &c, 1, 0) == -1);  // nothing went to the old file
       REQUIRE(::recv(fresh[1], &c, 1, 0) == 1);      // the byte reached the new socket

@@ -40,7 +40,7 @@ constexpr std::uint64_t kFirstOpUserData = (1ULL << 32) | 1;
 TEST_CASE("incident 002: a forged completion for a finished op is counted stale and dropped") {
   weft::Runtime rt;
   rt.block_on([] {
-    REQUIRE(here().await_op(&prep_nop, nullptr) == 0);             // slot 0, generation 1: done
+    REQUIRE(here().await_op(&prep_nop, nullptr).res == 0);         // slot 0, generation 1: done
     here().submit_raw(&prep_nop, nullptr, kFirstOpUserData);       // late duplicate
     here().submit_raw(&prep_nop, nullptr, (0xdeadULL << 32) | 1);  // wrong generation
     here().submit_raw(&prep_nop, nullptr, (1ULL << 32) | 999999);  // slot never allocated
@@ -48,7 +48,7 @@ TEST_CASE("incident 002: a forged completion for a finished op is counted stale 
     for (int i = 0; i < 5; ++i) weft::sleep_for(1ms);
   });
   REQUIRE(rt.stats().stale_completions == 4);
-  REQUIRE(rt.block_on([] { return here().await_op(&prep_nop, nullptr); }) == 0);
+  REQUIRE(rt.block_on([] { return here().await_op(&prep_nop, nullptr).res; }) == 0);
 }
 
 TEST_CASE("incident 002: a stale completion naming a recycled slot does not wake its new owner") {
@@ -56,13 +56,13 @@ TEST_CASE("incident 002: a stale completion naming a recycled slot does not wake
   int fds[2];
   REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
   rt.block_on([&] {
-    REQUIRE(here().await_op(&prep_nop, nullptr) == 0);  // slot 0 gen 1 finished, freed
+    REQUIRE(here().await_op(&prep_nop, nullptr).res == 0);  // slot 0 gen 1 finished, freed
     char buf[4] = {};
     int result = 12345;
     // The new owner of slot 0 (generation 2) waits for real data.
     auto reader = weft::spawn([&] {
       ReadArgs a{fds[0], buf};
-      result = here().await_op(&prep_read, &a);
+      result = here().await_op(&prep_read, &a).res;
     });
     weft::sleep_for(2ms);
     // A late CQE carrying the old generation arrives while the new op is pending.

@@ -1,5 +1,6 @@
-// Ops on the ring: results, linked deadlines, and the rule that a fiber resumes
-// only after the op's last CQE.
+// Ops on the ring: results, linked deadlines, why an op ended (OpEnd, decided by
+// the op's own CQEs, never by the clock), and the rule that a fiber resumes only
+// after the op's last CQE.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -50,11 +51,15 @@ void prep_read(io_uring_sqe* sqe, void* a) {
 void prep_nop(io_uring_sqe* sqe, void*) {
   io_uring_prep_nop(sqe);
 }
+void prep_cancel_fd(io_uring_sqe* sqe, void* fd) {
+  io_uring_prep_cancel_fd(sqe, *static_cast<int*>(fd), IORING_ASYNC_CANCEL_ALL);
+}
+using Cause = weft::detail::OpEnd::Cause;
 }  // namespace
 
 TEST_CASE("a NOP op completes with result 0") {
   weft::Runtime rt;
-  REQUIRE(rt.block_on([] { return here().await_op(&prep_nop, nullptr); }) == 0);
+  REQUIRE(rt.block_on([] { return here().await_op(&prep_nop, nullptr).res; }) == 0);
 }
 
 TEST_CASE("a read op parks the fiber until another fiber writes, and returns the byte count") {
@@ -67,7 +72,7 @@ TEST_CASE("a read op parks the fiber until another fiber writes, and returns the
     });
     char buf[16] = {};
     ReadArgs a{p.r, buf, sizeof buf};
-    int n = here().await_op(&prep_read, &a);
+    int n = here().await_op(&prep_read, &a).res;
     REQUIRE(n == 5);
     REQUIRE(std::memcmp(buf, "hello", 5) == 0);
     writer.join();
@@ -83,7 +88,7 @@ TEST_CASE("a linked deadline cancels a read that never completes; the fiber resu
     auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t reaped_before = rt.stats().cqes_reaped;  // this worker's count: exact here
     const weft::Deadline deadline = weft::Deadline::after(5ms);
-    int n = here().await_op(&prep_read, &a, deadline);
+    int n = here().await_op(&prep_read, &a, deadline).res;
     const std::uint64_t reaped = rt.stats().cqes_reaped - reaped_before;
     REQUIRE(n == -ECANCELED);
     REQUIRE(std::chrono::steady_clock::now() - t0 >= 5ms);
@@ -94,6 +99,92 @@ TEST_CASE("a linked deadline cancels a read that never completes; the fiber resu
   });
 }
 
+TEST_CASE("a read whose linked timeout fired ends timed out, by the timeout's CQE, also at the exact boundary") {
+  weft::Runtime rt;
+  Pipe p;
+  rt.block_on([&] {
+    char buf[8];
+    ReadArgs a{p.r, buf, sizeof buf};
+    // Deadline::after(0s) is the clock's reading when it is made: the boundary
+    // itself. The worker reads no clock; the timeout's -ETIME says it fired.
+    const weft::detail::OpEnd at_boundary = here().await_op(&prep_read, &a, weft::Deadline::after(0s));
+    REQUIRE(at_boundary.res == -ECANCELED);
+    REQUIRE(at_boundary.cause == Cause::timed_out);
+    const weft::detail::OpEnd later = here().await_op(&prep_read, &a, weft::Deadline::after(1ms));
+    REQUIRE(later.res == -ECANCELED);
+    REQUIRE(later.cause == Cause::timed_out);
+  });
+}
+
+TEST_CASE("a read with a deadline that a cancel by fd ends first is cancelled, not timed out") {
+  weft::Config cfg;
+  cfg.workers = 1;  // the fibers below share the worker (and its ring)
+  weft::Runtime rt(cfg);
+  Pipe p;
+  rt.block_on([&] {
+    char buf[8];
+    ReadArgs a{p.r, buf, sizeof buf};
+    // Runs once the read is parked; its cancel goes to the kernel after the read.
+    auto canceller = weft::spawn([&] {
+      int fd = p.r;
+      here().submit_raw(&prep_cancel_fd, &fd, weft::detail::kTagIgnore);
+    });
+    const weft::detail::OpEnd end = here().await_op(&prep_read, &a, weft::Deadline::after(std::chrono::hours(1)));
+    canceller.join();
+    REQUIRE(end.res == -ECANCELED);
+    REQUIRE(end.cause == Cause::cancelled);
+  });
+}
+
+TEST_CASE("a read of a fiber cancelled while it waits, deadline or none, ends cancelled") {
+  weft::Config cfg;
+  cfg.workers = 1;  // the fibers below share the worker (and its ring)
+  weft::Runtime rt(cfg);
+  Pipe p;
+  rt.block_on([&] {
+    for (const weft::Deadline d : {weft::Deadline::none(), weft::Deadline::after(std::chrono::hours(1))}) {
+      weft::detail::OpEnd end{0, Cause::completed};
+      auto reader = weft::spawn([&] {
+        char buf[8];
+        ReadArgs a{p.r, buf, sizeof buf};
+        end = here().await_op(&prep_read, &a, d);
+      });
+      weft::yield();  // the reader runs and parks in its read
+      reader.cancel();
+      try {
+        reader.join();
+      } catch (const weft::FiberCancelled&) {
+      }
+      REQUIRE(end.res == -ECANCELED);
+      REQUIRE(end.cause == Cause::cancelled);
+    }
+  });
+}
+
+TEST_CASE("an op's end cause: only a cancelled op whose timeout says it fired is timed out; a result stands") {
+  using weft::detail::OpEnd;
+  // The timer fired: -ETIME (it cancelled the op), -EALREADY or -ENOENT (it
+  // interrupted the op running in a kernel worker). Disarmed: -ECANCELED.
+  STATIC_REQUIRE(OpEnd::timer_fired(-ETIME));
+  STATIC_REQUIRE(OpEnd::timer_fired(-EALREADY));
+  STATIC_REQUIRE(OpEnd::timer_fired(-ENOENT));
+  STATIC_REQUIRE_FALSE(OpEnd::timer_fired(-ECANCELED));
+  // The timer fired and the op ended cancelled or interrupted.
+  STATIC_REQUIRE(OpEnd::cause_of(-ECANCELED, true, false) == Cause::timed_out);
+  STATIC_REQUIRE(OpEnd::cause_of(-EINTR, true, false) == Cause::timed_out);
+  STATIC_REQUIRE(OpEnd::cause_of(-ECANCELED, true, true) == Cause::timed_out);
+  // The timer fired while the op completed: its bytes, or its own error, stand.
+  STATIC_REQUIRE(OpEnd::cause_of(5, true, false) == Cause::completed);
+  STATIC_REQUIRE(OpEnd::cause_of(0, true, false) == Cause::completed);
+  STATIC_REQUIRE(OpEnd::cause_of(-ECONNRESET, true, false) == Cause::completed);
+  // The op ended first (its timer disarmed, or none linked).
+  STATIC_REQUIRE(OpEnd::cause_of(-ECANCELED, false, false) == Cause::cancelled);
+  STATIC_REQUIRE(OpEnd::cause_of(3, false, false) == Cause::completed);
+  // An -EINTR of its own is for the caller to retry, unless the fiber asked for a cancel.
+  STATIC_REQUIRE(OpEnd::cause_of(-EINTR, false, false) == Cause::completed);
+  STATIC_REQUIRE(OpEnd::cause_of(-EINTR, false, true) == Cause::cancelled);
+}
+
 TEST_CASE("a linked deadline that does not expire leaves the result intact") {
   weft::Runtime rt;
   Pipe p;
@@ -101,8 +192,13 @@ TEST_CASE("a linked deadline that does not expire leaves the result intact") {
   rt.block_on([&] {
     char buf[8];
     ReadArgs a{p.r, buf, sizeof buf};
-    int n = here().await_op(&prep_read, &a, weft::Deadline::after(10s));
+    int n = here().await_op(&prep_read, &a, weft::Deadline::after(10s)).res;
     REQUIRE(n == 1);
+    // Completed first: its timeout was cancelled, and the cause says so.
+    REQUIRE(write(p.w, "y", 1) == 1);
+    const weft::detail::OpEnd end = here().await_op(&prep_read, &a, weft::Deadline::after(10s));
+    REQUIRE(end.res == 1);
+    REQUIRE(end.cause == Cause::completed);
   });
 }
 
@@ -114,7 +210,7 @@ TEST_CASE("shutdown cancels a fiber blocked in a read and waits for the op's com
     rt.spawn([&] {
         char buf[8];
         ReadArgs a{p.r, buf, sizeof buf};
-        res = here().await_op(&prep_read, &a);
+        res = here().await_op(&prep_read, &a).res;
       }).detach();
     // Let it reach the read.
     rt.block_on([] { weft::sleep_for(5ms); });
@@ -138,7 +234,7 @@ std::uint64_t enters_for_nop_rounds(unsigned tick_budget, int fibers, int rounds
     for (int f = 0; f < fibers; ++f)
       hs.push_back(weft::spawn([rounds] {
         int failed = 0;
-        for (int r = 0; r < rounds; ++r) failed += here().await_op(&prep_nop, nullptr) != 0;
+        for (int r = 0; r < rounds; ++r) failed += here().await_op(&prep_nop, nullptr).res != 0;
         return failed;
       }));
     for (auto& h : hs) failures += h.join();

@@ -121,7 +121,8 @@ TEST_CASE("a fiber cancelled while its op waits in the overflow queue ends witho
   weft::Runtime rt(pressured(weft::Explore::sq_full, 1000));  // every reserve refused: ops stay queued
   rt.block_on([] {
     auto h = weft::spawn([] {
-      return weft::detail::t_state.worker->await_op([](io_uring_sqe* sqe, void*) { io_uring_prep_nop(sqe); }, nullptr);
+      return weft::detail::t_state.worker->await_op([](io_uring_sqe* sqe, void*) { io_uring_prep_nop(sqe); }, nullptr)
+          .res;
     });
     weft::sleep_for(2ms);
     REQUIRE_FALSE(h.done());  // never issued, so never completed

@@ -78,8 +78,8 @@ TEST_CASE("an SQ of 2 entries: 64 fibers submitting plain and linked ops in one 
         long bad = 0;
         for (int r = 0; r < rounds; ++r) {
           // A plain NOP, then one with a linked deadline far away (2 SQEs, 2 CQEs).
-          bad += here().await_op(&prep_nop, nullptr) != 0;
-          bad += here().await_op(&prep_nop, nullptr, weft::Deadline::after(10s)) != 0;
+          bad += here().await_op(&prep_nop, nullptr).res != 0;
+          bad += here().await_op(&prep_nop, nullptr, weft::Deadline::after(10s)).res != 0;
           if ((r + f) % 8 == 0) weft::sleep_for(std::chrono::microseconds((r * 7 + f) % 50));
           progress.fetch_add(1, std::memory_order_relaxed);
         }
@@ -111,7 +111,7 @@ TEST_CASE("a CQ of 8 entries: 64 reads completing at once (8x what it holds) eac
         char buf[8] = {};
         ReadArgs a{pipes[static_cast<std::size_t>(i)].r, buf, sizeof buf};
         parked.fetch_add(1);  // its read goes in flight at the next enter
-        const int n = here().await_op(&prep_read, &a);
+        const int n = here().await_op(&prep_read, &a).res;
         return n == 1 ? static_cast<unsigned char>(buf[0]) : -1000 + n;
       }));
     while (parked.load() < kReaders) std::this_thread::yield();
@@ -151,18 +151,19 @@ TEST_CASE("an SQ of 4 entries: deadlines that expire, reads that complete, NOPs 
           switch (rng.between(0, 3)) {
             case 0: {  // nothing to read: the linked deadline (20-200 us) must cancel it
               const auto in = static_cast<std::int64_t>(rng.between(20'000, 200'000));
-              bad += here().await_op(&prep_read, &a, weft::Deadline::after(std::chrono::nanoseconds(in))) != -ECANCELED;
+              bad += here().await_op(&prep_read, &a, weft::Deadline::after(std::chrono::nanoseconds(in))).res !=
+                     -ECANCELED;
               break;
             }
             case 1: {  // a byte is there: the read completes before its deadline
               const char c = static_cast<char>('a' + r % 26);
               bad += write(p.w, &c, 1) != 1;
-              bad += here().await_op(&prep_read, &a, weft::Deadline::after(10s)) != 1;
+              bad += here().await_op(&prep_read, &a, weft::Deadline::after(10s)).res != 1;
               bad += buf[0] != c;
               break;
             }
             case 2:
-              bad += here().await_op(&prep_nop, nullptr) != 0;
+              bad += here().await_op(&prep_nop, nullptr).res != 0;
               break;
             default: {
               const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(rng.between(0, 300));
