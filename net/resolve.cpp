@@ -110,7 +110,7 @@ const std::error_category& resolve_category() noexcept {
   return kCategory;
 }
 
-std::vector<Address> resolve(std::string_view host, std::string_view service, Duration timeout, ResolveOptions opts) {
+std::vector<Address> resolve(std::string_view host, std::string_view service, Timeout timeout, ResolveOptions opts) {
   if (host.empty()) throw std::invalid_argument(describe(host, service) + ": empty host name");
   if (host.find('\0') != std::string_view::npos || service.find('\0') != std::string_view::npos)
     throw std::invalid_argument(describe(host, service) + ": host or service contains a NUL byte");
@@ -150,15 +150,14 @@ std::vector<Address> resolve(std::string_view host, std::string_view service, Du
     return std::move(r.addrs);
   }
 
-  // Clamped well below nanoseconds::max(), so the deadline "now + wait" cannot overflow.
-  const std::chrono::nanoseconds wait =
-      std::min<std::chrono::nanoseconds>(timeout, std::chrono::nanoseconds::max() / 4);
   const LookupFn fn = opts.detail_lookup ? opts.detail_lookup : &::getaddrinfo;
   // Everything the task touches is its own copy (see the top of the file).
   auto task = [fn, h, svc, has_service, hints]() { return run_lookup(fn, h, has_service ? &svc : nullptr, hints); };
   Lookup r;
   try {
-    r = weft::offload_for(std::move(task), wait);  // from a plain thread: inline, no deadline
+    // The deadline saturates: kNoTimeout is a wait with no end. From a plain
+    // thread: inline, no deadline.
+    r = weft::offload_for(std::move(task), timeout);
   } catch (const std::system_error& e) {
     if (e.code() != std::errc::timed_out) throw;
     throw std::system_error(std::make_error_code(std::errc::timed_out),
@@ -199,7 +198,7 @@ HostPort split_host_port(std::string_view text) {
   return out;
 }
 
-std::vector<Address> resolve_host_port(std::string_view host_port, Duration timeout, ResolveOptions opts) {
+std::vector<Address> resolve_host_port(std::string_view host_port, Timeout timeout, ResolveOptions opts) {
   HostPort hp = split_host_port(host_port);
   return resolve(hp.host, hp.service, timeout, opts);
 }

@@ -53,9 +53,9 @@ const std::error_category& resolve_category() noexcept;
 ///
 /// From a fiber a name lookup parks the fiber while a pool thread runs getaddrinfo
 /// (see the top of this file); numeric hosts skip the pool; from a plain thread it
-/// runs inline and `timeout` is ignored. A zero or negative timeout times out at
-/// once (unless the host is numeric); any duration converts, saturated (Duration in
-/// error.hpp), and a huge one is clamped (about 73 years).
+/// runs inline and `timeout` is ignored. `timeout` is a Timeout like every net
+/// call's (error.hpp): a zero or negative one times out at once (unless the host
+/// is numeric), kNoTimeout (or any duration too long) waits for the lookup.
 ///
 /// Throws:
 ///  - std::invalid_argument: empty host, a NUL byte, a decimal port above 65535;
@@ -65,8 +65,8 @@ const std::error_category& resolve_category() noexcept;
 ///  - std::system_error(std::errc::timed_out) at the deadline;
 ///  - weft::FiberCancelled if the fiber is cancelled while it waits;
 ///  - weft::PoolShutDown if the runtime's pool is shut down.
-std::vector<Address> resolve(std::string_view host, std::string_view service,
-                             Duration timeout = std::chrono::seconds(5), ResolveOptions opts = {});
+std::vector<Address> resolve(std::string_view host, std::string_view service, Timeout timeout = std::chrono::seconds(5),
+                             ResolveOptions opts = {});
 
 /// A "host:service" string split in two (no lookup).
 struct HostPort {
@@ -80,7 +80,7 @@ struct HostPort {
 HostPort split_host_port(std::string_view text);
 
 /// resolve(host, service, ...) on split_host_port(host_port): "example.com:443".
-std::vector<Address> resolve_host_port(std::string_view host_port, Duration timeout = std::chrono::seconds(5),
+std::vector<Address> resolve_host_port(std::string_view host_port, Timeout timeout = std::chrono::seconds(5),
                                        ResolveOptions opts = {});
 
 }  // namespace weft::net

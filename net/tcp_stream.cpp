@@ -117,9 +117,11 @@ TcpStream TcpStream::connect(std::string_view host, std::string_view service, Ti
   static constexpr const char* kOp = "weft::net::TcpStream::connect";
   weft::detail::require_fiber(kOp);  // before any lookup: refused from a plain thread
   const Deadline deadline = Deadline::after(timeout);
-  std::chrono::milliseconds lookup = std::chrono::seconds(5);  // resolve's own default
-  if (!deadline.is_none())
-    lookup = std::max(std::chrono::milliseconds(1), std::chrono::ceil<std::chrono::milliseconds>(deadline.remaining()));
+  // Within the call's deadline (at least 1 ms, so a spent one still asks), or
+  // resolve's own default without one.
+  const Timeout lookup = deadline.is_none()
+                             ? Timeout(std::chrono::seconds(5))
+                             : std::max(Timeout(deadline.remaining()), Timeout(std::chrono::milliseconds(1)));
   const std::vector<Address> addrs = resolve(host, service, lookup);
   const std::string target = std::string(host) + ":" + std::string(service);
   std::error_code last_code = std::make_error_code(std::errc::host_unreachable);

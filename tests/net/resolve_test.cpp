@@ -167,6 +167,39 @@ TEST_CASE("a lookup that outlives its deadline times out the fiber and its late 
   CHECK(all_loopback(rt.block_on([] { return resolve("localhost", "1"); })));
 }
 
+TEST_CASE("resolve takes a net Timeout: kNoTimeout waits for the lookup, zero times a name out at once") {
+  weft::Runtime rt;
+  g_release = false;
+  g_entered = false;
+  g_finished = false;
+  rt.block_on([] {
+    // Zero: a name times out without waiting; a numeric host still answers.
+    try {
+      (void)resolve("slow.invalid", "80", weft::net::Timeout(0s), {.detail_lookup = &slow_lookup});
+      FAIL("a lookup with a zero timeout did not time out");
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == std::errc::timed_out);
+    }
+    CHECK(resolve("127.0.0.1", "80", weft::net::Timeout(0s)) == std::vector<Address>{Address::ipv4_loopback(80)});
+  });
+  g_release = true;  // the lookup the zero timeout left behind ends
+  spin_until(g_finished);
+  g_release = false;
+  g_entered = false;
+  g_finished = false;
+  rt.block_on([] {
+    // kNoTimeout: the fiber waits for the lookup however long it takes; here until
+    // a helper fiber has seen it start and released it.
+    auto releaser = weft::spawn([] {
+      while (!g_entered.load()) weft::sleep_for(1ms);
+      g_release = true;
+    });
+    CHECK(all_loopback(resolve("slow.invalid", "80", weft::net::kNoTimeout, {.detail_lookup = &slow_lookup})));
+    releaser.join();
+  });
+  CHECK(g_finished.load());
+}
+
 TEST_CASE("many fibers time out on slow lookups at once without disturbing the runtime") {
   weft::Runtime rt;
   g_release = false;
