@@ -8,7 +8,7 @@
 
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
-#include <weft/net/recv_buffer.hpp>
+#include <weft/net/read_buffer.hpp>
 #include <weft/net/resolve.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>

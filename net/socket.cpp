@@ -115,7 +115,7 @@ SocketCore* enter_ring_op(SocketCore* c, const char* op) {
 
 void leave(SocketCore* c) noexcept {
   // The closer waits for the buffered receive too (it wakes it itself otherwise).
-  if (--c->pending == 0 && c->drainer && !rx_in_flight(c))
+  if (--c->pending == 0 && c->drainer && !read_buffer_in_flight(c))
     weft::detail::unpark_local(std::exchange(c->drainer, nullptr));
 }
 
@@ -129,8 +129,8 @@ using detail::enter_op;
 using detail::enter_ring_op;
 using detail::leave;
 using detail::OpCount;
+using detail::read_buffer_release;
 using detail::remove_slot;
-using detail::rx_release;
 using detail::subject_of;
 using detail::throw_for;
 
@@ -296,7 +296,7 @@ Socket& Socket::operator=(Socket&& o) noexcept {
 void Socket::release_if_idle() noexcept {
   // Only an idle socket may change hands: ops in flight tie it to their worker.
   // Its registered-file slot stays until another worker claims it.
-  if (core_ && core_->pending == 0 && !core_->closing && !detail::rx_busy(core_)) core_->owner = nullptr;
+  if (core_ && core_->pending == 0 && !core_->closing && !detail::read_buffer_busy(core_)) core_->owner = nullptr;
 }
 
 Socket Socket::open(const char* op, int domain, int type, int protocol) {
@@ -361,16 +361,16 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
   // First of all: no op is admitted from here on, so none can start while this
   // fiber parks below and re-install the socket in a file table or outlive the fd.
   c->closing = true;
-  if (c->pending > 0 || rx_in_flight(c)) {
+  if (c->pending > 0 || read_buffer_in_flight(c)) {
     cancel_pending(c, w);
-    if (c->pending > 0 || rx_in_flight(c)) {
+    if (c->pending > 0 || read_buffer_in_flight(c)) {
       // No cancel hook: the wait ends only when the kernel is done with the fd;
       // the last op out (leave()), or the buffered receive's last CQE, unparks us.
       c->drainer = t_state.fiber;
       weft::detail::park_running("net close: draining pending ops", nullptr, nullptr);
     }
   }
-  rx_release(c);
+  read_buffer_release(c);
   // A table that may still hold the file would keep the connection open after
   // close(2): end it now.
   if (!close_slot(c)) ::shutdown(c->fd, SHUT_RDWR);
@@ -386,7 +386,7 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
 }
 
 void close_idle(SocketCore* c) noexcept {
-  rx_release(c);
+  read_buffer_release(c);
   remove_slot(c);
   if (c->fd >= 0) ::close(c->fd);
   delete c;

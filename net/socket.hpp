@@ -46,7 +46,7 @@
 //    the worker exits (a warning is logged); once the owner's thread has exited,
 //    nothing can be pending and the caller closes it itself. A released socket
 //    (moved while idle) closes where it is.
-//  - A buffered receive (read_chunk(); net/buffered_recv.cpp) in flight is not in
+//  - A buffered receive (read_buffer(); net/read_buffer.cpp) in flight is not in
 //    `pending` but is waited for like an op: the close protocol cancels it with the
 //    ops and waits for its last CQE; while it is armed the socket stays with its
 //    worker.
@@ -66,7 +66,7 @@
 
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
-#include <weft/net/recv_buffer.hpp>
+#include <weft/net/read_buffer.hpp>
 
 struct io_uring_sqe;
 
@@ -121,12 +121,12 @@ class Socket {
   }
   int run_raw(const char* op, PrepFn prep, void* arg, Deadline deadline, short poll_events);
 
-  /// Buffered reads (buffered_recv.cpp): the next chunk of the stream from the
+  /// Buffered reads (read_buffer.cpp): the next chunk of the stream from the
   /// socket's multishot receive, armed by the first call; empty at end of stream.
   /// Without a provided-buffer ring (or none free) one plain receive fills a heap
   /// buffer of the ring's buffer size instead. Throws like run().
-  RecvBuffer read_chunk(const char* op, Deadline deadline);
-  /// When earlier read_chunk() calls left a multishot receive armed or bytes queued,
+  ReadBuffer read_buffer(const char* op, Deadline deadline);
+  /// When earlier read_buffer() calls left a multishot receive armed or bytes queued,
   /// serves a read_some() from that queue (copying up to `len` bytes, waiting for
   /// the next chunk if needed), sets `*got` and returns true. False: read with a
   /// plain receive (nothing queued, nothing armed), so the byte order holds.

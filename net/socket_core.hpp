@@ -1,7 +1,7 @@
 // weft/net/socket_core.hpp — the state block behind a Socket (internal to net/):
-// shared by socket.cpp (ops, the close protocol), buffered_recv.cpp (multishot
+// shared by socket.cpp (ops, the close protocol), read_buffer.cpp (multishot
 // receive) and close_handoff.cpp (a close from elsewhere, handed to the worker).
-// The invariants are in socket.hpp; the receive queue's in buffered_recv.cpp, the
+// The invariants are in socket.hpp; the receive queue's in read_buffer.cpp, the
 // worker link's in close_handoff.cpp.
 #pragma once
 
@@ -20,7 +20,7 @@ class Worker;
 
 namespace weft::net::detail {
 
-struct BufferedRecv;
+struct ReadBufferState;
 struct WorkerLink;
 
 /// A fiber parked in close() while another fiber closes the socket; the node lives
@@ -50,9 +50,9 @@ struct SocketCore {
   weft::detail::Worker* slot_owner = nullptr;
   bool fixed_refused = false;  ///< an op named the slot and got -EBADF: use the fd from now on
   bool stream = true;          ///< SOCK_STREAM (TCP, Unix stream); false for datagrams
-  /// The multishot receive and its queue (buffered_recv.cpp); null until the first
+  /// The multishot receive and its queue (read_buffer.cpp); null until the first
   /// buffered read.
-  BufferedRecv* rx = nullptr;
+  ReadBufferState* read_buffer_state = nullptr;
   /// The owner worker's thread, as other threads may ask after it (close_handoff.cpp):
   /// set with `owner` (creation, claim), kept when a move releases the socket. The
   /// one way a thread that is not the owner learns whether the owner still runs.
@@ -103,13 +103,13 @@ void close_elsewhere(SocketCore* c, bool wait) noexcept;
 /// The calling worker thread's link, made at its first call (close_handoff.cpp).
 std::shared_ptr<WorkerLink> this_worker_link();
 /// True while the receive queue ties the socket to its worker: a multishot receive
-/// armed or bytes queued (buffered_recv.cpp).
-bool rx_busy(const SocketCore* c) noexcept;
+/// armed or bytes queued (read_buffer.cpp).
+bool read_buffer_busy(const SocketCore* c) noexcept;
 /// A multishot receive is in flight (armed, its last CQE not seen yet).
-bool rx_in_flight(const SocketCore* c) noexcept;
-/// rx_busy(), or the stream's end queued: reads are served from the queue.
-bool rx_serves_reads(const SocketCore* c) noexcept;
+bool read_buffer_in_flight(const SocketCore* c) noexcept;
+/// read_buffer_busy(), or the stream's end queued: reads are served from the queue.
+bool read_buffer_serves_reads(const SocketCore* c) noexcept;
 /// After the last op has left: gives queued buffers back and frees the queue.
-void rx_release(SocketCore* c) noexcept;
+void read_buffer_release(SocketCore* c) noexcept;
 
 }  // namespace weft::net::detail

@@ -169,8 +169,8 @@ std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeo
   return static_cast<std::size_t>(res);
 }
 
-RecvBuffer TcpStream::read_buffer(Timeout timeout) {
-  return sock_.read_chunk("weft::net::TcpStream::read_buffer", Deadline::after(timeout));
+ReadBuffer TcpStream::read_buffer(Timeout timeout) {
+  return sock_.read_buffer("weft::net::TcpStream::read_buffer", Deadline::after(timeout));
 }
 
 std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {

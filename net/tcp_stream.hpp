@@ -33,7 +33,7 @@
 
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
-#include <weft/net/recv_buffer.hpp>
+#include <weft/net/read_buffer.hpp>
 #include <weft/net/socket.hpp>
 
 struct msghdr;
@@ -70,7 +70,7 @@ class TcpStream {
   /// is armed or bytes are queued. One fiber at a time may wait in read_buffer on
   /// a stream (a second throws std::logic_error). The stream stays with its
   /// worker while the receive is armed or bytes are queued.
-  RecvBuffer read_buffer(Timeout timeout = kNoTimeout);
+  ReadBuffer read_buffer(Timeout timeout = kNoTimeout);
   /// Up to `len` bytes; 0 = the peer ended the stream (or len == 0).
   std::size_t read_some(void* buf, std::size_t len, Timeout timeout = kNoTimeout);
   /// Exactly `len` bytes, or UnexpectedEof (the bytes that did arrive are in `buf`).

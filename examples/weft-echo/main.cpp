@@ -66,7 +66,7 @@ void serve(weft::net::TcpStream s, std::size_t buf_size, bool copy) {
     s.set_nodelay(true);
     if (!copy) {
       for (;;) {
-        const weft::net::RecvBuffer b = s.read_buffer();
+        const weft::net::ReadBuffer b = s.read_buffer();
         if (b.empty()) return;  // the client closed
         s.write_all(b.data(), b.size());
       }

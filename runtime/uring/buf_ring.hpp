@@ -1,6 +1,6 @@
 // weft/runtime/uring/buf_ring.hpp — a worker's provided-buffer ring: the buffers
 // the kernel picks for multishot receives (IOSQE_BUFFER_SELECT), lent to fibers
-// as net::RecvBuffer leases and given back when a lease ends.
+// as net::ReadBuffer leases and given back when a lease ends.
 //
 // Invariants (states, owners, which thread touches what):
 //  - Made by the worker's thread at the first buffered read (registration must come

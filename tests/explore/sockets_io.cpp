@@ -111,7 +111,7 @@ Timeout short_timeout(Rng& r) {
 
 void read_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r, const ReadStyle& st) {
   std::vector<char> buf(16384);
-  weft::net::RecvBuffer held;  // a lease sometimes kept across the next read
+  weft::net::ReadBuffer held;  // a lease sometimes kept across the next read
   const Timeout long_to = st.close ? Timeout(kCloseWait) : Timeout(kLong);
   while (d.got < st.limit) {
     std::size_t len = r.between(1, 8192);
@@ -134,7 +134,7 @@ void read_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r, 
         take(d, buf.data(), n, op);
       } else if (pick < 7 && st.buffered && st.limit == ~0ull) {
         op = "read_buffer";
-        weft::net::RecvBuffer b = s.read_buffer(to);
+        weft::net::ReadBuffer b = s.read_buffer(to);
         n = b.size();
         take(d, b.data(), n, op);
         if (r.next() % 3 == 0)

@@ -12,7 +12,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <weft/net/recv_buffer.hpp>
+#include <weft/net/read_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>
@@ -22,7 +22,7 @@
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
-using weft::net::RecvBuffer;
+using weft::net::ReadBuffer;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
 
@@ -45,7 +45,7 @@ bool reads_to_end(TcpStream& peer) {
 // Arms `s`'s buffered receive: the peer writes, one chunk is read and dropped.
 void arm(TcpStream& s, TcpStream& peer) {
   peer.write_all("ping", 4);
-  RecvBuffer b = s.read_buffer(20s);
+  ReadBuffer b = s.read_buffer(20s);
   REQUIRE(b.size() > 0);
 }
 }  // namespace

@@ -9,7 +9,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <weft/net/recv_buffer.hpp>
+#include <weft/net/read_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>
@@ -18,7 +18,7 @@
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
-using weft::net::RecvBuffer;
+using weft::net::ReadBuffer;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
@@ -62,7 +62,7 @@ TEST_CASE(
     client.shutdown();
     std::string got;
     for (;;) {
-      RecvBuffer b = server.read_buffer(20s);
+      ReadBuffer b = server.read_buffer(20s);
       if (b.empty()) break;
       REQUIRE_FALSE(b.from_ring());
       REQUIRE(b.size() <= 1024);

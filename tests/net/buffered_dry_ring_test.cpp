@@ -16,7 +16,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <weft/net/recv_buffer.hpp>
+#include <weft/net/read_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>
@@ -27,7 +27,7 @@
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
-using weft::net::RecvBuffer;
+using weft::net::ReadBuffer;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
 using weft::test::fail;
@@ -70,7 +70,7 @@ TEST_CASE(
       servers.push_back(weft::spawn([&, s = l.accept()]() mutable {
         const std::uint64_t seed = s.peer_address().port();
         std::uint64_t got = 0;
-        auto check = [&](const RecvBuffer& b) {
+        auto check = [&](const ReadBuffer& b) {
           ++(b.from_ring() ? ring_leases : heap_leases);
           if (got + b.size() > per_conn || !matches(seed, got, b.data(), b.size()))
             fail("stream " + std::to_string(seed) + ": wrong bytes at " + std::to_string(got));
@@ -79,7 +79,7 @@ TEST_CASE(
         {
           // Every reader holds its first lease until all of them hold one: the
           // ring has 2 buffers, so at least conns - 2 of these are heap leases.
-          RecvBuffer first = s.read_buffer();
+          ReadBuffer first = s.read_buffer();
           if (first.empty()) fail("stream " + std::to_string(seed) + ": no bytes");
           if (first.from_ring()) ++first_from_ring;
           ++holding;
@@ -88,7 +88,7 @@ TEST_CASE(
         }
         unsigned n = 0;
         for (;;) {
-          RecvBuffer b = s.read_buffer();
+          ReadBuffer b = s.read_buffer();
           if (b.empty()) break;
           if (++n % 4 == 0)
             weft::sleep_for(200us);  // hold the lease while others read
@@ -161,7 +161,7 @@ TEST_CASE(
     for (long i = 0; i < conns; ++i) {
       servers.push_back(weft::spawn([&, s = l.accept()]() mutable {
         for (;;) {
-          RecvBuffer b = s.read_buffer(20s);
+          ReadBuffer b = s.read_buffer(20s);
           if (b.empty()) break;
           s.write_all(b.data(), b.size());
         }

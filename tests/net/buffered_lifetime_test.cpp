@@ -25,7 +25,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <weft/net/recv_buffer.hpp>
+#include <weft/net/read_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>
@@ -36,7 +36,7 @@
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
-using weft::net::RecvBuffer;
+using weft::net::ReadBuffer;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
 using weft::test::classify;
@@ -72,7 +72,7 @@ TEST_CASE(
       if (prewrite) c.write_all(data);
       Outcome seen = kNone;
       weft::JoinHandle<void> reader, writer;
-      RecvBuffer held;
+      ReadBuffer held;
       if (variant < 4) {
         // dispatch: the reader runs now until it is parked in read_buffer (after
         // taking whatever chunks are already there).
@@ -80,7 +80,7 @@ TEST_CASE(
             [&, st = s.get()] {
               try {
                 for (;;) {
-                  RecvBuffer b = st->read_buffer();
+                  ReadBuffer b = st->read_buffer();
                   if (b.empty()) return;  // the end: counted as kNone, a failure
                 }
               } catch (const std::system_error& e) {
@@ -149,7 +149,7 @@ TEST_CASE(
       weft::test::LoopbackConnection conn = weft::test::loopback_connection();
       TcpStream& s = conn.server;
       conn.client.write_all("x");
-      RecvBuffer b = s.read_buffer(10s);  // the receive is armed
+      ReadBuffer b = s.read_buffer(10s);  // the receive is armed
       if (b.view() != "x") fail("wrong first chunk");
       waiting = true;
       try {
@@ -178,7 +178,7 @@ TEST_CASE(
 TEST_CASE(
     "leases taken out of block_on outlive their Runtime: the bytes stay readable and dropping them "
     "afterwards is clean") {
-  RecvBuffer a, b;
+  ReadBuffer a, b;
   const std::string first = pattern(10, 0, 3000), second = pattern(10, 3000, 3000);
   {
     weft::Runtime rt;
@@ -186,7 +186,7 @@ TEST_CASE(
       weft::test::LoopbackConnection conn = weft::test::loopback_connection();
       auto take = [&](const std::string& msg) {
         conn.client.write_all(msg);
-        RecvBuffer r = conn.server.read_buffer(10s);
+        ReadBuffer r = conn.server.read_buffer(10s);
         REQUIRE(r.view() == msg);  // one small write arrives as one chunk
         REQUIRE(r.from_ring());
         return r;
@@ -201,7 +201,7 @@ TEST_CASE(
   b.consume(1000);
   REQUIRE(b.view() == second.substr(1000));
   a = std::move(b);    // gives the first lease back (after the runtime)
-  REQUIRE(b.empty());  // NOLINT(bugprone-use-after-move): a moved-from RecvBuffer is empty
+  REQUIRE(b.empty());  // NOLINT(bugprone-use-after-move): a moved-from ReadBuffer is empty
   REQUIRE(a.view() == second.substr(1000));
   a.reset();
   REQUIRE(a.empty());
@@ -217,10 +217,10 @@ TEST_CASE(
   weft::Runtime rt(cfg);
   std::atomic<long> rounds_done{0};
   weft::test::Watchdog wd("net_buffered_read: remote drop", rt, {&rounds_done}, 60s);
-  std::promise<std::vector<RecvBuffer>> handoff;
+  std::promise<std::vector<ReadBuffer>> handoff;
   std::atomic<bool> dropped{false}, intact{false};
   std::thread dropper([&] {
-    std::vector<RecvBuffer> leases = handoff.get_future().get();
+    std::vector<ReadBuffer> leases = handoff.get_future().get();
     bool ok = leases.size() == 2;
     for (std::size_t i = 0; ok && i < leases.size(); ++i)
       ok = leases[i].from_ring() && leases[i].view() == pattern(11, i * 1000, 1000);
@@ -233,10 +233,10 @@ TEST_CASE(
   auto body = [&] {
     weft::test::LoopbackConnection conn = weft::test::loopback_connection();
     std::uint64_t off = 0;
-    std::vector<RecvBuffer> leases;
+    std::vector<ReadBuffer> leases;
     for (int i = 0; i < 2; ++i) {  // both ring buffers lent out
       conn.client.write_all(pattern(11, off, 1000));
-      RecvBuffer r = conn.server.read_buffer(10s);
+      ReadBuffer r = conn.server.read_buffer(10s);
       REQUIRE(r.view() == pattern(11, off, 1000));
       REQUIRE(r.from_ring());
       off += 1000;
@@ -251,7 +251,7 @@ TEST_CASE(
       conn.client.write_all(msg);
       std::string got;
       while (got.size() < msg.size()) {
-        RecvBuffer r = conn.server.read_buffer(10s);
+        ReadBuffer r = conn.server.read_buffer(10s);
         REQUIRE(!r.empty());
         ++(r.from_ring() ? ring_after : heap_after);
         got += r.view();
@@ -292,7 +292,7 @@ TEST_CASE(
         TcpListener l = weft::test::loopback_listener();
         auto pr = weft::test::tcp_pair(l);
         pr.first.write_all(pattern(12, 0, 3000));
-        RecvBuffer b = pr.second.read_buffer(10s);  // arms the receive
+        ReadBuffer b = pr.second.read_buffer(10s);  // arms the receive
         REQUIRE(matches(12, 0, b.data(), b.size()));
         pr.first.write_all(pattern(12, 3000, 64 * 1024));  // queued on the stream, never read
         weft::yield();

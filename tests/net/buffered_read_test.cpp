@@ -1,6 +1,6 @@
 // Buffered reads: TcpStream::read_buffer() lends chunks of the worker's
 // provided-buffer ring that one multishot receive per stream fills
-// (net/buffered_recv.cpp). What this file proves about the bytes:
+// (net/read_buffer.cpp). What this file proves about the bytes:
 //  - they arrive byte-exact and in order, with ~200 concurrent echo connections
 //    and across the flow cap (the receive cancelled past 16 queued chunks and
 //    armed again by a later read);
@@ -32,7 +32,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <weft/net/recv_buffer.hpp>
+#include <weft/net/read_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
 #include <weft/weft.hpp>
@@ -43,7 +43,7 @@
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
-using weft::net::RecvBuffer;
+using weft::net::ReadBuffer;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
 using weft::test::fail;
@@ -100,7 +100,7 @@ TEST_CASE(
       servers.push_back(weft::spawn(
           [&, s = l.accept()]() mutable {
             for (;;) {
-              RecvBuffer b = s.read_buffer();
+              ReadBuffer b = s.read_buffer();
               if (b.empty()) break;
               ++(b.from_ring() ? ring_leases : heap_leases);
               s.write_all(b.data(), b.size());
@@ -135,7 +135,7 @@ TEST_CASE(
       write_pattern(c, seed, total, 64 * 1024, 33, &written);
       c.shutdown(weft::net::Shutdown::write);
     });
-    RecvBuffer first = s.read_buffer();
+    ReadBuffer first = s.read_buffer();
     REQUIRE(!first.empty());
     REQUIRE(matches(seed, 0, first.data(), first.size()));
     // Away while the writer fills the queue past the cap (16 chunks) and then the
@@ -155,7 +155,7 @@ TEST_CASE(
     long chunks = 0, from_ring = 0;
     bool exact = true;
     for (;;) {
-      RecvBuffer b = s.read_buffer(30s);
+      ReadBuffer b = s.read_buffer(30s);
       if (b.empty()) break;
       ++chunks;
       if (b.from_ring()) ++from_ring;
@@ -191,7 +191,7 @@ TEST_CASE(
       off += n;
     };
 
-    RecvBuffer held = s.read_buffer();  // kept to the end: its bytes must not change
+    ReadBuffer held = s.read_buffer();  // kept to the end: its bytes must not change
     REQUIRE(!held.empty());
     const std::uint64_t held_off = off;
     const std::string held_copy(held.view());
@@ -217,7 +217,7 @@ TEST_CASE(
     expect(buf.data(), n);
 
     {
-      RecvBuffer b = s.read_buffer();  // may start inside a chunk read_some began
+      ReadBuffer b = s.read_buffer();  // may start inside a chunk read_some began
       REQUIRE(!b.empty());
       expect(b.data(), b.size());
     }
@@ -229,7 +229,7 @@ TEST_CASE(
       std::size_t got = 0;
       switch (rng.next() % 5) {
         case 0: {
-          RecvBuffer b = s.read_buffer();
+          ReadBuffer b = s.read_buffer();
           got = b.size();
           if (got) expect(b.data(), got);
           break;
@@ -275,7 +275,7 @@ TEST_CASE("end of stream: read_buffer returns an empty lease, again on the next 
     c.shutdown(weft::net::Shutdown::write);
     std::string got;
     for (;;) {
-      RecvBuffer b = s.read_buffer(10s);
+      ReadBuffer b = s.read_buffer(10s);
       if (b.empty()) break;
       got += b.view();
     }
@@ -316,7 +316,7 @@ TEST_CASE(
       };
       auto read = [&]() -> std::string {
         try {
-          RecvBuffer b = s.read_buffer(10s);
+          ReadBuffer b = s.read_buffer(10s);
           return b.empty() ? "empty" : "bytes";
         } catch (const std::system_error& e) {
           return has_code(e, std::errc::connection_reset) ? "reset" : std::string("error: ") + e.what();
@@ -329,7 +329,7 @@ TEST_CASE(
       } else {
         if (variant == 1) {
           c.write_all("abc");
-          RecvBuffer b = s.read_buffer(10s);
+          ReadBuffer b = s.read_buffer(10s);
           REQUIRE(b.view() == "abc");
         }
         reset_peer();
@@ -362,7 +362,7 @@ TEST_CASE("read_buffer past its deadline throws timed_out, and the stream still 
     c.write_all("ping");
     std::string got;
     while (got.size() < 4) {
-      RecvBuffer b = s.read_buffer(10s);
+      ReadBuffer b = s.read_buffer(10s);
       REQUIRE(!b.empty());
       got += b.view();
     }

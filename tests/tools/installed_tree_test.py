@@ -36,7 +36,8 @@ CXX = sys.argv[7:]
 # part of what users may include (or of what the public headers need).
 PUBLIC_HEADERS = [
     "weft.hpp",
-    "net/address.hpp", "net/error.hpp", "net/recv_buffer.hpp", "net/resolve.hpp", "net/socket.hpp",
+    "net/address.hpp", "net/error.hpp", "net/read_buffer.hpp", "net/recv_buffer.hpp", "net/resolve.hpp",
+    "net/socket.hpp",
     "net/tcp_listener.hpp", "net/tcp_stream.hpp", "net/udp.hpp",
     "runtime/config.hpp", "runtime/domain.hpp", "runtime/error.hpp", "runtime/log.hpp", "runtime/runtime.hpp",
     "runtime/stats.hpp", "runtime/this_fiber.hpp", "runtime/timer.hpp",

@@ -1,5 +1,5 @@
-// net/buffered_recv.cpp — buffered reads: one multishot receive per socket, armed
-// by the first read_chunk(), fills buffers of the worker's provided-buffer ring
+// net/read_buffer.cpp — buffered reads: one multishot receive per socket, armed
+// by the first read_buffer(), fills buffers of the worker's provided-buffer ring
 // (runtime/uring/buf_ring.hpp) that queue on the socket until a reader takes them.
 // The kernel's poll on the socket stays armed from one chunk to the next, where a
 // plain receive re-arms it for every read.
@@ -82,7 +82,7 @@ RecvCounters& recv_counters(Worker* w) {
 constexpr std::uint8_t kIdle = 0, kArmed = 1;
 constexpr std::uint8_t kMaxDryStreak = 6;  // see the invariant on a dry ring
 
-struct BufferedRecv {
+struct ReadBufferState {
   BufRing* ring = nullptr;  ///< holds a reference while set
   std::uint64_t ud = 0;     ///< the armed receive's user_data (for the flow cap's cancel)
   std::uint16_t head = BufRing::kNone, tail = BufRing::kNone;
@@ -120,37 +120,37 @@ struct BufferedRecv {
   }
 };
 
-bool rx_in_flight(const SocketCore* c) noexcept {
-  return c->rx && c->rx->state.load(std::memory_order_acquire) != kIdle;
+bool read_buffer_in_flight(const SocketCore* c) noexcept {
+  return c->read_buffer_state && c->read_buffer_state->state.load(std::memory_order_acquire) != kIdle;
 }
 
-bool rx_busy(const SocketCore* c) noexcept {
+bool read_buffer_busy(const SocketCore* c) noexcept {
   // The queue is read only when nothing is in flight: then the worker does not
   // touch it, whichever thread asks.
-  return rx_in_flight(c) || (c->rx && c->rx->head != BufRing::kNone);
+  return read_buffer_in_flight(c) || (c->read_buffer_state && c->read_buffer_state->head != BufRing::kNone);
 }
 
 // Reads go through the queue: a receive armed, bytes queued, or the end queued.
-bool rx_serves_reads(const SocketCore* c) noexcept {
-  return c->rx && (rx_busy(c) || c->rx->end < 1);
+bool read_buffer_serves_reads(const SocketCore* c) noexcept {
+  return c->read_buffer_state && (read_buffer_busy(c) || c->read_buffer_state->end < 1);
 }
 
-void rx_release(SocketCore* c) noexcept {
-  BufferedRecv* rx = std::exchange(c->rx, nullptr);
-  if (!rx) return;
-  if (BufRing* ring = rx->ring) {
+void read_buffer_release(SocketCore* c) noexcept {
+  ReadBufferState* rb = std::exchange(c->read_buffer_state, nullptr);
+  if (!rb) return;
+  if (BufRing* ring = rb->ring) {
     const bool here = t_state.worker == ring->owner();
-    while (rx->head != BufRing::kNone) ring->put(rx->pop(), here);
+    while (rb->head != BufRing::kNone) ring->put(rb->pop(), here);
     ring->release();
   }
-  delete rx;
+  delete rb;
 }
 
 }  // namespace detail
 
-using detail::BufferedRecv;
 using detail::kArmed;
 using detail::kIdle;
+using detail::ReadBufferState;
 using detail::SocketCore;
 
 namespace {
@@ -174,65 +174,65 @@ void prep_multishot(io_uring_sqe* sqe, void* a) {
 // Every CQE of the armed receive, in scheduler context.
 void on_cqe(void* ctx, int res, std::uint32_t flags) {
   auto* c = static_cast<SocketCore*>(ctx);
-  BufferedRecv* rx = c->rx;
-  BufRing* ring = rx->ring;
+  ReadBufferState* rb = c->read_buffer_state;
+  BufRing* ring = rb->ring;
   if (flags & IORING_CQE_F_BUFFER) {
     const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     if (res > 0 && !c->closing)
-      rx->push(bid, static_cast<std::uint32_t>(res));
+      rb->push(bid, static_cast<std::uint32_t>(res));
     else
       ring->give_back(bid);
   }
   if (!(flags & IORING_CQE_F_MORE)) {
     if (res == 0) {
-      rx->end = 0;
+      rb->end = 0;
     } else if (res == -ENOBUFS) {  // see the invariant on a dry ring
-      if (rx->dry_streak < detail::kMaxDryStreak) ++rx->dry_streak;
-      rx->plain_left = 1u << rx->dry_streak;
+      if (rb->dry_streak < detail::kMaxDryStreak) ++rb->dry_streak;
+      rb->plain_left = 1u << rb->dry_streak;
       static_cast<detail::RecvCounters*>(weft::detail::net_slot(c->owner))->starved.add();  // made by arm()
-    } else if (res == -EINVAL && !rx->delivered) {
+    } else if (res == -EINVAL && !rb->delivered) {
       ring->multishot_ok = false;  // no multishot receive here (kernel < 6.0)
-    } else if (res == -EBADF && rx->fixed && !c->closing) {
-      rx->refused_fixed = true;
+    } else if (res == -EBADF && rb->fixed && !c->closing) {
+      rb->refused_fixed = true;
     } else if (res < 0 && res != -ECANCELED) {
-      rx->end = res;
+      rb->end = res;
     }
-    // Idle before the closer is woken: it checks rx_in_flight() when it resumes.
-    rx->state.store(kIdle, std::memory_order_release);  // see the invariants
+    // Idle before the closer is woken: it checks read_buffer_in_flight() when it resumes.
+    rb->state.store(kIdle, std::memory_order_release);  // see the invariants
     // A closer (a fiber of the owner) waits for the ops and this receive to end.
     if (c->closing && c->pending == 0 && c->drainer) weft::detail::unpark_local(std::exchange(c->drainer, nullptr));
-    if (rx->reader) std::exchange(rx->reader, nullptr)->notify();
+    if (rb->reader) std::exchange(rb->reader, nullptr)->notify();
     return;
   }
-  if (rx->queued >= kMaxQueued && !rx->cancel_sent) {
-    rx->cancel_sent = true;
-    weft::detail::cancel_op(c->owner, rx->ud);
+  if (rb->queued >= kMaxQueued && !rb->cancel_sent) {
+    rb->cancel_sent = true;
+    weft::detail::cancel_op(c->owner, rb->ud);
   }
-  if (rx->reader) std::exchange(rx->reader, nullptr)->notify();
+  if (rb->reader) std::exchange(rb->reader, nullptr)->notify();
 }
 
 // False when the ring had no room for the SQE (nothing armed: read plainly).
 bool arm(SocketCore* c, Worker* w, BufRing* ring) {
-  BufferedRecv* rx = c->rx;
-  if (rx->ring != ring) {  // the queue is empty here: rebind it
-    if (rx->ring) rx->ring->release();
+  ReadBufferState* rb = c->read_buffer_state;
+  if (rb->ring != ring) {  // the queue is empty here: rebind it
+    if (rb->ring) rb->ring->release();
     ring->retain();
-    rx->ring = ring;
+    rb->ring = ring;
   }
-  if (rx->refused_fixed) {
-    rx->refused_fixed = false;
+  if (rb->refused_fixed) {
+    rb->refused_fixed = false;
     c->fixed_refused = true;
     detail::remove_slot(c);
   }
   const int slot = c->slot.load(std::memory_order_relaxed);
   ArmArgs a{slot >= 0 ? slot : c->fd, slot >= 0};
-  rx->fixed = a.fixed;
-  rx->cancel_sent = false;
+  rb->fixed = a.fixed;
+  rb->cancel_sent = false;
   detail::RecvCounters& counters = detail::recv_counters(w);  // before arming: it may throw
-  rx->ud = weft::detail::arm_multishot(w, &prep_multishot, &a, &on_cqe, c);
-  if (rx->ud == 0) return false;
+  rb->ud = weft::detail::arm_multishot(w, &prep_multishot, &a, &on_cqe, c);
+  if (rb->ud == 0) return false;
   counters.arms.add();
-  rx->state.store(kArmed, std::memory_order_release);  // see the invariants
+  rb->state.store(kArmed, std::memory_order_release);  // see the invariants
   return true;
 }
 
@@ -242,31 +242,31 @@ enum class Next { chunk, end, plain };
 // `may_arm`; `plain` when the caller should use a plain receive instead.
 Next wait_next(SocketCore* c, Worker* w, const char* op, Deadline deadline, bool may_arm) {
   for (;;) {
-    BufferedRecv* rx = c->rx;
-    if (rx->head != BufRing::kNone) return Next::chunk;
-    if (rx->end <= 0) return Next::end;
-    if (rx->state.load(std::memory_order_relaxed) == kIdle) {  // owner thread: its own writes
+    ReadBufferState* rb = c->read_buffer_state;
+    if (rb->head != BufRing::kNone) return Next::chunk;
+    if (rb->end <= 0) return Next::end;
+    if (rb->state.load(std::memory_order_relaxed) == kIdle) {  // owner thread: its own writes
       if (!may_arm) return Next::plain;
       BufRing* ring = weft::detail::buf_ring(w);
       if (!ring || !ring->multishot_ok) return Next::plain;
-      if (rx->plain_left > 0) {  // the ring ran dry under this receive lately
-        --rx->plain_left;
+      if (rb->plain_left > 0) {  // the ring ran dry under this receive lately
+        --rb->plain_left;
         return Next::plain;
       }
       if (!arm(c, w, ring)) return Next::plain;
     }
-    if (rx->reader)
+    if (rb->reader)
       throw std::logic_error(std::string(op) + detail::subject_of(c) +
                              ": another fiber is already waiting in a buffered read of this socket");
     weft::detail::Waiter waiter;
-    rx->reader = &waiter;
+    rb->reader = &waiter;
     weft::detail::Waiter::Result r;
     bool closing;
     {
       const detail::OpCount counted(c);  // its leave() never switches: `c` stays usable below
       // The Waiter keeps a deadline in its int64 form, -1 for none.
       r = waiter.wait(deadline.is_none() ? -1 : deadline.ns());
-      if (rx->reader == &waiter) rx->reader = nullptr;
+      if (rb->reader == &waiter) rb->reader = nullptr;
       closing = c->closing;
     }
     if (closing) {
@@ -280,27 +280,27 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, Deadline deadline, bool
 
 // The queue is empty and the stream has ended: 0 (every time), or its error (once).
 void take_end(SocketCore* c, const char* op) {
-  BufferedRecv* rx = c->rx;
-  if (rx->end < 0) {
-    const int e = std::exchange(rx->end, 0);
+  ReadBufferState* rb = c->read_buffer_state;
+  if (rb->end < 0) {
+    const int e = std::exchange(rb->end, 0);
     detail::throw_for(c, detail::Failure::errno_result, e, op);
   }
 }
 
 }  // namespace
 
-RecvBuffer Socket::read_chunk(const char* op, Deadline deadline) {
+ReadBuffer Socket::read_buffer(const char* op, Deadline deadline) {
   SocketCore* c = enter_ring_op(core_, op);
   Worker* w = c->owner;
-  if (!c->rx) c->rx = new BufferedRecv;
+  if (!c->read_buffer_state) c->read_buffer_state = new ReadBufferState;
   switch (wait_next(c, w, op, deadline, true)) {
     case Next::chunk: {
-      BufferedRecv* rx = c->rx;
-      BufRing* ring = rx->ring;
-      const std::uint32_t off = rx->off;
-      const std::uint16_t bid = rx->pop();
+      ReadBufferState* rb = c->read_buffer_state;
+      BufRing* ring = rb->ring;
+      const std::uint32_t off = rb->off;
+      const std::uint16_t bid = rb->pop();
       ring->retain();
-      return RecvBuffer(ring, bid, ring->data(bid) + off, ring->len(bid) - off);
+      return ReadBuffer(ring, bid, ring->data(bid) + off, ring->len(bid) - off);
     }
     case Next::end:
       take_end(c, op);
@@ -318,12 +318,12 @@ RecvBuffer Socket::read_chunk(const char* op, Deadline deadline) {
   auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, p, static_cast<unsigned>(size), 0); };
   const int res = run(op, fill, deadline, POLLIN);
   if (res == 0) return {};
-  return RecvBuffer(std::move(heap), static_cast<std::size_t>(res));
+  return ReadBuffer(std::move(heap), static_cast<std::size_t>(res));
 }
 
 bool Socket::read_queued(const char* op, void* buf, std::size_t len, Deadline deadline, std::size_t* got) {
   SocketCore* c = core_;
-  if (!c || !detail::rx_serves_reads(c)) return false;
+  if (!c || !detail::read_buffer_serves_reads(c)) return false;
   enter_ring_op(c, op);
   Worker* w = c->owner;
   switch (wait_next(c, w, op, deadline, false)) {
@@ -336,31 +336,31 @@ bool Socket::read_queued(const char* op, void* buf, std::size_t len, Deadline de
     case Next::chunk:
       break;
   }
-  BufferedRecv* rx = c->rx;
-  BufRing* ring = rx->ring;
+  ReadBufferState* rb = c->read_buffer_state;
+  BufRing* ring = rb->ring;
   auto* out = static_cast<char*>(buf);
   std::size_t copied = 0;
-  while (copied < len && rx->head != BufRing::kNone) {
-    const std::uint16_t bid = rx->head;
-    const std::size_t n = std::min<std::size_t>(len - copied, ring->len(bid) - rx->off);
-    std::memcpy(out + copied, ring->data(bid) + rx->off, n);
+  while (copied < len && rb->head != BufRing::kNone) {
+    const std::uint16_t bid = rb->head;
+    const std::size_t n = std::min<std::size_t>(len - copied, ring->len(bid) - rb->off);
+    std::memcpy(out + copied, ring->data(bid) + rb->off, n);
     copied += n;
-    rx->off += static_cast<std::uint32_t>(n);
-    if (rx->off == ring->len(bid)) ring->give_back(rx->pop());
+    rb->off += static_cast<std::uint32_t>(n);
+    if (rb->off == ring->len(bid)) ring->give_back(rb->pop());
   }
   *got = copied;
   return true;
 }
 
 bool Socket::read_queued_pending() const noexcept {
-  return core_ && detail::rx_serves_reads(core_);
+  return core_ && detail::read_buffer_serves_reads(core_);
 }
 
 bool Socket::read_queued_ready() const noexcept {
-  return core_ && core_->rx && core_->rx->head != BufRing::kNone;
+  return core_ && core_->read_buffer_state && core_->read_buffer_state->head != BufRing::kNone;
 }
 
-void RecvBuffer::reset() noexcept {
+void ReadBuffer::reset() noexcept {
   if (ring_) {
     ring_->put(bid_, t_state.worker == ring_->owner());
     ring_->release();

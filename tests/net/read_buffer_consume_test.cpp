@@ -1,13 +1,17 @@
-// RecvBuffer::consume: a parser drops the bytes it used from the front of a lent
+// ReadBuffer::consume: a parser drops the bytes it used from the front of a lent
 // chunk; the rest stays in place, more than size() empties it, and the lease still
 // gives its buffer back (the ring's buffers keep cycling). Both kinds of lease: a
 // ring buffer and the heap fallback (Config::recv_buffers = 0). Skipped (77) where
-// the kernel has no multishot receive into a provided-buffer ring.
+// the kernel has no multishot receive into a provided-buffer ring. Code written
+// against the former name builds: net/recv_buffer.hpp and RecvBuffer (deprecated)
+// are ReadBuffer (checked when this file compiles).
 #include <chrono>
 #include <string>
+#include <type_traits>
 
 #include <catch2/catch.hpp>
 
+#include <weft/net/read_buffer.hpp>
 #include <weft/net/recv_buffer.hpp>
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
@@ -18,18 +22,23 @@
 #include "net_test_support.hpp"
 
 using namespace std::chrono_literals;
-using weft::net::RecvBuffer;
+using weft::net::ReadBuffer;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static_assert(std::is_same_v<weft::net::RecvBuffer, ReadBuffer>, "the former name is an alias of ReadBuffer");
+#pragma GCC diagnostic pop
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
 const bool kBuffered = (weft::test::require_buffered_recv(), true);
 
 // The next chunk holding all of `want` (sent in one write, so one chunk has it).
-RecvBuffer chunk_of(TcpStream& c, TcpStream& s, const std::string& want) {
+ReadBuffer chunk_of(TcpStream& c, TcpStream& s, const std::string& want) {
   c.write_all(want, 5s);
-  RecvBuffer b = s.read_buffer(5s);
+  ReadBuffer b = s.read_buffer(5s);
   REQUIRE(b.view() == want);
   return b;
 }
@@ -37,7 +46,7 @@ RecvBuffer chunk_of(TcpStream& c, TcpStream& s, const std::string& want) {
 // `ring`: the leases are ring buffers (else heap buffers).
 void check_consume(weft::Runtime& rt, bool ring) {
   weft::test::on_loopback_connection(rt, [ring](TcpListener&, TcpStream& c, TcpStream& s) {
-    RecvBuffer b = chunk_of(c, s, "GET / HTTP/1.1\r\n");
+    ReadBuffer b = chunk_of(c, s, "GET / HTTP/1.1\r\n");
     REQUIRE(b.from_ring() == ring);
     const char* start = b.data();
     b.consume(4);
@@ -52,7 +61,7 @@ void check_consume(weft::Runtime& rt, bool ring) {
     b.reset();
     // The consumed lease went back: many more chunks flow through the ring.
     for (int i = 0; i < 600; ++i) {
-      RecvBuffer n = chunk_of(c, s, "chunk " + std::to_string(i));
+      ReadBuffer n = chunk_of(c, s, "chunk " + std::to_string(i));
       REQUIRE(n.from_ring() == ring);
       n.consume(6);
       REQUIRE(n.view() == std::to_string(i));
