@@ -305,7 +305,9 @@ class Worker {
   [[nodiscard]] bool stopping() const { return stop_requested_.load(std::memory_order_acquire); }
 
  private:
-  void yield_slow(FiberBase* self);
+  // Out of line: inlined, it tripled yield_current()'s code, and LTO then
+  // stopped inlining weft::yield() into its callers (a frame per switch).
+  [[gnu::noinline]] void yield_slow(FiberBase* self);
   /// Parks the running fiber through ticks until the SQ has room for `n` SQEs.
   /// Throws FiberCancelled (before anything was taken) if it is cancelled.
   void wait_for_sq_room(unsigned n);
