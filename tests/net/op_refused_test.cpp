@@ -54,8 +54,9 @@ const bool kSkipped = [] {
 #endif
 
 // OpTable grows by chunks of 1024 slots (OpTable::kChunk, private): if that
-// changes, no allocation matches and the tests below fail saying so.
-constexpr std::size_t kChunkBytes = 1024 * sizeof(weft::detail::OpSlot);
+// changes, no allocation matches and the tests below fail saying so. Unused
+// under TSan, whose runtime keeps its own operator new[] (see above).
+[[maybe_unused]] constexpr std::size_t kChunkBytes = 1024 * sizeof(weft::detail::OpSlot);
 // relaxed: armed and consumed on the worker's thread (the test's fibers).
 std::atomic<bool> g_refuse_chunk{false};
 }  // namespace
