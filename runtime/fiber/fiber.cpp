@@ -66,7 +66,11 @@ void FiberBase::set_name(std::string_view n) {
 }
 
 void FiberBase::release_ref() noexcept {
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // A count of 1 is the caller's reference alone: only an owner adds references,
+  // so none can appear now, and the locked decrement is skipped (the usual case:
+  // the handle lets go after the worker). acquire: the other owner's writes,
+  // published by its acq_rel decrement, are visible before the block is freed.
+  if (refs_.load(std::memory_order_acquire) != 1 && refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (error_ && !joined_ && !is_cancellation(error_)) {
     g_unjoined.fetch_add(1, std::memory_order_relaxed);
     try {

@@ -141,7 +141,8 @@ class FiberBase {
   // ---- shared with the JoinHandle ----
   std::atomic<std::uintptr_t> join_word_{kJoinNone};
   // Two owners at spawn (the fiber, the handle); acq_rel on decrement so the last
-  // owner sees every write the other made before it let go.
+  // owner sees every write the other made before it let go (an owner that reads 1
+  // with acquire is the last, and frees without decrementing: release_ref()).
   std::atomic<std::uint32_t> refs_{2};
   std::exception_ptr error_;
   bool joined_ = false;  ///< the handle consumed the outcome (written by the joiner)
