@@ -6,7 +6,6 @@
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/uring/op_table.hpp>
-#include <weft/runtime/uring/timer_queue.hpp>
 
 namespace weft::net {
 
