@@ -22,6 +22,15 @@ enum class WakeMode : std::uint8_t {
              ///< from other threads (and on kernels without it): eventfd
 };
 
+/// Which I/O engine the workers run (docs/deployment.md).
+enum class Engine : std::uint8_t {
+  automatic,  ///< io_uring; epoll when io_uring cannot be set up here (seccomp, sysctl,
+              ///< memlock, an old kernel, a missing opcode) or under valgrind, with
+              ///< one log line naming the cause and the remedy
+  io_uring,   ///< io_uring or a StartupError saying why not
+  epoll,      ///< epoll: readiness and non-blocking syscalls; file I/O on the pool
+};
+
 /// Where spawn() without a worker puts a new fiber (spawn_on always obeys).
 enum class Placement : std::uint8_t {
   local,         ///< a fiber's children on its own worker (no handoff); spawns from
@@ -57,7 +66,10 @@ struct Explore {
 struct Config {
   /// Name used in thread names ("<name>-w0") and logs.
   std::string name = "weft";
-  /// Evented worker threads, each with its own io_uring. New fibers are spread
+  /// The I/O engine; the environment variable WEFT_ENGINE (auto, io_uring or
+  /// epoll) overrides it.
+  Engine engine = Engine::automatic;
+  /// Evented worker threads, each with its own io_uring (or epoll set). New fibers are spread
   /// over them by `placement`; a fiber never moves to another worker.
   unsigned workers = 1;
   /// Usable bytes per fiber stack (rounded up to pages); memory is committed lazily.

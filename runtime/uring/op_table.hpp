@@ -44,37 +44,14 @@ struct io_uring_sqe;
 #include <memory>
 #include <vector>
 
+#include <weft/runtime/io_op.hpp>
+
 namespace weft::detail {
 
 class FiberBase;
 
 /// Fills an op's SQE; user_data is set by the worker afterwards.
 using PrepFn = void (*)(io_uring_sqe* sqe, void* arg);
-
-/// How an op ended, from its CQEs (handed up by await_op).
-struct OpEnd {
-  enum class Cause : std::uint8_t {
-    completed,  ///< `res` is the op's own result (a failure included)
-    timed_out,  ///< its linked timeout fired and the op ended cancelled or interrupted (-ECANCELED, -EINTR)
-    cancelled,  ///< cancelled otherwise: the fiber's or runtime's cancellation, a cancel
-                ///< by fd (a close), or never issued (-ECANCELED)
-  };
-  int res = 0;  ///< the op's own CQE result (raw -errno on failure)
-  Cause cause = Cause::completed;
-  /// What a linked timeout's CQE result says: the timer fired (anything but the
-  /// -ECANCELED of a timer disarmed because its op ended first).
-  static constexpr bool timer_fired(int timeout_res) noexcept { return timeout_res != -ECANCELED; }
-  /// The cause, from the op's result, whether its linked timer fired (false when
-  /// none was linked) and whether the fiber's cancellation asked for a cancel. An
-  /// op that succeeded, or failed on its own, is completed whatever its timer did
-  /// (it may fire while the op completes).
-  static constexpr Cause cause_of(int res, bool timer_fired, bool cancel_sent) noexcept {
-    if (res != -ECANCELED && res != -EINTR) return Cause::completed;
-    if (timer_fired) return Cause::timed_out;
-    if (res == -ECANCELED || cancel_sent) return Cause::cancelled;
-    return Cause::completed;  // -EINTR of its own: the caller retries
-  }
-};
 
 struct OpSlot {
   std::uint32_t gen = 1;

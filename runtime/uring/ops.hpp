@@ -22,6 +22,7 @@
 
 #include <weft/runtime/config.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/io_op.hpp>
 #include <weft/runtime/stats.hpp>
 #include <weft/runtime/time.hpp>
 #include <weft/runtime/uring/buf_ring.hpp>
@@ -33,6 +34,28 @@
 namespace weft::detail {
 
 // ---- ops for the running fiber (fiber context, on `w`) ----
+/// Runs `op` on the worker's engine and returns its result (raw -errno on
+/// failure) and why it ended (OpEnd). `cqe_flags` (io_uring only; 0 on epoll) and
+/// `hint`, the fault class the explorer may inject into, are optional.
+OpEnd await_io(Worker* w, const IoOp& op, std::uint32_t* cqe_flags = nullptr, OpKind hint = OpKind::other);
+/// Whether the worker's engine runs ops of kind `k` (false: the caller uses the
+/// plain syscall, or the Threaded pool for files).
+bool engine_supports(const Worker* w, IoKind k) noexcept;
+/// The engine the worker runs (Engine::io_uring or Engine::epoll).
+Engine worker_engine(const Worker* w) noexcept;
+/// Before close(2) of `fd` held by `owner` (IoOp::owner): the epoll engine drops
+/// the fd's registration. The fd's worker's thread; no op may be pending on it.
+void forget_fd(Worker* w, int fd, std::uint64_t owner) noexcept;
+/// Arms a multishot receive on `fd` (or its registered slot `fixed`) into the
+/// provided-buffer ring; CQEs go to `sink(ctx, res, flags)` in scheduler context.
+/// Its user_data (for cancel_op), or 0 when the engine has none (epoll) or the
+/// SQ has no room: the caller then reads another way.
+std::uint64_t arm_multishot_recv(Worker* w, int fd, int fixed, void (*sink)(void*, int, std::uint32_t), void* ctx);
+/// Empties registered-file slot `slot` and waits for it (fiber context, the
+/// slot's worker): 0 or a raw -errno.
+int remove_file_now(Worker* w, int slot);
+
+// ---- io_uring only: SQEs filled by the caller (runtime/uring and tests) ----
 /// Runs one io_uring op and returns its CQE result (raw -errno on failure) and
 /// why it ended (OpEnd); a `deadline` links a timeout.
 OpEnd await_op(Worker* w, PrepFn prep, void* arg, Deadline deadline = Deadline::none(),

@@ -234,6 +234,9 @@ class Worker {
   /// `kind` says which faults the explorer may inject (Config::explore).
   OpEnd await_op(PrepFn prep, void* arg, Deadline deadline = Deadline::none(), std::uint32_t* cqe_flags = nullptr,
                  OpKind kind = OpKind::other);
+  /// Runs `op` (runtime/io_op.hpp) for the running fiber: await_op() with the SQE
+  /// io_prep.cpp makes of it.
+  OpEnd await_io(const IoOp& op, std::uint32_t* cqe_flags, OpKind hint);
   /// The explorer's yield point where a fiber enters a socket op or a close
   /// (Config::explore; nothing when it is off). Fiber context only, before the
   /// caller has touched any state.

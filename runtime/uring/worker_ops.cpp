@@ -25,6 +25,7 @@
 
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/uring/io_prep.hpp>
 #include <weft/runtime/uring/worker.hpp>
 
 namespace weft::detail {
@@ -184,6 +185,14 @@ OpEnd Worker::await_op(PrepFn prep, void* arg, Deadline deadline, std::uint32_t*
   return end;
 }
 
+OpEnd Worker::await_io(const IoOp& op, std::uint32_t* cqe_flags, OpKind hint) {
+  // `op` lives in the caller's frame, parked until the op's last CQE, so a prep
+  // that runs at a later tick (the overflow queue) still reads it.
+  return await_op(
+      [](io_uring_sqe* sqe, void* a) { prep_io(sqe, *static_cast<const IoOp*>(a), t_state.worker->ring_info()); },
+      const_cast<IoOp*>(&op), op.deadline, cqe_flags, hint);
+}
+
 std::uint64_t Worker::arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx) {
   if (!ring_.reserve(1)) return 0;  // the SQ stays full: the caller reads another way
   const std::uint32_t idx = ops_.acquire(1);
@@ -286,6 +295,41 @@ void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
 }
 
 // ------------------------------------------ runtime/uring/ops.hpp, for net/ ----
+
+OpEnd await_io(Worker* w, const IoOp& op, std::uint32_t* cqe_flags, OpKind hint) {
+  return w->await_io(op, cqe_flags, hint);
+}
+
+bool engine_supports(const Worker* w, IoKind k) noexcept {
+  return uring_supports(w->ring_info(), k);
+}
+
+Engine worker_engine(const Worker* /*w*/) noexcept {
+  return Engine::io_uring;
+}
+
+void forget_fd(Worker* /*w*/, int /*fd*/, std::uint64_t /*owner*/) noexcept {}
+
+std::uint64_t arm_multishot_recv(Worker* w, int fd, int fixed, void (*sink)(void*, int, std::uint32_t), void* ctx) {
+  IoOp op = IoOp::on_fd(IoKind::recv, fd);
+  op.fixed = fixed;
+  return w->arm_multishot(
+      [](io_uring_sqe* sqe, void* a) {
+        const auto* o = static_cast<const IoOp*>(a);
+        io_uring_prep_recv_multishot(sqe, o->fd, nullptr, 0, 0);
+        if (o->fixed >= 0) {
+          sqe->fd = o->fixed;
+          sqe->flags |= IOSQE_FIXED_FILE;
+        }
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BufRing::kGroup;
+      },
+      &op, sink, ctx);
+}
+
+int remove_file_now(Worker* w, int slot) {
+  return w->await_op(&FixedFiles::prep_remove, &slot).res;
+}
 
 OpEnd await_op(Worker* w, PrepFn prep, void* arg, Deadline deadline, std::uint32_t* cqe_flags, OpKind kind) {
   return w->await_op(prep, arg, deadline, cqe_flags, kind);
