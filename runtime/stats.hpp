@@ -20,6 +20,7 @@ struct Stats {
   std::uint64_t sq_waits = 0;           ///< times a fiber went through a tick for room in a full SQ
   std::uint64_t cq_overflow = 0;        ///< ticks that saw the CQ overflow flag
   std::uint64_t enters = 0;             ///< io_uring_enter calls
+  std::uint64_t epoll_waits = 0;        ///< epoll_wait calls (the epoll engine's enters)
   std::uint64_t wakes = 0;              ///< cross-thread wakes received
   std::uint64_t timers_fired = 0;
   std::uint64_t stalls = 0;  ///< stall reports

@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include <weft/runtime/epoll/engine.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/overflow.hpp>
 #include <weft/runtime/log.hpp>
@@ -124,12 +125,20 @@ void Worker::thread_main(void* started_arg) {
   std::string tname = cfg_.name.substr(0, 10) + "-w" + std::to_string(index_);
   pthread_setname_np(pthread_self(), tname.c_str());
   try {
-    ring_.init(cfg_.ring_entries, cfg_.defer_taskrun);
+    if (cfg_.engine == Engine::epoll) {
+      epoll_ = std::make_unique<EpollEngine>(*this);
+      epoll_->init(wake_fd_);
+    } else {
+      ring_.init(cfg_.ring_entries, cfg_.defer_taskrun);
+    }
   } catch (...) {
     started->set_exception(std::current_exception());
     return;
   }
-  files_.init(ring_, cfg_.fixed_files);
+  if (epoll_)
+    buf_ring_failed_ = true;  // no provided buffers: buffered reads use plain receives
+  else
+    files_.init(ring_, cfg_.fixed_files);
   explore_.init(cfg_.explore, index_);
   ring_.set_explorer(&explore_);
   t_state.worker = this;
@@ -148,10 +157,15 @@ void Worker::thread_main(void* started_arg) {
 #if WEFT_TSAN
   sched_ctx_.tsan_fiber = __tsan_get_current_fiber();
 #endif
-  log::logger().debug("worker {} up: ring {} entries, flags {:#x}, defer_taskrun={}, stacks guarded by {}", index_,
-                      ring_.info().entries, ring_.info().setup_flags, ring_.info().defer_taskrun,
-                      stacks_.mode() == GuardMode::madvise ? "madvise" : "mprotect");
-  arm_wake_read();
+  if (epoll_) {
+    log::logger().debug("worker {} up: epoll engine, stacks guarded by {}", index_,
+                        stacks_.mode() == GuardMode::madvise ? "madvise" : "mprotect");
+  } else {
+    log::logger().debug("worker {} up: ring {} entries, flags {:#x}, defer_taskrun={}, stacks guarded by {}", index_,
+                        ring_.info().entries, ring_.info().setup_flags, ring_.info().defer_taskrun,
+                        stacks_.mode() == GuardMode::madvise ? "madvise" : "mprotect");
+    arm_wake_read();
+  }
   started->set_value();  // `started` is gone after this line
   try {
     run_loop();
@@ -172,7 +186,7 @@ void Worker::thread_main(void* started_arg) {
   // Hand the last queued SQEs (file-table removals of sockets closed at the end)
   // to the kernel, then let every socket forget its slot: the ring's exit
   // releases what the table still holds.
-  if (ring_.pending_sqes() > 0) ring_.enter(false, 0);
+  if (!epoll_ && ring_.pending_sqes() > 0) ring_.enter(false, 0);
   files_.retire();
   release_thread_altstack();
   t_state.eh = nullptr;
@@ -215,7 +229,7 @@ void Worker::run_loop() {
         cancel_all();
         arm_stop_report();
       }
-      if (!all_head_ && ops_.in_flight() == 0) break;
+      if (!all_head_ && !io_in_flight()) break;
       if (runq_.empty() && inbox_.empty() && !cancelled_multishots_) {
         // The cancelled fibers have unwound. Multishot ops still armed belong to
         // sockets nobody closed (kept past their fibers): cancel them, so their
@@ -224,7 +238,7 @@ void Worker::run_loop() {
         ops_.for_each_multishot([this](std::uint64_t ud) { cancel_op(ud); });
         continue;
       }
-      if (runq_.empty() && inbox_.empty() && ops_.in_flight() == 0 && !timers_besides_report()) {
+      if (runq_.empty() && inbox_.empty() && !io_in_flight() && !timers_besides_report()) {
         // Every fiber was cancelled and nothing runnable, in flight or timed is
         // left here: what remains is parked with its cancellation deferred, with
         // no cancel hook, with an unpark owed by a thread that claimed its wait,
@@ -237,10 +251,9 @@ void Worker::run_loop() {
         }
         // A wake a peer sent before it ended may not be here yet (a MSG_RING
         // completion shows up when this ring next enters the kernel): look once.
-        if (ring_.enter(false, 0) < 0) continue;
-        reap();
+        poll_io_now();
         drain_inbox();
-        if (!runq_.empty() || ops_.in_flight() > 0) continue;
+        if (!runq_.empty() || io_in_flight()) continue;
         // A notifier on another thread that claimed a wait before the cancel hook
         // ran wakes the fiber a few instructions later: wait for that unpark.
         if (wake_owed()) {
@@ -300,8 +313,9 @@ void Worker::report_stop_wait() {
       log::logger().warn(
           "shutdown of runtime '{}' waits for fiber {} on worker {}: parked on {}, {} ms after its cancellation{}",
           cfg_.name, f->display_name(), index_, f->wait_reason_, ms,
-          ops_.in_flight() > 0 ? " (ops in flight here: " + std::to_string(ops_.in_flight()) + ")"
-                               : std::string(" (nothing in flight here)"));
+          io_in_flight()
+              ? " (ops in flight here: " + std::to_string(ops_.in_flight() + (epoll_ ? epoll_->waiting() : 0)) + ")"
+              : std::string(" (nothing in flight here)"));
     else
       log::logger().warn(
           "shutdown of runtime '{}' waits for fiber {} on worker {}: still {} {} ms after its cancellation (does it "
@@ -316,9 +330,42 @@ void Worker::report_stop_wait() {
   timers_.rearm(&stop_report_, now + std::chrono::nanoseconds(kStopReportPeriod).count());
 }
 
+bool Worker::io_in_flight() const noexcept {
+  return ops_.in_flight() > 0 || (epoll_ && epoll_->waiting() > 0);
+}
+
+void Worker::poll_io_now() {
+  if (epoll_) {
+    epoll_->poll(0);
+    return;
+  }
+  if (ring_.enter(false, 0) >= 0) reap();
+}
+
+// tick() on the epoll engine: the same steps, with epoll_wait for the enter.
+void Worker::tick_epoll(bool idle) {
+  if (idle) {
+    std::int64_t timeout = -1;
+    if (!timers_.empty()) timeout = std::max<std::int64_t>(timers_.next_deadline() - monotonic_ns(), 0);
+    if (inbox_.prepare_sleep()) {
+      epoll_->poll(timeout);
+      inbox_.mark_running();
+    }
+  } else if (epoll_->waiting() > 0) {
+    epoll_->poll(0);
+  }
+  drain_inbox();
+  if (!timers_.empty()) timers_fired_.add(timers_.fire_due(monotonic_ns()));
+}
+
 void Worker::tick() {
   ++ticks_;
   inbox_.mark_running();
+  if (epoll_) [[unlikely]] {
+    drain_inbox();
+    if (!timers_.empty()) timers_fired_.add(timers_.fire_due(monotonic_ns()));
+    return tick_epoll(runq_.empty());
+  }
   retry_deferred();
   drain_inbox();
   if (files_.remote_pending()) files_.drain_remote(ring_);
@@ -357,8 +404,8 @@ void Worker::tick() {
 // keep switching fiber to fiber, instead of two switches through the scheduler
 // context for nothing. Otherwise the caller takes the slow path to the tick.
 bool Worker::quiet_tick() noexcept {
-  if (stop_requested_.load(std::memory_order_relaxed) || !inbox_.empty() || ring_.pending_sqes() > 0 ||
-      ops_.in_flight() > 0 || ring_.cq_ready() > 0)
+  if (stop_requested_.load(std::memory_order_relaxed) || !inbox_.empty()) return false;
+  if (epoll_ ? epoll_->waiting() > 0 : ring_.pending_sqes() > 0 || ops_.in_flight() > 0 || ring_.cq_ready() > 0)
     return false;
   if (!timers_.empty() && timers_.next_deadline() <= monotonic_ns()) return false;
   count_activations();  // the stall detector's epoch must keep moving
@@ -848,6 +895,11 @@ void Worker::add_stats(Stats& s) const {
   s.stacks_live += stacks_live_.get();
   s.stack_mappings += stack_mappings_.get();
   s.files_registered += files_.live();
+  if (epoll_) {
+    s.epoll_waits += epoll_->waits.get();
+    s.wakes += epoll_->wakes.get();
+    s.stale_completions += epoll_->stale.get();
+  }
   if (const WorkerSlot* net = net_slot_.load(std::memory_order_acquire)) net->add_stats(s);
 }
 

@@ -52,6 +52,8 @@
 
 namespace weft::detail {
 
+class EpollEngine;
+
 /// Intrusive FIFO of fibers (run_next_ link). A fiber is linked here iff its
 /// run_next_ is set or it is the tail; pushing a linked fiber aborts naming it
 /// (it would cut the queue or make it a cycle).
@@ -297,6 +299,10 @@ class Worker {
   Runtime& runtime() { return group_.runtime; }
   [[nodiscard]] const Runtime& runtime() const { return group_.runtime; }
   [[nodiscard]] const RingInfo& ring_info() const { return ring_.info(); }
+  /// The engine this worker runs (Config::engine, resolved by the Runtime).
+  [[nodiscard]] Engine engine() const { return epoll_ ? Engine::epoll : Engine::io_uring; }
+  /// The epoll engine, or null on io_uring.
+  EpollEngine* epoll() { return epoll_.get(); }
   [[nodiscard]] const Config& config() const { return cfg_; }
   [[nodiscard]] GuardMode guard_mode() const { return stacks_.mode(); }
   void add_stats(Stats& s) const;
@@ -331,6 +337,12 @@ class Worker {
   void write_wake_fd() noexcept;
   void run_loop();
   void tick();
+  void tick_epoll(bool idle);
+  /// Ops the engine still owes a completion for (io_uring CQEs, fibers parked on
+  /// epoll readiness).
+  [[nodiscard]] bool io_in_flight() const noexcept;
+  /// One look at the engine without blocking: submit, reap, wake.
+  void poll_io_now();
   void reap();
   void dispatch_cqe(const io_uring_cqe* cqe);
   bool hold_back(const io_uring_cqe* cqe) noexcept;
@@ -400,7 +412,8 @@ class Worker {
   std::atomic<std::uint64_t>& fiber_ids_;
   std::thread thread_;
 
-  Ring ring_;
+  Ring ring_;                           // io_uring engine (never set up when epoll_ is)
+  std::unique_ptr<EpollEngine> epoll_;  // the epoll engine, when Config::engine says so
   FixedFiles files_;
   BufRing* buf_ring_ = nullptr;  // see buf_ring(); retired at the thread's exit
   bool buf_ring_failed_ = false;

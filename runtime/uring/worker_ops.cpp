@@ -23,6 +23,7 @@
 #include <new>
 #include <utility>
 
+#include <weft/runtime/epoll/engine.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/uring/io_prep.hpp>
@@ -139,6 +140,9 @@ void Worker::issue(std::uint32_t idx) noexcept {
 }
 
 OpEnd Worker::await_op(PrepFn prep, void* arg, Deadline deadline, std::uint32_t* cqe_flags, OpKind kind) {
+  if (epoll_) [[unlikely]]
+    fatalf("worker %u: an io_uring op (await_op) on a worker that runs epoll: describe it as an IoOp (await_io)",
+           index_);
   FiberBase* self = t_state.fiber;
   const bool linked = !deadline.is_none();
   const std::uint8_t sqes = linked ? 2 : 1;
@@ -186,6 +190,10 @@ OpEnd Worker::await_op(PrepFn prep, void* arg, Deadline deadline, std::uint32_t*
 }
 
 OpEnd Worker::await_io(const IoOp& op, std::uint32_t* cqe_flags, OpKind hint) {
+  if (epoll_) [[unlikely]] {
+    if (cqe_flags) *cqe_flags = 0;
+    return epoll_->run(op, hint);
+  }
   // `op` lives in the caller's frame, parked until the op's last CQE, so a prep
   // that runs at a later tick (the overflow queue) still reads it.
   return await_op(
@@ -194,6 +202,7 @@ OpEnd Worker::await_io(const IoOp& op, std::uint32_t* cqe_flags, OpKind hint) {
 }
 
 std::uint64_t Worker::arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, int, std::uint32_t), void* ctx) {
+  if (epoll_) return 0;             // no ring: the caller does without the op
   if (!ring_.reserve(1)) return 0;  // the SQ stays full: the caller reads another way
   const std::uint32_t idx = ops_.acquire(1);
   OpSlot& s = ops_.at(idx);
@@ -207,6 +216,7 @@ std::uint64_t Worker::arm_multishot(PrepFn prep, void* arg, void (*sink)(void*, 
 }
 
 void Worker::cancel_op(std::uint64_t user_data) noexcept {
+  if (epoll_) return;  // no io_uring op can be in flight
   if (io_uring_sqe* c = ring_.try_get_sqe()) {
     io_uring_prep_cancel64(c, user_data, 0);
     io_uring_sqe_set_data64(c, kTagIgnore);
@@ -288,6 +298,7 @@ void Worker::make_buf_ring() {
 }
 
 void Worker::submit_raw(PrepFn prep, void* arg, std::uint64_t user_data) {
+  if (epoll_) fatalf("worker %u: submit_raw() is an io_uring test hook; this worker runs epoll", index_);
   wait_for_sq_room(1);
   io_uring_sqe* sqe = ring_.take();
   prep(sqe, arg);
@@ -301,16 +312,19 @@ OpEnd await_io(Worker* w, const IoOp& op, std::uint32_t* cqe_flags, OpKind hint)
 }
 
 bool engine_supports(const Worker* w, IoKind k) noexcept {
-  return uring_supports(w->ring_info(), k);
+  return w->engine() == Engine::epoll || uring_supports(w->ring_info(), k);
 }
 
-Engine worker_engine(const Worker* /*w*/) noexcept {
-  return Engine::io_uring;
+Engine worker_engine(const Worker* w) noexcept {
+  return w->engine();
 }
 
-void forget_fd(Worker* /*w*/, int /*fd*/, std::uint64_t /*owner*/) noexcept {}
+void forget_fd(Worker* w, int fd, std::uint64_t owner) noexcept {
+  if (EpollEngine* e = w->epoll()) e->forget_fd(fd, owner);
+}
 
 std::uint64_t arm_multishot_recv(Worker* w, int fd, int fixed, void (*sink)(void*, int, std::uint32_t), void* ctx) {
+  if (w->engine() == Engine::epoll) return 0;  // no provided buffers: the caller reads plainly
   IoOp op = IoOp::on_fd(IoKind::recv, fd);
   op.fixed = fixed;
   return w->arm_multishot(
