@@ -6,18 +6,40 @@
 //    link flag and the linked timeout are the worker's (worker_ops.cpp).
 //  - A registered-file slot (`fixed`) replaces the fd for the socket and file ops
 //    that take one; opening, stat and cancel-by-fd always name what they name.
+//  - Under valgrind, mark_filled() tells memcheck what the kernel wrote for an op
+//    (it cannot see io_uring's writes); everywhere else it does nothing.
 //  - BIND (56) and LISTEN (57) are filled by hand (liburing 2.3 lacks them;
 //    patches-notes/liburing-2.3-missing-opcodes.md); supports_io() says whether
 //    the ring has them, and net/ calls bind(2)/listen(2) otherwise.
 #include <liburing.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 
 #include <weft/runtime/io_op.hpp>
 #include <weft/runtime/uring/io_prep.hpp>
 #include <weft/runtime/uring/ring.hpp>
 
+#include "weft_build_config.hpp"
+
+#if WEFT_VALGRIND
+#include <valgrind/memcheck.h>
+#endif
+
 namespace weft::detail {
 
 namespace {
+#if WEFT_VALGRIND
+// `n` bytes spread over `iov` were written by the kernel.
+void mark_iov(const iovec* iov, std::size_t count, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < count && n > 0; ++i) {
+    const std::size_t k = std::min(n, iov[i].iov_len);
+    VALGRIND_MAKE_MEM_DEFINED(iov[i].iov_base, k);
+    n -= k;
+  }
+}
+#endif
+
 // The kernel numbers of opcodes newer than liburing 2.3's headers (fixed ABI).
 constexpr int kOpBind = 56;
 constexpr int kOpListen = 57;
@@ -114,6 +136,46 @@ void prep_io(io_uring_sqe* sqe, const IoOp& op, const RingInfo& info) noexcept {
     sqe->fd = op.fixed;
     sqe->flags |= IOSQE_FIXED_FILE;
   }
+}
+
+void mark_filled(const IoOp& op, int res) noexcept {
+#if WEFT_VALGRIND
+  if (!RUNNING_ON_VALGRIND || res < 0) return;
+  const auto n = static_cast<std::size_t>(res);
+  switch (op.kind) {
+    case IoKind::recv:
+    case IoKind::read:
+      VALGRIND_MAKE_MEM_DEFINED(op.buf, n);
+      break;
+    case IoKind::readv:
+      mark_iov(static_cast<const iovec*>(op.buf), op.len, n);
+      break;
+    case IoKind::recvmsg: {
+      const auto* m = static_cast<const msghdr*>(op.buf);
+      mark_iov(m->msg_iov, m->msg_iovlen, n);
+      VALGRIND_MAKE_MEM_DEFINED(&m->msg_namelen, sizeof m->msg_namelen);
+      VALGRIND_MAKE_MEM_DEFINED(&m->msg_controllen, sizeof m->msg_controllen);
+      VALGRIND_MAKE_MEM_DEFINED(&m->msg_flags, sizeof m->msg_flags);
+      if (m->msg_name) VALGRIND_MAKE_MEM_DEFINED(m->msg_name, m->msg_namelen);
+      if (m->msg_control) VALGRIND_MAKE_MEM_DEFINED(m->msg_control, m->msg_controllen);
+      break;
+    }
+    case IoKind::accept:
+      if (op.addr_len) {
+        VALGRIND_MAKE_MEM_DEFINED(op.addr_len, sizeof *op.addr_len);
+        if (op.buf) VALGRIND_MAKE_MEM_DEFINED(op.buf, *op.addr_len);
+      }
+      break;
+    case IoKind::statx:
+      VALGRIND_MAKE_MEM_DEFINED(op.buf, sizeof(struct statx));
+      break;
+    default:
+      break;
+  }
+#else
+  (void)op;
+  (void)res;
+#endif
 }
 
 }  // namespace weft::detail
