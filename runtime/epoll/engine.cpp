@@ -56,6 +56,14 @@ bool writes(IoKind k) noexcept {
   }
 }
 
+// The fault class of an op the caller hinted as a socket op (explorer.hpp).
+OpKind refine(OpKind hint, IoKind k) noexcept {
+  if (hint == OpKind::other) return hint;
+  if (k == IoKind::accept) return OpKind::accept;
+  if (k == IoKind::connect) return OpKind::connect;
+  return is_socket_transfer(k) || k == IoKind::read || k == IoKind::write ? hint : OpKind::other;
+}
+
 std::uint64_t event_data(int fd, std::uint32_t gen) noexcept {
   return (std::uint64_t{gen} << 32) | static_cast<std::uint32_t>(fd);
 }
@@ -269,7 +277,24 @@ int EpollEngine::attempt(const IoOp& op) noexcept {
   return r < 0 ? -errno : static_cast<int>(r);
 }
 
-OpEnd EpollEngine::run(const IoOp& op, OpKind hint) {
+OpEnd EpollEngine::run(const IoOp& op_in, OpKind hint) {
+  const IoOp* opp = &op_in;
+  IoOp shortened;
+  if (Explorer& ex = w_.explorer(); ex.on()) [[unlikely]] {
+    // The faults the io_uring engine's issue() injects, the same way: an errno
+    // instead of the op (-ECANCELED standing for its deadline), a short transfer.
+    const OpKind kind = refine(hint, op_in.kind);
+    const bool linked = !op_in.deadline.is_none();
+    if (const int err = ex.fail_op(kind, linked); err != 0)
+      return {err, OpEnd::cause_of(err, err == -ECANCELED && linked, false)};
+    if (op_in.kind == IoKind::recv || op_in.kind == IoKind::send || op_in.kind == IoKind::read ||
+        op_in.kind == IoKind::write) {
+      shortened = op_in;
+      shortened.len = ex.shorten(kind, op_in.len);
+      opp = &shortened;
+    }
+  }
+  const IoOp& op = *opp;
   switch (op.kind) {
     case IoKind::cancel_fd:
       return {cancel_fd(op.fd), OpEnd::Cause::completed};

@@ -303,6 +303,8 @@ class Worker {
   [[nodiscard]] Engine engine() const { return epoll_ ? Engine::epoll : Engine::io_uring; }
   /// The epoll engine, or null on io_uring.
   EpollEngine* epoll() { return epoll_.get(); }
+  /// The explorer (tests only; off unless Config::explore sets a seed).
+  Explorer& explorer() { return explore_; }
   [[nodiscard]] const Config& config() const { return cfg_; }
   [[nodiscard]] GuardMode guard_mode() const { return stacks_.mode(); }
   void add_stats(Stats& s) const;
