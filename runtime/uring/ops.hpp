@@ -115,4 +115,14 @@ WorkerSlot* net_slot(Worker* w) noexcept;
 /// Sets the worker's net slot (its thread, once).
 void set_net_slot(Worker* w, std::unique_ptr<WorkerSlot> slot) noexcept;
 
+// ---- a multishot receive's CQE flags (arm_multishot_recv's sink) ----
+/// What the flags of one CQE of a multishot receive say.
+struct RecvCqe {
+  bool has_buffer = false;   ///< it filled `buffer`, a buffer of the worker's BufRing
+  std::uint16_t buffer = 0;  ///< that buffer's id (valid with has_buffer)
+  bool more = false;         ///< more CQEs follow (false: the receive has ended)
+};
+/// Decodes the `flags` the sink of arm_multishot_recv() is given.
+RecvCqe recv_cqe(std::uint32_t flags) noexcept;
+
 }  // namespace weft::detail

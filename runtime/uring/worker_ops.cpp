@@ -401,4 +401,12 @@ void set_net_slot(Worker* w, std::unique_ptr<WorkerSlot> slot) noexcept {
   w->set_net_slot(std::move(slot));
 }
 
+RecvCqe recv_cqe(std::uint32_t flags) noexcept {
+  RecvCqe r;
+  r.has_buffer = (flags & IORING_CQE_F_BUFFER) != 0;
+  r.buffer = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+  r.more = (flags & IORING_CQE_F_MORE) != 0;
+  return r;
+}
+
 }  // namespace weft::detail
