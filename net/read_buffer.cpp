@@ -46,12 +46,15 @@
 #include <weft/net/socket.hpp>
 #include <weft/net/socket_core.hpp>
 #include <weft/runtime/fiber/park.hpp>
+#include <weft/runtime/io_op.hpp>
 #include <weft/runtime/uring/ops.hpp>
 #include <weft/runtime/waiter.hpp>
 
 namespace weft::net {
 
 using weft::detail::BufRing;
+using weft::detail::IoKind;
+using weft::detail::IoOp;
 using weft::detail::t_state;
 using weft::detail::Worker;
 
@@ -158,19 +161,6 @@ namespace {
 // Past this many unread chunks the armed receive is cancelled (see the invariants).
 constexpr std::uint32_t kMaxQueued = 16;
 
-struct ArmArgs {
-  int fd;  // or the registered-file slot
-  bool fixed;
-};
-
-void prep_multishot(io_uring_sqe* sqe, void* a) {
-  auto* p = static_cast<ArmArgs*>(a);
-  io_uring_prep_recv_multishot(sqe, p->fd, nullptr, 0, 0);
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  if (p->fixed) sqe->flags |= IOSQE_FIXED_FILE;
-  sqe->buf_group = BufRing::kGroup;
-}
-
 // Every CQE of the armed receive, in scheduler context.
 void on_cqe(void* ctx, int res, std::uint32_t flags) {
   auto* c = static_cast<SocketCore*>(ctx);
@@ -225,11 +215,10 @@ bool arm(SocketCore* c, Worker* w, BufRing* ring) {
     detail::remove_slot(c);
   }
   const int slot = c->slot.load(std::memory_order_relaxed);
-  ArmArgs a{slot >= 0 ? slot : c->fd, slot >= 0};
-  rb->fixed = a.fixed;
+  rb->fixed = slot >= 0;
   rb->cancel_sent = false;
   detail::RecvCounters& counters = detail::recv_counters(w);  // before arming: it may throw
-  rb->ud = weft::detail::arm_multishot(w, &prep_multishot, &a, &on_cqe, c);
+  rb->ud = weft::detail::arm_multishot_recv(w, c->fd, slot, &on_cqe, c);
   if (rb->ud == 0) return false;
   counters.arms.add();
   rb->state.store(kArmed, std::memory_order_release);  // see the invariants
@@ -314,9 +303,8 @@ ReadBuffer Socket::read_buffer(const char* op, Deadline deadline) {
   const std::size_t size = cfg_size ? cfg_size : 16384;
   std::unique_ptr<char[]> heap(new char[size]);
   char* p = heap.get();
-  const int fd = c->fd;
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, p, static_cast<unsigned>(size), 0); };
-  const int res = run(op, fill, deadline, POLLIN);
+  const IoOp io = IoOp::transfer(IoKind::recv, c->fd, p, static_cast<std::uint32_t>(size), 0, deadline);
+  const int res = run(op, io, POLLIN);
   if (res == 0) return {};
   return ReadBuffer(std::move(heap), static_cast<std::size_t>(res));
 }

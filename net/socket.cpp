@@ -1,6 +1,5 @@
 // net/socket.cpp — the fd owner: caller checks, ops counted while in flight, the
 // close protocol of incident 002. See socket.hpp for the states and invariants.
-#include <liburing.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/park.hpp>
+#include <weft/runtime/io_op.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/uring/ops.hpp>
@@ -22,6 +22,8 @@
 namespace weft::net {
 
 using detail::SocketCore;
+using weft::detail::IoKind;
+using weft::detail::IoOp;
 using weft::detail::t_state;
 using weft::detail::Worker;
 
@@ -148,7 +150,7 @@ namespace {
 // for room in the SQ (which would then empty that socket's slot), or, when the op
 // cannot be had at all, take a slot that still holds this file.
 bool close_slot(SocketCore* c) noexcept {
-  int slot = c->slot.load(std::memory_order_relaxed);
+  const int slot = c->slot.load(std::memory_order_relaxed);
   if (slot < 0) return true;
   Worker* w = c->slot_owner;
   if (!t_state.fiber || t_state.worker != w) {
@@ -156,7 +158,7 @@ bool close_slot(SocketCore* c) noexcept {
     return true;
   }
   try {
-    const int r = weft::detail::await_op(w, &weft::detail::FixedFiles::prep_remove, &slot).res;
+    const int r = weft::detail::remove_file_now(w, slot);
     if (r < 0) detail::throw_net_error(detail::Failure::errno_result, r, "FILES_UPDATE", "");
     weft::detail::forget_file(w, slot);
     return true;
@@ -167,22 +169,8 @@ bool close_slot(SocketCore* c) noexcept {
   }
 }
 
-struct FixedPrep {
-  Socket::PrepFn prep;
-  void* arg;
-  int slot;
-};
-
-// The op's own prep, then the fd it filled in is replaced by the slot.
-void prep_fixed(io_uring_sqe* sqe, void* a) {
-  auto* p = static_cast<FixedPrep*>(a);
-  p->prep(sqe, p->arg);
-  sqe->fd = p->slot;
-  sqe->flags |= IOSQE_FIXED_FILE;
-}
-
 // Which faults the explorer (tests only) may inject into this socket's ops; the
-// worker refines it by opcode (an accept, a connect, a transfer).
+// engine refines it by the op (an accept, a connect, a transfer).
 weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
   return c->stream ? weft::detail::OpKind::stream_io : weft::detail::OpKind::dgram_io;
 }
@@ -190,23 +178,23 @@ weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
 // The slot was empty (-EBADF: the FILES_UPDATE that installed it failed): drop it
 // and run the op again on the fd; nothing was done by the failed attempt. Out of
 // line, so the logging's buffers stay off the stack of every op.
-[[gnu::noinline, gnu::cold]] weft::detail::OpEnd retry_on_fd(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg,
-                                                             Deadline deadline, int slot) {
+[[gnu::noinline, gnu::cold]] weft::detail::OpEnd retry_on_fd(SocketCore* c, Worker* w, IoOp& io) {
   log::logger().debug("weft::net: socket{}: registered-file slot {} refused (-EBADF); using the fd", subject_of(c),
-                      slot);
+                      io.fixed);
   c->fixed_refused = true;
   remove_slot(c);
-  return weft::detail::await_op(w, prep, arg, deadline, nullptr, op_kind(c));
+  io.fixed = -1;
+  return weft::detail::await_io(w, io, nullptr, op_kind(c));
 }
 
-// One io_uring op on the socket, naming its slot when it has one.
-weft::detail::OpEnd await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, Deadline deadline) {
-  const int slot = c->slot.load(std::memory_order_relaxed);
-  if (slot < 0) return weft::detail::await_op(w, prep, arg, deadline, nullptr, op_kind(c));
-  FixedPrep fp{prep, arg, slot};
-  const weft::detail::OpEnd end = weft::detail::await_op(w, &prep_fixed, &fp, deadline, nullptr, op_kind(c));
-  if (end.res == -EBADF && !c->closing) [[unlikely]]
-    return retry_on_fd(c, w, prep, arg, deadline, slot);
+// One op on the socket, run by the worker's engine, naming the socket's slot when
+// it has one. `io` lives in this frame until the op has ended (await_io's rule).
+weft::detail::OpEnd await_socket_op(SocketCore* c, Worker* w, const IoOp& op) {
+  IoOp io = op;
+  io.fixed = c->slot.load(std::memory_order_relaxed);
+  const weft::detail::OpEnd end = weft::detail::await_io(w, io, nullptr, op_kind(c));
+  if (end.res == -EBADF && io.fixed >= 0 && !c->closing) [[unlikely]]
+    return retry_on_fd(c, w, io);
   return end;
 }
 
@@ -214,12 +202,12 @@ weft::detail::OpEnd await_socket_op(SocketCore* c, Worker* w, Socket::PrepFn pre
 // because the fiber was cancelled, the socket closed or its linked timeout fired:
 // the op's own CQEs say which (failure_of(), net/error.cpp); no clock is read.
 // -EINTR not explained by those is returned for the caller to retry.
-int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, Deadline deadline, const char* op) {
+int counted_op(SocketCore* c, Worker* w, const IoOp& io, const char* op) {
   weft::detail::OpEnd end;
   bool closing;
   {
     const OpCount counted(c);
-    end = await_socket_op(c, w, prep, arg, deadline);
+    end = await_socket_op(c, w, io);
     closing = c->closing;
   }
   const detail::Failure why = detail::failure_of(end, closing);
@@ -229,15 +217,6 @@ int counted_op(SocketCore* c, Worker* w, Socket::PrepFn prep, void* arg, Deadlin
   }
   if (end.cause == weft::detail::OpEnd::Cause::cancelled || end.res == -EINTR) weft::detail::check_cancel();
   return end.res;
-}
-
-void prep_poll(io_uring_sqe* sqe, void* arg) {
-  auto* p = static_cast<std::pair<int, short>*>(arg);
-  io_uring_prep_poll_add(sqe, p->first, static_cast<unsigned>(p->second));
-}
-
-void prep_cancel_fd(io_uring_sqe* sqe, void* arg) {
-  io_uring_prep_cancel_fd(sqe, *static_cast<int*>(arg), IORING_ASYNC_CANCEL_ALL);
 }
 
 SocketCore* new_core(int fd) {
@@ -255,19 +234,20 @@ SocketCore* new_core(int fd) {
   return c;
 }
 
-// Asks the kernel to end every op pending on the fd (ASYNC_CANCEL by fd, ALL) and
-// waits for the cancel's own CQE, so it is issued before the fd number can be
-// closed and reused (it could cancel another socket's ops). It names only the fd
-// (nothing on a stack). Each op completes with -ECANCELED, or with its own result
-// if it won the race. Where that cannot be done (no fd cancel before 5.19, the
-// cancel refused, or no op slot or SQE to be had: a throw), shutdown(2) ends the
-// socket's pending ops instead: receives see 0, sends EPIPE, accepts EINVAL, all
-// reported as "closed" since the socket is closing.
+// Asks the engine to end every op pending on the fd (IoKind::cancel_fd; on
+// io_uring an ASYNC_CANCEL by fd, ALL) and waits for the cancel itself, so it is
+// issued before the fd number can be closed and reused (it could cancel another
+// socket's ops). It names only the fd (nothing on a stack). Each op completes with
+// -ECANCELED, or with its own result if it won the race. Where that cannot be done
+// (no fd cancel before 5.19, the cancel refused, or no op slot or SQE to be had: a
+// throw), shutdown(2) ends the socket's pending ops instead: receives see 0, sends
+// EPIPE, accepts EINVAL, all reported as "closed" since the socket is closing.
 void cancel_pending(SocketCore* c, Worker* w) noexcept {
-  int fd = c->fd;
+  const int fd = c->fd;
+  const IoOp cancel = IoOp::on_fd(IoKind::cancel_fd, fd);
   int r;
   try {
-    r = weft::detail::await_op(w, &prep_cancel_fd, &fd).res;
+    r = weft::detail::await_io(w, cancel).res;
   } catch (...) {
     r = -ENOMEM;
   }
@@ -396,19 +376,21 @@ void close_idle(SocketCore* c) noexcept {
 
 // ------------------------------------------------------------------- ops ----
 
-int Socket::run_raw(const char* op, PrepFn prep, void* arg, Deadline deadline, short poll_events) {
+int Socket::run(const char* op, const IoOp& io, short poll_events) {
   SocketCore* c = enter_ring_op(core_, op);
   Worker* w = c->owner;
   for (;;) {
     // Between counted_op's leave() and here nothing switches, so `c` is still live
     // and still open (closing would have made counted_op throw).
-    const int res = counted_op(c, w, prep, arg, deadline, op);
+    const int res = counted_op(c, w, io, op);
     if (res >= 0) return res;
     if (res == -EINTR) continue;
     if (res == -EAGAIN && poll_events != 0) {
       // Only on old kernels or odd fds: wait for readiness, then retry the op.
-      std::pair<int, short> p{c->fd, poll_events};
-      const int pr = counted_op(c, w, &prep_poll, &p, deadline, op);
+      IoOp poll = IoOp::on_fd(IoKind::poll, c->fd);
+      poll.flags = poll_events;
+      poll.deadline = io.deadline;
+      const int pr = counted_op(c, w, poll, op);
       if (pr < 0 && pr != -EINTR) throw_for(c, detail::Failure::errno_result, pr, op);
       continue;
     }

@@ -16,22 +16,24 @@
 //    touched by one thread at a time and needs no atomics (a close from another
 //    thread reads only what does not change while the socket is owned: the owner,
 //    its link, the fd).
-//  - `pending` counts fibers inside an op on this socket (in io_uring, or in an
-//    accept back-off sleep). A fiber resumes from an op only after the op's last CQE
-//    (the worker's rule), then leaves the count; every exit leaves it, a throw
-//    included (an op refused for want of an SQE or memory never holds a close up).
+//  - `pending` counts fibers inside an op on this socket (an IoOp in the worker's
+//    engine, or an accept back-off sleep). A fiber resumes from an op only once it
+//    has ended (io_uring: after its last CQE; the worker's rule), then leaves the
+//    count; every exit leaves it, a throw included (an op refused for want of an
+//    SQE or memory never holds a close up).
 //  - close() (also the destructor and move-assignment) from a fiber of the owner
 //    (incident 002), with or without ops pending: its first step marks the socket
 //    closing, so from then on every new op (and a claim by a move's next user)
 //    fails at once with operation_canceled ("being closed"), and none can slip in
-//    while close() parks below. With ops pending it runs one ASYNC_CANCEL by fd
-//    (CANCEL_FD | CANCEL_ALL) and waits for its CQE, so the cancel is issued before
-//    the fd number can be closed and reused, then parks until `pending` is 0. Then
-//    it removes the registered-file slot (waiting for the removal), and only then
-//    close(2)s the fd. So no CQE ever names a closed fd, every buffer handed to the
-//    kernel stays valid until its CQE, and no file table keeps the file open. The
-//    cancelled fibers see std::errc::operation_canceled. Another fiber calling
-//    close() meanwhile parks until the fd is closed.
+//    while close() parks below. With ops pending it runs one cancel by fd (io_uring:
+//    ASYNC_CANCEL with CANCEL_FD | CANCEL_ALL) and waits for it, so the cancel is
+//    issued before the fd number can be closed and reused, then parks until
+//    `pending` is 0. Then it removes the registered-file slot (waiting for the
+//    removal), and only then close(2)s the fd. So no op ever names a closed fd,
+//    every buffer handed to the kernel stays valid until the op has ended, and no
+//    file table keeps the file open. The cancelled fibers see
+//    std::errc::operation_canceled. Another fiber calling close() meanwhile parks
+//    until the fd is closed.
 //  - When the cancel cannot be had (no fd cancel before 5.19, the kernel refused it,
 //    or no op slot or SQE could be had: bad_alloc, a ring error), close() does not
 //    throw: shutdown(2) ends the pending ops instead (they see operation_canceled
@@ -68,7 +70,9 @@
 #include <weft/net/error.hpp>
 #include <weft/net/read_buffer.hpp>
 
-struct io_uring_sqe;
+namespace weft::detail {
+struct IoOp;
+}
 
 namespace weft::net {
 
@@ -81,9 +85,6 @@ struct SocketCore;
 
 class Socket {
  public:
-  /// Fills one SQE (the fd, buffers, flags); user_data is set by the worker.
-  using PrepFn = void (*)(io_uring_sqe* sqe, void* arg);
-
   Socket() noexcept = default;
   ~Socket();
   /// Moving an idle socket releases it from its worker (see the invariants).
@@ -110,16 +111,12 @@ class Socket {
   /// (see the invariants). Idempotent; never throws.
   void close() noexcept;
 
-  /// Runs one io_uring op filled by `fill(sqe)` for the calling fiber and returns
-  /// its non-negative result. `deadline` becomes the op's linked timeout.
-  /// `poll_events`: what to wait for when the kernel answers -EAGAIN (then the op is
-  /// retried). Throws per the error model (error.hpp).
-  template <class Fill>
-  int run(const char* op, Fill& fill, Deadline deadline, short poll_events) {
-    return run_raw(
-        op, [](io_uring_sqe* sqe, void* f) { (*static_cast<Fill*>(f))(sqe); }, &fill, deadline, poll_events);
-  }
-  int run_raw(const char* op, PrepFn prep, void* arg, Deadline deadline, short poll_events);
+  /// Runs `io` (runtime/io_op.hpp: its kind, fd, buffers, flags, deadline) for the
+  /// calling fiber on the worker's engine and returns its non-negative result; the
+  /// socket fills in its registered-file slot (`fixed`). `poll_events`: what to
+  /// wait for when the kernel answers -EAGAIN (then the op is retried). Throws per
+  /// the error model (error.hpp).
+  int run(const char* op, const weft::detail::IoOp& io, short poll_events);
 
   /// Buffered reads (read_buffer.cpp): the next chunk of the stream from the
   /// socket's multishot receive, armed by the first call; empty at end of stream.

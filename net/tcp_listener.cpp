@@ -1,6 +1,5 @@
-// net/tcp_listener.cpp — bind/listen (ring ops where the kernel has them) and accept
-// with the EMFILE back-off. See tcp_listener.hpp.
-#include <liburing.h>
+// net/tcp_listener.cpp — bind/listen (engine ops where the engine has them, else the
+// syscalls) and accept with the EMFILE back-off. See tcp_listener.hpp.
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -11,33 +10,34 @@
 
 #include <weft/net/tcp_listener.hpp>
 #include <weft/runtime/fiber/fiber.hpp>
+#include <weft/runtime/io_op.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/uring/ops.hpp>
 
 namespace weft::net {
 
-namespace {
+using weft::detail::IoKind;
+using weft::detail::IoOp;
 
-// liburing 2.3 / uapi 6.1 stop at opcode 48; the kernel numbers (6.11+) are fixed
-// ABI. See patches-notes/liburing-2.3-missing-opcodes.md.
-constexpr int kOpBind = 56;
-constexpr int kOpListen = 57;
+namespace {
 
 constexpr auto kFirstBackoff = std::chrono::milliseconds(1);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(100);
 
-bool ring_has(int op) {
+// Whether the calling worker's engine runs `k` (io_uring: BIND and LISTEN need 6.11).
+bool engine_has(IoKind k) {
   weft::detail::Worker* w = weft::detail::t_state.worker;
-  return w && weft::detail::ring_info(w).has_op(op);
+  return w && weft::detail::engine_supports(w, k);
 }
 
-// ring_ops false: the syscalls even where the ring has the op (a test's choice).
+// ring_ops false: the syscalls even where the engine has the op (a test's choice).
 void bind_socket(Socket& s, const Address& addr, bool ring_ops, const char* op) {
   const int fd = s.fd();
-  if (ring_ops && ring_has(kOpBind)) {
-    // BIND: addr = the sockaddr, addr2 (the `off` slot) = its length; len must be 0.
-    auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_rw(kOpBind, sqe, fd, addr.sockaddr_ptr(), 0, addr.size()); };
-    s.run(op, fill, Deadline::none(), 0);
+  if (ring_ops && engine_has(IoKind::bind)) {
+    IoOp io = IoOp::on_fd(IoKind::bind, fd);
+    io.buf = const_cast<sockaddr*>(addr.sockaddr_ptr());
+    io.len = addr.size();
+    s.run(op, io, 0);
   } else if (::bind(fd, addr.sockaddr_ptr(), addr.size()) != 0) {
     s.fail(-errno, op);
   }
@@ -45,12 +45,10 @@ void bind_socket(Socket& s, const Address& addr, bool ring_ops, const char* op) 
 
 void listen_socket(Socket& s, int backlog, bool ring_ops, const char* op) {
   const int fd = s.fd();
-  if (ring_ops && ring_has(kOpListen)) {
-    // LISTEN: the backlog in len; addr and addr2 must be 0.
-    auto fill = [&](io_uring_sqe* sqe) {
-      io_uring_prep_rw(kOpListen, sqe, fd, nullptr, static_cast<unsigned>(backlog), 0);
-    };
-    s.run(op, fill, Deadline::none(), 0);
+  if (ring_ops && engine_has(IoKind::listen)) {
+    IoOp io = IoOp::on_fd(IoKind::listen, fd);
+    io.len = static_cast<std::uint32_t>(backlog);
+    s.run(op, io, 0);
   } else if (::listen(fd, backlog) != 0) {
     s.fail(-errno, op);
   }
@@ -88,10 +86,11 @@ TcpStream TcpListener::accept(Timeout timeout) {
     Address peer;
     socklen_t len = Address::capacity();
     const int fd = sock_.fd();
-    auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_accept(sqe, fd, peer.storage(), &len, SOCK_CLOEXEC); };
+    IoOp io = IoOp::transfer(IoKind::accept, fd, peer.storage(), 0, SOCK_CLOEXEC, deadline);
+    io.addr_len = &len;
     int res;
     try {
-      res = sock_.run(kOp, fill, deadline, POLLIN);
+      res = sock_.run(kOp, io, POLLIN);
     } catch (const std::system_error& e) {
       const auto c = e.code();
       if (c == std::errc::connection_aborted) continue;

@@ -5,9 +5,9 @@
 //  - Evented-only and owned by one worker at a time, like every socket
 //    (net/socket.hpp). A stream it accepts is idle when returned: the worker of the
 //    fiber that first uses it owns it (so it may be moved into a fiber elsewhere).
-//  - bind()/listen() go through IORING_OP_BIND/LISTEN when the kernel has them
-//    (6.11+, probed per ring; SQEs filled by hand for liburing 2.3) and through the
-//    syscalls otherwise: the same result either way. Tests force the syscalls
+//  - bind()/listen() are ops of the worker's engine where it runs them (io_uring:
+//    IORING_OP_BIND/LISTEN, 6.11+, probed per ring) and the syscalls otherwise: the
+//    same result either way. Tests force the syscalls
 //    through detail::TestAccess (runtime/test_access.hpp, not installed).
 //  - accept() out of file descriptors (EMFILE/ENFILE): the listener logs once per
 //    episode, sleeps with a growing back-off (1 ms doubling to 100 ms), retries, and

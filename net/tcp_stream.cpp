@@ -1,7 +1,7 @@
-// net/tcp_stream.cpp — connect, reads and writes of a stream socket as io_uring ops.
-// Each op's arguments (buffers, iovecs, msghdr, sockaddr) live in the calling frame,
-// which the fiber does not leave before the op's last CQE (socket.hpp, worker.hpp).
-#include <liburing.h>
+// net/tcp_stream.cpp — connect, reads and writes of a stream socket as IoOps run by
+// the worker's engine. Each op's arguments (buffers, iovecs, msghdr, sockaddr) live
+// in the calling frame, which the fiber does not leave before the op has ended
+// (socket.hpp, runtime/io_op.hpp).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -15,8 +15,9 @@
 
 #include <weft/net/resolve.hpp>
 #include <weft/net/tcp_stream.hpp>
+#include <weft/runtime/fiber/fiber.hpp>
 #include <weft/runtime/fiber/sanitizer.hpp>
-#include <weft/runtime/uring/ops.hpp>
+#include <weft/runtime/io_op.hpp>
 
 #include "weft_build_config.hpp"
 
@@ -25,6 +26,9 @@
 #endif
 
 namespace weft::net {
+
+using weft::detail::IoKind;
+using weft::detail::IoOp;
 
 namespace {
 
@@ -51,19 +55,20 @@ inline void mark_filled([[maybe_unused]] void* buf, [[maybe_unused]] int n) {
 #endif
 }
 
-// IORING_RECVSEND_POLL_FIRST (5.19): arm the poll before trying the recv. Used
-// after a short read, when the socket was just drained and the next recv would
-// otherwise fail once with -EAGAIN inside the kernel before arming the poll (the
-// same "short read = drained" rule an edge-triggered epoll loop uses). A write
-// clears the mark: in request/response traffic the peer's next message usually
-// arrives while our reply is in flight, and the recv that tries first then
-// finds it without any poll (measured on the echo server: arming the poll
-// every time cost it about 10% more server CPU per request). The flag is
-// an ioprio bit that older kernels reject; IORING_OP_SOCKET came in the same
-// release, so its presence in the ring's probe vouches for the flag.
-inline void maybe_poll_first(io_uring_sqe* sqe, bool drained) {
-  if (drained && weft::detail::ring_info(weft::detail::t_state.worker).has_op(IORING_OP_SOCKET))
-    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+// A receive with IoOp::poll_first (io_uring: IORING_RECVSEND_POLL_FIRST, 5.19)
+// arms the poll before trying the recv. Asked after a short read, when the socket
+// was just drained and the next recv would otherwise fail once with -EAGAIN
+// inside the kernel before arming the poll (the same "short read = drained" rule
+// an edge-triggered epoll loop uses). A write clears the mark: in
+// request/response traffic the peer's next message usually arrives while our
+// reply is in flight, and the recv that tries first then finds it without any
+// poll (measured on the echo server: arming the poll every time cost it about
+// 10% more server CPU per request). The engine drops the hint where the kernel
+// lacks the flag.
+IoOp recv_op(int fd, void* buf, unsigned n, int flags, Deadline deadline, bool drained) {
+  IoOp io = IoOp::transfer(IoKind::recv, fd, buf, n, flags, deadline);
+  io.poll_first = drained;
+  return io;
 }
 
 void require_stream_address(const Address& a, const char* op) {
@@ -92,9 +97,12 @@ TcpStream TcpStream::connect_by(const Address& to, Deadline deadline) {
   Socket s = Socket::open(kOp, to.domain(), SOCK_STREAM);
   s.set_known_address("peer", to);
   const int fd = s.fd();
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, fd, to.sockaddr_ptr(), to.size()); };
+  IoOp conn = IoOp::on_fd(IoKind::connect, fd);
+  conn.buf = const_cast<sockaddr*>(to.sockaddr_ptr());
+  conn.len = to.size();
+  conn.deadline = deadline;
   try {
-    s.run(kOp, fill, deadline, 0);
+    s.run(kOp, conn, 0);
   } catch (const std::system_error& e) {
     // run() retries a connect that ended in EINTR, but an interrupted connect
     // goes on in the kernel (POSIX): on this fresh socket EISCONN then means it
@@ -102,8 +110,10 @@ TcpStream TcpStream::connect_by(const Address& to, Deadline deadline) {
     const bool done = e.code() == std::errc::already_connected;
     if (!done && e.code() != std::errc::connection_already_in_progress) throw;
     if (!done) {
-      auto poll_out = [&](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, fd, POLLOUT); };
-      s.run(kOp, poll_out, deadline, 0);
+      IoOp poll_out = IoOp::on_fd(IoKind::poll, fd);
+      poll_out.flags = POLLOUT;
+      poll_out.deadline = deadline;
+      s.run(kOp, poll_out, 0);
       int so_error = 0;
       socklen_t len = sizeof so_error;
       if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
@@ -158,12 +168,8 @@ std::size_t TcpStream::recv(void* buf, std::size_t len, int flags, Timeout timeo
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
   const bool drained = drained_ && !(flags & (MSG_DONTWAIT | MSG_PEEK));
-  auto fill = [&](io_uring_sqe* sqe) {
-    io_uring_prep_recv(sqe, fd, buf, n, flags);
-    maybe_poll_first(sqe, drained);
-  };
   // MSG_DONTWAIT asks for -EAGAIN: hand it back instead of waiting for readiness.
-  const int res = sock_.run(kOp, fill, deadline, (flags & MSG_DONTWAIT) ? 0 : POLLIN);
+  const int res = sock_.run(kOp, recv_op(fd, buf, n, flags, deadline, drained), (flags & MSG_DONTWAIT) ? 0 : POLLIN);
   if (!(flags & MSG_PEEK)) drained_ = static_cast<unsigned>(res) < n;
   mark_filled(buf, res);
   return static_cast<std::size_t>(res);
@@ -184,12 +190,7 @@ std::size_t TcpStream::read_some(void* buf, std::size_t len, Timeout timeout) {
   if (std::size_t got = 0; sock_.read_queued(kOp, buf, len, deadline, &got)) return got;
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
-  const bool drained = drained_;
-  auto fill = [&](io_uring_sqe* sqe) {
-    io_uring_prep_recv(sqe, fd, buf, n, 0);
-    maybe_poll_first(sqe, drained);
-  };
-  const int res = sock_.run(kOp, fill, deadline, POLLIN);
+  const int res = sock_.run(kOp, recv_op(fd, buf, n, 0, deadline, drained_), POLLIN);
   drained_ = static_cast<unsigned>(res) < n;
   mark_filled(buf, res);
   return static_cast<std::size_t>(res);
@@ -210,12 +211,7 @@ void TcpStream::read_exact(void* buf, std::size_t len, Timeout timeout) {
     }
     const int fd = sock_.fd();
     const unsigned n = clamp_len(len - got);
-    const bool drained = drained_;
-    auto fill = [&](io_uring_sqe* sqe) {
-      io_uring_prep_recv(sqe, fd, at, n, 0);
-      maybe_poll_first(sqe, drained);
-    };
-    const int res = sock_.run(kOp, fill, deadline, POLLIN);
+    const int res = sock_.run(kOp, recv_op(fd, at, n, 0, deadline, drained_), POLLIN);
     drained_ = static_cast<unsigned>(res) < n;
     if (res == 0) throw UnexpectedEof(kOp + sock_.subject(), got, len);
     mark_filled(at, res);
@@ -263,8 +259,7 @@ std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
     if (served) return total;
   }
   const int fd = sock_.fd();
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); };
-  const int res = sock_.run(kOp, fill, deadline, POLLIN);
+  const int res = sock_.run(kOp, IoOp::transfer(IoKind::recvmsg, fd, &msg, 0, 0, deadline), POLLIN);
 #if WEFT_VALGRIND
   std::size_t left = static_cast<std::size_t>(res);
   for (const iovec& v : iov) {
@@ -278,10 +273,9 @@ std::size_t TcpStream::readv(std::span<const iovec> iov, Timeout timeout) {
 
 // ----------------------------------------------------------------- writes ----
 
-// A write clears the drained mark (see maybe_poll_first()).
-template <class Fill>
-int TcpStream::run_write(const char* op, Fill& fill, Deadline deadline, short poll_events) {
-  const int res = sock_.run(op, fill, deadline, poll_events);
+// A write clears the drained mark (see recv_op()).
+int TcpStream::run_write(const char* op, const IoOp& io, short poll_events) {
+  const int res = sock_.run(op, io, poll_events);
   drained_ = false;
   return res;
 }
@@ -291,8 +285,9 @@ std::size_t TcpStream::send(const void* buf, std::size_t len, int flags, Timeout
   check_buffer(buf, len);
   const int fd = sock_.fd();
   const unsigned n = clamp_len(len);
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, buf, n, flags | MSG_NOSIGNAL); };
-  return static_cast<std::size_t>(run_write(kOp, fill, Deadline::after(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
+  const IoOp io =
+      IoOp::transfer(IoKind::send, fd, const_cast<void*>(buf), n, flags | MSG_NOSIGNAL, Deadline::after(timeout));
+  return static_cast<std::size_t>(run_write(kOp, io, (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
 }
 
 void TcpStream::write_all(const void* buf, std::size_t len, Timeout timeout) {
@@ -306,8 +301,8 @@ void TcpStream::write_all(const void* buf, std::size_t len, Timeout timeout) {
     const int fd = sock_.fd();
     const char* at = p + done;
     const unsigned n = clamp_len(len - done);
-    auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, at, n, MSG_NOSIGNAL); };
-    const int res = run_write(kOp, fill, deadline, POLLOUT);
+    const int res =
+        run_write(kOp, IoOp::transfer(IoKind::send, fd, const_cast<char*>(at), n, MSG_NOSIGNAL, deadline), POLLOUT);
     if (res == 0) sock_.fail(-EPIPE, kOp);  // a stream send of n > 0 bytes never takes 0
     done += static_cast<std::size_t>(res);
   }
@@ -317,18 +312,17 @@ std::size_t TcpStream::writev(std::span<const iovec> iov, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::writev";
   msghdr msg = iov_message(kOp, iov);
   const int fd = sock_.fd();
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL); };
-  return static_cast<std::size_t>(run_write(kOp, fill, Deadline::after(timeout), POLLOUT));
+  const IoOp io = IoOp::transfer(IoKind::sendmsg, fd, &msg, 0, MSG_NOSIGNAL, Deadline::after(timeout));
+  return static_cast<std::size_t>(run_write(kOp, io, POLLOUT));
 }
 
 std::size_t TcpStream::sendmsg(const msghdr& msg, int flags, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::TcpStream::sendmsg";
   for (std::size_t i = 0; i < msg.msg_iovlen; ++i) check_buffer(msg.msg_iov[i].iov_base, msg.msg_iov[i].iov_len);
   const int fd = sock_.fd();
-  auto fill = [&](io_uring_sqe* sqe) {
-    io_uring_prep_sendmsg(sqe, fd, &msg, static_cast<unsigned>(flags | MSG_NOSIGNAL));
-  };
-  return static_cast<std::size_t>(run_write(kOp, fill, Deadline::after(timeout), (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
+  const IoOp io =
+      IoOp::transfer(IoKind::sendmsg, fd, const_cast<msghdr*>(&msg), 0, flags | MSG_NOSIGNAL, Deadline::after(timeout));
+  return static_cast<std::size_t>(run_write(kOp, io, (flags & MSG_DONTWAIT) ? 0 : POLLOUT));
 }
 
 // ---------------------------------------------------------------- control ----

@@ -1,5 +1,5 @@
 // weft/net/tcp_stream.hpp — a connected stream socket (TCP, or a Unix-domain stream)
-// whose every blocking call is an io_uring op that parks only the calling fiber.
+// whose every blocking call is an I/O engine op that parks only the calling fiber.
 //
 // Invariants (states, owners, which thread touches what):
 //  - Evented-only: every call throws CrossRuntimeError from a plain thread, and from
@@ -117,8 +117,7 @@ class TcpStream {
   /// connect(to, timeout) within the caller's `deadline` (an attempt of the name form).
   static TcpStream connect_by(const Address& to, Deadline deadline);
   /// Every write goes through here: it runs the op and clears drained_ (tcp_stream.cpp).
-  template <class Fill>
-  int run_write(const char* op, Fill& fill, Deadline deadline, short poll_events);
+  int run_write(const char* op, const weft::detail::IoOp& io, short poll_events);
   Socket sock_;
   /// The last read returned less than asked and nothing was written since: the
   /// socket was drained, so the next read arms its poll first (tcp_stream.cpp).

@@ -1,6 +1,6 @@
-// net/udp.cpp — datagrams as SENDMSG/RECVMSG/SEND/RECV ring ops. The msghdr, iovec
-// and sockaddr of each op live in the calling frame until the op's last CQE.
-#include <liburing.h>
+// net/udp.cpp — datagrams as sendmsg/recvmsg/send/recv IoOps run by the worker's
+// engine. The msghdr, iovec and sockaddr of each op live in the calling frame until
+// the op has ended.
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include <weft/net/udp.hpp>
+#include <weft/runtime/io_op.hpp>
 
 #include "weft_build_config.hpp"
 
@@ -17,6 +18,9 @@
 #endif
 
 namespace weft::net {
+
+using weft::detail::IoKind;
+using weft::detail::IoOp;
 
 namespace {
 
@@ -52,7 +56,7 @@ void UdpSocket::connect(const Address& peer) {
   static constexpr const char* kOp = "weft::net::UdpSocket::connect";
   require_address(peer, kOp);
   const int fd = sock_.checked_fd(kOp);
-  // A datagram connect only records the peer: no round trip, so no ring op.
+  // A datagram connect only records the peer: no round trip, so no engine op.
   if (::connect(fd, peer.sockaddr_ptr(), peer.size()) != 0) sock_.fail(-errno, kOp);
   peer_ = peer;
   sock_.set_known_address("peer", peer);
@@ -68,8 +72,8 @@ std::size_t UdpSocket::send_to(const void* buf, std::size_t len, const Address& 
   msg.msg_namelen = to.size();
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL); };
-  return static_cast<std::size_t>(sock_.run(kOp, fill, Deadline::after(timeout), POLLOUT));
+  const IoOp io = IoOp::transfer(IoKind::sendmsg, fd, &msg, 0, MSG_NOSIGNAL, Deadline::after(timeout));
+  return static_cast<std::size_t>(sock_.run(kOp, io, POLLOUT));
 }
 
 std::size_t UdpSocket::recv_from(void* buf, std::size_t len, Address* from, Timeout timeout) {
@@ -82,8 +86,7 @@ std::size_t UdpSocket::recv_from(void* buf, std::size_t len, Address* from, Time
   msg.msg_namelen = Address::capacity();
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); };
-  const int res = sock_.run(kOp, fill, Deadline::after(timeout), POLLIN);
+  const int res = sock_.run(kOp, IoOp::transfer(IoKind::recvmsg, fd, &msg, 0, 0, Deadline::after(timeout)), POLLIN);
   mark_filled(buf, res);
   if (from) {
     try {
@@ -100,16 +103,15 @@ std::size_t UdpSocket::send(const void* buf, std::size_t len, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::UdpSocket::send";
   const int fd = sock_.fd();
   const auto n = static_cast<unsigned>(std::min(len, kMaxDatagram));
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, buf, n, MSG_NOSIGNAL); };
-  return static_cast<std::size_t>(sock_.run(kOp, fill, Deadline::after(timeout), POLLOUT));
+  const IoOp io = IoOp::transfer(IoKind::send, fd, const_cast<void*>(buf), n, MSG_NOSIGNAL, Deadline::after(timeout));
+  return static_cast<std::size_t>(sock_.run(kOp, io, POLLOUT));
 }
 
 std::size_t UdpSocket::recv(void* buf, std::size_t len, Timeout timeout) {
   static constexpr const char* kOp = "weft::net::UdpSocket::recv";
   const int fd = sock_.fd();
   const auto n = static_cast<unsigned>(std::min(len, kMaxDatagram));
-  auto fill = [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, n, 0); };
-  const int res = sock_.run(kOp, fill, Deadline::after(timeout), POLLIN);
+  const int res = sock_.run(kOp, IoOp::transfer(IoKind::recv, fd, buf, n, 0, Deadline::after(timeout)), POLLIN);
   mark_filled(buf, res);
   return static_cast<std::size_t>(res);
 }

@@ -1,5 +1,5 @@
 // weft/net/udp.hpp — a datagram socket (UDP over IPv4/IPv6, or a Unix datagram path)
-// whose sends and receives are io_uring ops that park only the calling fiber.
+// whose sends and receives are I/O engine ops that park only the calling fiber.
 //
 // Invariants (states, owners, which thread touches what):
 //  - Evented-only and owned by one worker at a time, like every socket
