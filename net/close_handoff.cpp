@@ -118,6 +118,13 @@ std::shared_ptr<WorkerLink> this_worker_link() {
   return t_link.link;
 }
 
+bool on_link_thread(const SocketCore* c) noexcept {
+  // A worker's thread makes at most one link, and its t_state.worker is reset when
+  // its loop ends, before the thread_local goes: the link alone would still match
+  // while LinkHolder closes the orphans.
+  return t_state.worker && c->link && c->link == t_link.link;
+}
+
 void close_elsewhere(SocketCore* c, bool wait) noexcept {
   const std::shared_ptr<WorkerLink> link = c->link;
   if (!link) return close_idle(c);  // never owned by a worker: nothing can be pending

@@ -169,6 +169,10 @@ bool close_slot(SocketCore* c) noexcept {
   }
 }
 
+// Socket ids (SocketCore::id), process-wide and never reused. relaxed: uniqueness
+// only; the id publishes nothing (the core reaches other threads with the Socket).
+std::atomic<std::uint64_t> g_socket_ids{1};
+
 // Which faults the explorer (tests only) may inject into this socket's ops; the
 // engine refines it by the op (an accept, a connect, a transfer).
 weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
@@ -188,10 +192,12 @@ weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
 }
 
 // One op on the socket, run by the worker's engine, naming the socket's slot when
-// it has one. `io` lives in this frame until the op has ended (await_io's rule).
+// it has one and the socket as the fd's owner. `io` lives in this frame until the
+// op has ended (await_io's rule).
 weft::detail::OpEnd await_socket_op(SocketCore* c, Worker* w, const IoOp& op) {
   IoOp io = op;
   io.fixed = c->slot.load(std::memory_order_relaxed);
+  io.owner = c->id;
   const weft::detail::OpEnd end = weft::detail::await_io(w, io, nullptr, op_kind(c));
   if (end.res == -EBADF && io.fixed >= 0 && !c->closing) [[unlikely]]
     return retry_on_fd(c, w, io);
@@ -230,6 +236,7 @@ SocketCore* new_core(int fd) {
     throw;
   }
   c->fd = fd;
+  c->id = g_socket_ids.fetch_add(1, std::memory_order_relaxed);
   c->owner = t_state.worker;
   return c;
 }
@@ -244,7 +251,8 @@ SocketCore* new_core(int fd) {
 // EPIPE, accepts EINVAL, all reported as "closed" since the socket is closing.
 void cancel_pending(SocketCore* c, Worker* w) noexcept {
   const int fd = c->fd;
-  const IoOp cancel = IoOp::on_fd(IoKind::cancel_fd, fd);
+  IoOp cancel = IoOp::on_fd(IoKind::cancel_fd, fd);
+  cancel.owner = c->id;
   int r;
   try {
     r = weft::detail::await_io(w, cancel).res;
@@ -354,6 +362,8 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
   // A table that may still hold the file would keep the connection open after
   // close(2): end it now.
   if (!close_slot(c)) ::shutdown(c->fd, SHUT_RDWR);
+  // Nothing is pending on the fd: its engine drops what it keeps for it.
+  weft::detail::forget_fd(w, c->fd, c->id);
   ::close(c->fd);
   c->fd = -1;
   c->closing = false;
@@ -368,7 +378,12 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
 void close_idle(SocketCore* c) noexcept {
   read_buffer_release(c);
   remove_slot(c);
-  if (c->fd >= 0) ::close(c->fd);
+  if (c->fd >= 0) {
+    // On the thread whose engine ran its ops, that engine forgets the fd. Anywhere
+    // else it cannot be asked; it sees a later holder of the fd number by its id.
+    if (on_link_thread(c)) weft::detail::forget_fd(t_state.worker, c->fd, c->id);
+    ::close(c->fd);
+  }
   delete c;
 }
 

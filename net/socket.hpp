@@ -29,11 +29,11 @@
 //    ASYNC_CANCEL with CANCEL_FD | CANCEL_ALL) and waits for it, so the cancel is
 //    issued before the fd number can be closed and reused, then parks until
 //    `pending` is 0. Then it removes the registered-file slot (waiting for the
-//    removal), and only then close(2)s the fd. So no op ever names a closed fd,
-//    every buffer handed to the kernel stays valid until the op has ended, and no
-//    file table keeps the file open. The cancelled fibers see
-//    std::errc::operation_canceled. Another fiber calling close() meanwhile parks
-//    until the fd is closed.
+//    removal), has the engine forget the fd (forget_fd), and only then close(2)s
+//    the fd. So no op ever names a closed fd, every buffer handed to the kernel
+//    stays valid until the op has ended, and no file table keeps the file open.
+//    The cancelled fibers see std::errc::operation_canceled. Another fiber calling
+//    close() meanwhile parks until the fd is closed.
 //  - When the cancel cannot be had (no fd cancel before 5.19, the kernel refused it,
 //    or no op slot or SQE could be had: bad_alloc, a ring error), close() does not
 //    throw: shutdown(2) ends the pending ops instead (they see operation_canceled
@@ -57,6 +57,11 @@
 //    slot. A claim by another worker removes it from the old table; the close
 //    removes it before close(2) (waited for on the slot's worker; from elsewhere the
 //    worker applies it at its next tick).
+//  - Each socket has an id, unique in the process and never reused, that every op
+//    on it carries (IoOp::owner). A close on the owner's thread (or, for a released
+//    socket, its last owner's) has that engine forget the fd before close(2); a
+//    close elsewhere cannot, and an engine that kept state for the fd tells the
+//    fd's next holder by its id.
 //  - The state lives in a heap block the Socket points to, so moving a Socket while
 //    other fibers are inside ops on it is safe: they hold the block, not the Socket.
 //    Destroying a socket that another fiber still *uses* (calls into) is the caller's
@@ -113,9 +118,9 @@ class Socket {
 
   /// Runs `io` (runtime/io_op.hpp: its kind, fd, buffers, flags, deadline) for the
   /// calling fiber on the worker's engine and returns its non-negative result; the
-  /// socket fills in its registered-file slot (`fixed`). `poll_events`: what to
-  /// wait for when the kernel answers -EAGAIN (then the op is retried). Throws per
-  /// the error model (error.hpp).
+  /// socket fills in its registered-file slot (`fixed`) and its id (`owner`).
+  /// `poll_events`: what to wait for when the kernel answers -EAGAIN (then the op
+  /// is retried). Throws per the error model (error.hpp).
   int run(const char* op, const weft::detail::IoOp& io, short poll_events);
 
   /// Buffered reads (read_buffer.cpp): the next chunk of the stream from the

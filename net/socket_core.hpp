@@ -33,6 +33,10 @@ struct CloserNode {
 // Touched only by the owner worker's thread (see socket.hpp), hence no atomics.
 struct SocketCore {
   int fd = -1;
+  /// Unique in the process and never reused (new_core): the IoOp::owner of every
+  /// op on the socket, by which an engine that keeps state per fd across ops
+  /// (epoll's registration) tells this socket from a later one given the same fd.
+  std::uint64_t id = 0;
   weft::detail::Worker* owner = nullptr;
   std::uint32_t pending = 0;                   ///< fibers inside an op (or a back-off) on this socket
   bool closing = false;                        ///< no new op admitted; the fd closes when pending hits 0
@@ -94,6 +98,9 @@ void close_owned(SocketCore* c, weft::detail::Worker* w) noexcept;
 /// Closes the fd of a core no op can be inside (released by a move, or its owner's
 /// thread has exited) and frees the core. Any thread.
 void close_idle(SocketCore* c) noexcept;
+/// True on the thread of the worker that last owned `c` (its link's thread: the
+/// one whose engine ran its ops) while that thread lives (close_handoff.cpp).
+bool on_link_thread(const SocketCore* c) noexcept;
 /// close() from where it cannot wait for the owner's ops (a plain thread, another
 /// worker, the scheduler context): hands the close to the owner's worker, which
 /// runs close_owned() in a fiber and frees the core; `wait`: block (a plain thread)
