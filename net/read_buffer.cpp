@@ -31,7 +31,6 @@
 //    `pending`); the sink notifies it on every CQE and it re-checks the state.
 //  - End of stream and errors are kept in `end` until the queue before them is
 //    read: end of stream then reads as 0 every time, an error is thrown once.
-#include <liburing.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -166,14 +165,14 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
   auto* c = static_cast<SocketCore*>(ctx);
   ReadBufferState* rb = c->read_buffer_state;
   BufRing* ring = rb->ring;
-  if (flags & IORING_CQE_F_BUFFER) {
-    const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+  const weft::detail::RecvCqe cqe = weft::detail::recv_cqe(flags);
+  if (cqe.has_buffer) {
     if (res > 0 && !c->closing)
-      rb->push(bid, static_cast<std::uint32_t>(res));
+      rb->push(cqe.buffer, static_cast<std::uint32_t>(res));
     else
-      ring->give_back(bid);
+      ring->give_back(cqe.buffer);
   }
-  if (!(flags & IORING_CQE_F_MORE)) {
+  if (!cqe.more) {
     if (res == 0) {
       rb->end = 0;
     } else if (res == -ENOBUFS) {  // see the invariant on a dry ring
