@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <weft/runtime/domain.hpp>
+#include <weft/runtime/engine_choice.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/runtime.hpp>
@@ -53,7 +54,8 @@ std::atomic<std::uint64_t> g_runtime_ids{1};
 }  // namespace
 
 struct Runtime::Impl {
-  Config cfg;
+  Config cfg;                 // its engine resolved (never `automatic`)
+  std::string engine_reason;  // Stats::engine_reason
   std::vector<std::unique_ptr<detail::Worker>> workers;
   std::uint64_t id = g_runtime_ids.fetch_add(1, std::memory_order_relaxed);
   std::atomic<std::uint64_t>& fiber_ids = g_fiber_ids;
@@ -149,6 +151,28 @@ void Runtime::Impl::run_monitor() {
   }
 }
 
+// Makes and starts the workers with impl_->cfg; on a throw none is left.
+void Runtime::start_workers() {
+  // The workers reach their peers, and start fibers on them, through this, never
+  // through the façade.
+  const detail::WorkerGroup group{*this, impl_->workers,
+                                  [](Runtime& rt, detail::FiberBase* f, const SpawnOptions& opts, unsigned worker) {
+                                    rt.place(f, opts, static_cast<int>(worker));
+                                  }};
+  for (unsigned i = 0; i < impl_->cfg.workers; ++i)
+    impl_->workers.push_back(std::make_unique<detail::Worker>(group, i, impl_->cfg, impl_->fiber_ids));
+  try {
+    for (auto& w : impl_->workers) w->start();
+  } catch (...) {
+    // Stop the started workers before any of them is destroyed: a worker that
+    // ends wakes its peers.
+    for (auto& w : impl_->workers) w->request_stop();
+    for (auto& w : impl_->workers) w->join_thread();
+    impl_->workers.clear();
+    throw;
+  }
+}
+
 Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
   if (cfg.workers == 0) cfg.workers = 1;
   if (cfg.tick_budget == 0) cfg.tick_budget = 1;
@@ -160,23 +184,19 @@ Runtime::Runtime(Config cfg) : impl_(std::make_unique<Impl>()) {
     throw std::invalid_argument("weft::Config: recv_buffers must be 0 or a power of two up to 32768 (got " +
                                 std::to_string(cfg.recv_buffers) + "), recv_buffer_size non-zero (got " +
                                 std::to_string(cfg.recv_buffer_size) + ")");
+  const detail::EngineChoice choice = detail::choose_engine(cfg.engine);
+  cfg.engine = choice.first;
   impl_->cfg = cfg;
-  // The workers reach their peers, and start fibers on them, through this, never
-  // through the façade.
-  const detail::WorkerGroup group{*this, impl_->workers,
-                                  [](Runtime& rt, detail::FiberBase* f, const SpawnOptions& opts, unsigned worker) {
-                                    rt.place(f, opts, static_cast<int>(worker));
-                                  }};
-  for (unsigned i = 0; i < cfg.workers; ++i)
-    impl_->workers.push_back(std::make_unique<detail::Worker>(group, i, impl_->cfg, impl_->fiber_ids));
+  impl_->engine_reason = choice.reason;
   try {
-    for (auto& w : impl_->workers) w->start();
-  } catch (...) {
-    // Stop the started workers before any of them is destroyed: a worker that
-    // ends wakes its peers.
-    for (auto& w : impl_->workers) w->request_stop();
-    for (auto& w : impl_->workers) w->join_thread();
-    throw;
+    start_workers();
+  } catch (const StartupError& e) {
+    if (!choice.may_fall_back) throw;
+    // `automatic`: io_uring cannot be set up here; every worker runs epoll instead.
+    impl_->engine_reason = detail::fallback_reason(e.what());
+    log::logger().warn("weft: runtime '{}' runs on {}", cfg.name, impl_->engine_reason);
+    impl_->cfg.engine = Engine::epoll;
+    start_workers();
   }
   impl_->owner = this;
   if (cfg.dump_signal > 0) {
@@ -370,6 +390,8 @@ void Runtime::place(detail::FiberBase* f, const SpawnOptions& opts, int worker) 
 
 Stats Runtime::stats() const {
   Stats s;
+  s.engine = impl_->cfg.engine;
+  s.engine_reason = impl_->engine_reason;
   for (const auto& w : impl_->workers) w->add_stats(s);
   s.stalls = impl_->stalls.load(std::memory_order_acquire);
   s.unjoined_exceptions = detail::unjoined_exceptions_total();

@@ -128,6 +128,7 @@ class Runtime {
   friend struct detail::TestAccess;  // tests reach a worker (runtime/test_access.hpp)
   detail::Worker& worker(unsigned i);
   void place(detail::FiberBase* f, const SpawnOptions& opts, int worker);
+  void start_workers();
   void refuse_from_fiber(const char* op) const;
   void refuse_waiting_for_itself(const char* op) const;
   struct Impl;

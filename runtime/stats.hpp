@@ -6,10 +6,17 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
+
+#include <weft/runtime/config.hpp>
 
 namespace weft {
 
 struct Stats {
+  Engine engine = Engine::io_uring;  ///< the engine the workers run (never `automatic`)
+  /// Why that engine: asked for (Config::engine, WEFT_ENGINE), or the cause that
+  /// made `automatic` fall back to epoll (the same text as its log line).
+  std::string engine_reason;
   std::uint64_t fibers_alive = 0;  ///< spawned and not yet finished
   std::uint64_t fibers_spawned = 0;
   std::uint64_t switches = 0;  ///< fiber activations (switches into a fiber), counted per tick

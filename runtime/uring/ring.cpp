@@ -1,5 +1,6 @@
 // runtime/uring/ring.cpp — ring setup (flag probing, startup errors) and the enter.
 #include <sys/resource.h>
+#include <sys/utsname.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -40,10 +41,33 @@ void probe_ops(io_uring* ring, RingInfo* info) {
   io_uring_free_probe(p);
 }
 
+std::string kernel_release() {
+  utsname u{};
+  return ::uname(&u) == 0 ? std::string(u.release) : std::string("unknown");
+}
+
+// The opcodes every worker issues whatever the program does (the wake read,
+// socket ops, deadlines, cancels). A ring without one of them cannot run weft.
+struct NeededOp {
+  int op;
+  const char* name;
+};
+constexpr NeededOp kNeededOps[] = {
+    {IORING_OP_READ, "READ"},
+    {IORING_OP_RECV, "RECV"},
+    {IORING_OP_SEND, "SEND"},
+    {IORING_OP_ACCEPT, "ACCEPT"},
+    {IORING_OP_CONNECT, "CONNECT"},
+    {IORING_OP_POLL_ADD, "POLL_ADD"},
+    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+    {IORING_OP_LINK_TIMEOUT, "LINK_TIMEOUT"},
+};
+
 }  // namespace
 
 std::string explain_setup_failure(int err, unsigned entries) {
-  std::string msg = "weft: cannot start: io_uring_setup failed (" + std::string(std::strerror(err)) + "). ";
+  std::string msg = "weft: cannot start: io_uring_setup failed (" + std::string(std::strerror(err)) + ", Linux " +
+                    kernel_release() + "). ";
   switch (err) {
     case ENOSYS:
       return msg +
@@ -110,6 +134,13 @@ void Ring::init(unsigned entries, bool want_defer_taskrun) {
         info_.ext_arg = (p.features & IORING_FEAT_EXT_ARG) != 0;
         info_.nodrop = (p.features & IORING_FEAT_NODROP) != 0;
         probe_ops(&ring_, &info_);
+        for (const NeededOp& n : kNeededOps)
+          if (info_.last_op >= 0 && !info_.has_op(n.op)) {
+            io_uring_queue_exit(&ring_);
+            throw StartupError(EOPNOTSUPP, "weft: cannot start: io_uring on Linux " + kernel_release() +
+                                               " lacks IORING_OP_" + n.name +
+                                               ", which weft needs. Remedy: run on Linux >= 6.1.");
+          }
         // Registered ring fd (5.18): liburing then enters with
         // IORING_ENTER_REGISTERED_RING, sparing the fd lookup and the file
         // reference every io_uring_enter takes otherwise (an atomic pair, since the

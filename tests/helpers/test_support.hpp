@@ -116,6 +116,15 @@ inline void require_io_uring() {
   io_uring_queue_exit(&ring);
 }
 
+/// Skips (exit 77) where the runtime would not run io_uring: io_uring unavailable,
+/// or WEFT_ENGINE=epoll (the suite's run on the epoll engine). For tests of
+/// io_uring's own features (SQEs, CQEs, the ring's sizes, registered files).
+inline void require_io_uring_engine() {
+  if (const char* e = std::getenv("WEFT_ENGINE"); e && std::string(e) == "epoll")
+    skip("an io_uring feature; this run uses WEFT_ENGINE=epoll");
+  require_io_uring();
+}
+
 struct ChildResult {
   bool exited = false;
   int exit_code = -1;
