@@ -28,7 +28,7 @@
 namespace {
 
 const char* const kUsage =
-    "usage: weft-echo [--port P] [--timeout S] [--workers N] [--buf B] [--read buffer|copy] [--stats]\n"
+    "usage: weft-echo [--port P] [--timeout S] [--workers N] [--buf B] [--read buffer|copy] [--engine E] [--stats]\n"
     "  --port P      listen on 127.0.0.1:P [19003]\n"
     "  --timeout S   exit after S seconds (also on SIGTERM/SIGINT) [60]\n"
     "  --workers N   Evented workers, one listener each (SO_REUSEPORT) [1]\n"
@@ -39,6 +39,7 @@ const char* const kUsage =
     "                buffer [buffer]\n"
     "  --ring-buffers N  buffers in each worker's ring, a power of two [256]\n"
     "  --ring-entries N  submission queue entries per worker (completion queue 4x) [4096]\n"
+    "  --engine E    auto, io_uring or epoll (Config::engine; WEFT_ENGINE overrides) [auto]\n"
     "  --stats       print the runtime's counters to stderr at exit\n";
 
 volatile std::sig_atomic_t g_stop = 0;
@@ -87,7 +88,7 @@ void print_stats(const weft::Stats& s) {
   std::fprintf(stderr,
                "weft-echo: stats fibers_spawned=%llu switches=%llu sqes=%llu cqes=%llu enters=%llu "
                "sqes_per_enter=%.1f cqes_per_enter=%.1f switches_per_enter=%.1f sq_full=%llu cq_overflow=%llu "
-               "wakes=%llu stale=%llu recv_arms=%llu recv_starved=%llu recv_plain=%llu\n",
+               "wakes=%llu stale=%llu recv_arms=%llu recv_starved=%llu recv_plain=%llu epoll_waits=%llu\n",
                static_cast<unsigned long long>(s.fibers_spawned), static_cast<unsigned long long>(s.switches),
                static_cast<unsigned long long>(s.sqes_submitted), static_cast<unsigned long long>(s.cqes_reaped),
                static_cast<unsigned long long>(s.enters), static_cast<double>(s.sqes_submitted) / enters,
@@ -95,7 +96,7 @@ void print_stats(const weft::Stats& s) {
                static_cast<unsigned long long>(s.sq_full), static_cast<unsigned long long>(s.cq_overflow),
                static_cast<unsigned long long>(s.wakes), static_cast<unsigned long long>(s.stale_completions),
                static_cast<unsigned long long>(s.recv_arms), static_cast<unsigned long long>(s.recv_starved),
-               static_cast<unsigned long long>(s.recv_plain));
+               static_cast<unsigned long long>(s.recv_plain), static_cast<unsigned long long>(s.epoll_waits));
 }
 
 void accept_loop(unsigned port, bool reuse_port, std::size_t buf_size, bool copy) {
@@ -115,6 +116,7 @@ int main(int argc, char** argv) {
   long ring_bufs = 0;  // 0: the runtime's default
   long ring_entries = 4096;
   bool stats = false, copy = false;
+  weft::Engine engine = weft::Engine::automatic;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
@@ -139,7 +141,16 @@ int main(int argc, char** argv) {
       ring_bufs = parse_num(a, v, 1, 32768);
     else if (!std::strcmp(a, "--ring-entries"))
       ring_entries = parse_num(a, v, 8, 32768);
-    else if (!std::strcmp(a, "--read")) {
+    else if (!std::strcmp(a, "--engine")) {
+      if (!std::strcmp(v, "auto"))
+        engine = weft::Engine::automatic;
+      else if (!std::strcmp(v, "io_uring"))
+        engine = weft::Engine::io_uring;
+      else if (!std::strcmp(v, "epoll"))
+        engine = weft::Engine::epoll;
+      else
+        usage_error(std::string("bad value for --engine: '") + v + "' (expected auto, io_uring or epoll)");
+    } else if (!std::strcmp(a, "--read")) {
       if (std::strcmp(v, "buffer") != 0 && std::strcmp(v, "copy") != 0)
         usage_error(std::string("bad value for --read: '") + v + "' (expected buffer or copy)");
       copy = !std::strcmp(v, "copy");
@@ -154,6 +165,7 @@ int main(int argc, char** argv) {
   try {
     weft::Config cfg;
     cfg.name = "weft-echo";
+    cfg.engine = engine;
     cfg.workers = static_cast<unsigned>(workers);
     cfg.ring_entries = static_cast<unsigned>(ring_entries);
     cfg.recv_buffer_size = static_cast<unsigned>(buf);
@@ -170,7 +182,8 @@ int main(int argc, char** argv) {
                                                 copy);
                                   },
                                   {.name = "accept"}));
-    std::fprintf(stderr, "weft-echo: listening on 127.0.0.1:%ld with %ld worker(s)\n", port, workers);
+    std::fprintf(stderr, "weft-echo: listening on 127.0.0.1:%ld with %ld worker(s), engine %s\n", port, workers,
+                 rt.stats().engine == weft::Engine::epoll ? "epoll" : "io_uring");
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
     while (!g_stop && std::chrono::steady_clock::now() < end) {
       for (auto& l : loops)
