@@ -19,7 +19,7 @@
 using namespace std::chrono_literals;
 
 namespace {
-const bool kUring = (weft::test::require_io_uring(), true);
+const bool kUring = (weft::test::require_io_uring_engine(), true);
 
 weft::detail::Worker& here() {
   return *weft::detail::t_state.worker;

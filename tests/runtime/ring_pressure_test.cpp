@@ -23,7 +23,7 @@
 using namespace std::chrono_literals;
 
 namespace {
-const bool kUring = (weft::test::require_io_uring(), true);
+const bool kUring = (weft::test::require_io_uring_engine(), true);
 
 weft::Config pressured(std::uint32_t kinds, unsigned faults, unsigned ring_entries = 256) {
   weft::Config c;
