@@ -29,7 +29,7 @@ WEFT_BUILDS="release asan tsan"
 
 # Everything the build, the tests and the tools need, as Debian 12 packages.
 WEFT_PKGS=(meson ninja-build g++ clang libclang-rt-14-dev pkg-config
-  libboost-context-dev liburing-dev libspdlog-dev catch2 valgrind)
+  libboost-context-dev liburing-dev libspdlog-dev catch2 valgrind libseccomp-dev)
 
 weft_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
