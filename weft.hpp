@@ -1,11 +1,16 @@
 // weft/weft.hpp — the whole public API in one include: the Runtime and its fibers
 // (spawn, JoinHandle, this_fiber, Timer), the Threaded side (ThreadPool, offload),
-// the sync primitives and Channel, and net/ (addresses, resolve, TCP, UDP).
+// the sync primitives and Channel, net/ (addresses, resolve, TCP, UDP) and fs/
+// (files read and written at offsets).
 // The logger's controls (weft/runtime/log.hpp, which pulls in spdlog) are included
 // on their own. Installed under <prefix>/include/weft: the headers named here,
 // log.hpp, and the detail headers they include; nothing else.
 #pragma once
 
+#include <weft/fs/error.hpp>
+#include <weft/fs/file.hpp>
+#include <weft/fs/stat.hpp>
+#include <weft/fs/whole_file.hpp>
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
 #include <weft/net/read_buffer.hpp>

@@ -6,7 +6,8 @@ PKG_CONFIG_SYSROOT_DIR), as a program built against <prefix> would use it.
 Checks (first argument):
   headers  <prefix>/include/weft holds exactly INSTALLED_HEADERS below, the public
            headers and the detail headers they include, so an internal header
-           (runtime/uring/, net/socket_core.hpp, runtime/test_access.hpp) cannot be
+           (runtime/uring/, net/socket_core.hpp, fs/file_core.hpp,
+           runtime/test_access.hpp) cannot be
            installed by accident; and every weft header an installed one includes
            is installed too.
   link     tests/tools/user_program.cpp and user_net_program.cpp compile with the
@@ -36,6 +37,7 @@ CXX = sys.argv[7:]
 # part of what users may include (or of what the public headers need).
 PUBLIC_HEADERS = [
     "weft.hpp",
+    "fs/error.hpp", "fs/file.hpp", "fs/stat.hpp", "fs/whole_file.hpp",
     "net/address.hpp", "net/error.hpp", "net/read_buffer.hpp", "net/recv_buffer.hpp", "net/resolve.hpp",
     "net/socket.hpp",
     "net/tcp_listener.hpp", "net/tcp_stream.hpp", "net/udp.hpp",

@@ -1,0 +1,270 @@
+// fs/file.cpp — the File as an fd owner: opening, the caller checks, moves that
+// release it, and the close protocol (file.hpp). The ops are in file_ops.cpp.
+//
+// Invariants:
+//  - A core is created by open() only, with the opening fiber's worker as owner;
+//    it is freed by the File that holds it, or by the fiber a close from elsewhere
+//    was handed to (the File forgets it first).
+//  - close(2) of the fd happens once, after `pending` reached 0 with the file
+//    closing, so no op names a closed (and maybe reused) fd number.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <exception>
+#include <new>
+#include <optional>
+#include <utility>
+
+#include <weft/fs/file.hpp>
+#include <weft/fs/file_core.hpp>
+#include <weft/runtime/domain.hpp>
+#include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/park.hpp>
+#include <weft/runtime/log.hpp>
+#include <weft/runtime/this_fiber.hpp>
+#include <weft/runtime/threaded/offload.hpp>
+#include <weft/runtime/uring/ops.hpp>
+
+namespace weft::fs {
+
+using detail::FileCore;
+using weft::detail::IoKind;
+using weft::detail::IoOp;
+using weft::detail::t_state;
+using weft::detail::Worker;
+
+namespace {
+
+// Names each core for the epoll engine's registration (IoOp::owner). relaxed: only
+// uniqueness matters, no other memory is published through it.
+std::atomic<std::uint64_t> g_next_id{1};
+// Set in every fs id: keeps them apart from the ids net/ gives its sockets.
+constexpr std::uint64_t kFsIdBit = std::uint64_t{1} << 63;
+
+[[noreturn]] void throw_wrong_worker(const FileCore* c, const char* op) {
+  throw CrossRuntimeError(weft::detail::cross_domain_message(
+      std::string(op) + ": the file " + c->path + " belongs to worker " +
+          std::to_string(weft::detail::worker_index(c->owner)) + " of runtime '" +
+          weft::detail::runtime_name(weft::detail::worker_runtime(c->owner)) + "'",
+      "A File is used by fibers of one worker at a time: move it into a fiber of the other worker (an idle File "
+      "changes hands when moved), or run the work on its worker (Runtime::spawn_on)."));
+}
+
+// The worker's engine decides where the File's ops run (file.hpp).
+void bind_to(FileCore* c, Worker* w) noexcept {
+  c->owner = w;
+  c->epoll = weft::detail::worker_engine(w) == weft::Engine::epoll;
+  if (c->epoll && !c->stream) c->on_pool = true;
+}
+
+// close(2) of the fd where the engine closes files: IORING_OP_CLOSE on the ring,
+// the pool on epoll; the plain syscall when neither can be had. Never throws.
+void close_fd(FileCore* c) noexcept {
+  const weft::this_fiber::DeferCancellation defer;  // a close is never cut short
+  IoOp op = IoOp::on_fd(IoKind::close, c->fd);
+  int r;
+  try {
+    if (c->epoll) {
+      weft::detail::forget_fd(c->owner, c->fd, c->id);
+      r = weft::offload([op] { return detail::run_sync(op); });
+    } else {
+      r = weft::detail::await_io(c->owner, op).res;
+    }
+  } catch (...) {
+    r = ::close(c->fd) == 0 ? 0 : -errno;  // no op or pool to be had: close here
+  }
+  if (r < 0 && r != -EINTR) {
+    try {
+      log::logger().warn("weft::fs: close of {} (fd {}): {}", c->path, c->fd, weft::errno_code(r).message());
+    } catch (...) {
+    }
+  }
+}
+
+// Ends every op pending on the fd: a cancel by fd, waited for so it is issued
+// before the fd number can be closed and reused. Ops on the pool cannot be
+// cancelled; the caller waits for them.
+void cancel_pending(FileCore* c) noexcept {
+  if (c->on_pool || !weft::detail::engine_supports(c->owner, IoKind::cancel_fd)) return;
+  try {
+    const weft::this_fiber::DeferCancellation defer;
+    (void)weft::detail::await_io(c->owner, IoOp::on_fd(IoKind::cancel_fd, c->fd));
+  } catch (...) {
+    // No op slot: the pending ops end on their own (a FIFO read when a writer comes).
+  }
+}
+
+// The fiber a close from elsewhere is handed to owns the core and frees it.
+void close_handed(FileCore* c) noexcept {
+  detail::close_owned(c);
+  delete c;
+}
+
+}  // namespace
+
+namespace detail {
+
+[[noreturn]] void throw_for(const FileCore* c, Failure why, int res, const char* op) {
+  throw_fs_error(why, res, op, c ? c->path : std::string("(no file)"));
+}
+
+FileCore* enter_op(FileCore* c, const char* op) {
+  if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
+  if (!c) throw_for(c, Failure::use_after_close, 0, op);
+  if (c->owner != t_state.worker) {
+    if (c->owner) throw_wrong_worker(c, op);
+    bind_to(c, t_state.worker);  // released by a move: the first call claims it
+  }
+  weft::detail::check_cancel();
+  if (c->closing) throw_for(c, Failure::closing, 0, op);
+  if (c->fd < 0) throw_for(c, Failure::use_after_close, 0, op);
+  return c;
+}
+
+OpCount::~OpCount() {
+  if (--c_->pending == 0 && c_->drainer) weft::detail::unpark_local(std::exchange(c_->drainer, nullptr));
+}
+
+void close_owned(FileCore* c) noexcept {
+  if (c->fd < 0) return;
+  if (c->closing) {
+    // Another fiber is closing it: wait until the fd is closed (the core may be
+    // gone once we are woken, so nothing is touched after the park).
+    CloserNode node{t_state.fiber, c->closers};
+    c->closers = &node;
+    weft::detail::park_running("fs close: another fiber is closing", nullptr, nullptr);
+    return;
+  }
+  c->closing = true;  // first: no op is admitted while this fiber parks below
+  if (c->pending > 0) {
+    cancel_pending(c);
+    if (c->pending > 0) {
+      // No cancel hook: only the last op out (OpCount) ends this wait.
+      c->drainer = t_state.fiber;
+      weft::detail::park_running("fs close: draining pending ops", nullptr, nullptr);
+    }
+  }
+  close_fd(c);
+  c->fd = -1;
+  c->closing = false;
+  for (CloserNode* n = std::exchange(c->closers, nullptr); n;) {
+    CloserNode* next = n->next;
+    weft::detail::unpark_local(n->fiber);
+    n = next;
+  }
+}
+
+void run_on_pool(File& f) noexcept {
+  if (f.core_ && !f.core_->stream) f.core_->on_pool = true;
+}
+
+}  // namespace detail
+
+// --------------------------------------------------------------- lifetime ----
+
+File::File(File&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {
+  release_if_idle();
+}
+
+File& File::operator=(File&& o) noexcept {
+  if (this != &o) {
+    close();
+    delete core_;
+    core_ = std::exchange(o.core_, nullptr);
+    release_if_idle();
+  }
+  return *this;
+}
+
+File::~File() {
+  close();
+  delete core_;
+}
+
+void File::release_if_idle() noexcept {
+  if (core_ && core_->pending == 0 && !core_->closing) core_->owner = nullptr;
+}
+
+File File::open(std::string_view path, int flags, mode_t mode, Timeout timeout) {
+  static constexpr const char* kOp = "weft::fs::open";
+  const Deadline d = Deadline::after(timeout);
+  std::string p(path);
+  IoOp op = IoOp::transfer(IoKind::openat, AT_FDCWD, nullptr, mode, flags | O_CLOEXEC, d);
+  op.path = p.c_str();
+  const int fd = detail::run_unowned(op, kOp, p);
+  if (fd < 0) detail::throw_fs_error(detail::Failure::errno_result, fd, kOp, p);
+  auto* c = new (std::nothrow) FileCore;
+  struct stat st {};
+  if (!c || ::fstat(fd, &st) != 0) {
+    const int err = c ? -errno : -ENOMEM;
+    ::close(fd);
+    delete c;
+    detail::throw_fs_error(detail::Failure::errno_result, err, kOp, p);
+  }
+  c->fd = fd;
+  c->path = std::move(p);
+  c->id = kFsIdBit | g_next_id.fetch_add(1, std::memory_order_relaxed);
+  c->stream = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode);
+  bind_to(c, t_state.worker);
+  // The epoll engine waits for readiness: a FIFO's or tty's reads must not block.
+  if (c->epoll && c->stream) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return File(c);
+}
+
+bool File::is_open() const noexcept {
+  return core_ && core_->fd >= 0 && !core_->closing;
+}
+int File::fd() const noexcept {
+  return core_ ? core_->fd : -1;
+}
+const std::string& File::path() const noexcept {
+  static const std::string kNone;
+  return core_ ? core_->path : kNone;
+}
+
+void File::close() noexcept {
+  FileCore* c = core_;
+  if (!c || c->fd < 0) return;
+  Worker* w = t_state.worker;
+  if (t_state.fiber && !c->owner) bind_to(c, w);  // released by a move (idle): this worker takes it
+  if (t_state.fiber && c->owner == w) return detail::close_owned(c);
+  if (!c->owner) {  // released, and no fiber here: nothing can be pending
+    ::close(c->fd);
+    c->fd = -1;
+    return;
+  }
+  // Elsewhere (a plain thread, another worker, a Timer callback): the owner's
+  // worker runs the protocol in a fiber that then frees the core.
+  core_ = nullptr;
+  std::optional<JoinHandle<void>> h;
+  try {
+    h.emplace(weft::detail::spawn_on_worker(c->owner, [c] { close_handed(c); }));
+  } catch (...) {
+    // The owner's runtime takes no fiber (it is stopping, its ops are being
+    // cancelled): close the fd here and leave the small core to the process.
+    try {
+      log::logger().warn("weft::fs: {} closed from outside its stopping runtime; its state is leaked", c->path);
+    } catch (...) {
+    }
+    ::close(c->fd);
+    return;
+  }
+  try {
+    if (t_state.fiber) {
+      const weft::this_fiber::DeferCancellation defer;  // the close is under way: see it through
+      h->join();                                        // parks until the fd is closed
+    } else if (!w) {
+      h->join();  // a plain thread blocks until the fd is closed
+    } else {
+      h->detach();  // the scheduler context must not block
+    }
+  } catch (...) {
+    // The handed fiber was cancelled before it ran (its runtime stops): the
+    // runtime's shutdown ends the ops; the fd stays open until the process exits.
+  }
+}
+
+}  // namespace weft::fs
