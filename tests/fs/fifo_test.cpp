@@ -1,0 +1,155 @@
+// A FIFO nobody writes to is a file whose reads wait: it shows the deadline, the
+// cancellation and the close of pending reads (ring: a linked timeout and a cancel
+// by fd; epoll: a readiness wait; every case runs on both). Opened O_RDWR, so the
+// open itself never waits for a writer and the test can feed the FIFO itself.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <weft/weft.hpp>
+
+#include "fs_test_support.hpp"
+
+using namespace std::chrono_literals;
+namespace fs = weft::fs;
+
+TEST_CASE("a read past its deadline fails with timed_out and leaves the file usable") {
+  weft::test::TempDir dir;
+  const std::string path = dir.fifo("quiet");
+  const weft::Engine engine = WEFT_FS_ENGINE();
+  INFO("engine: " << weft::test::engine_name(engine));
+  bool run = true;
+  const weft::Config cfg = weft::test::fs_config(engine, &run);
+  if (!run) return;
+  weft::Runtime rt(cfg);
+  rt.block_on([&] {
+    fs::File f = fs::open(path, O_RDWR);
+    char c = 0;
+    weft::test::require_fs_error([&] { (void)f.read_at(&c, 1, 0, 20ms); }, std::errc::timed_out, path,
+                                 "timeout expired");
+    CHECK(f.is_open());
+    f.write_at("x", 1, 0);
+    CHECK(f.read_at(&c, 1, 0, 10s) == 1);
+    CHECK(c == 'x');
+    f.close();
+  });
+}
+
+TEST_CASE("close while reads are pending ends each of them with the closed error, then closes the fd") {
+  weft::test::TempDir dir;
+  const std::string path = dir.fifo("pending");
+  const weft::Engine engine = WEFT_FS_ENGINE();
+  INFO("engine: " << weft::test::engine_name(engine));
+  bool run = true;
+  const weft::Config cfg = weft::test::fs_config(engine, &run);
+  if (!run) return;
+  weft::Runtime rt(cfg);
+  rt.block_on([&] {
+    fs::File f = fs::open(path, O_RDWR);
+    const int fd = f.fd();
+    constexpr int kReaders = 6;
+    int closed = 0, other = 0;
+    std::string first_other;
+    std::vector<weft::JoinHandle<void>> readers;
+    for (int i = 0; i < kReaders; ++i) {
+      readers.push_back(weft::spawn(
+          [&] {
+            char c;
+            try {
+              (void)f.read_at(&c, 1, 0);
+              ++other;
+            } catch (const std::system_error& e) {
+              if (e.code() == std::errc::operation_canceled && std::string(e.what()).find(path) != std::string::npos)
+                ++closed;
+              else if (other++ == 0)
+                first_other = e.what();
+            }
+          },
+          {.name = "reader", .launch = weft::Launch::dispatch}));  // parked in its read on return
+    }
+    f.close();
+    CHECK_FALSE(f.is_open());
+    errno = 0;
+    CHECK(::fcntl(fd, F_GETFD) == -1);
+    CHECK(errno == EBADF);
+    for (auto& h : readers) h.join();
+    INFO("first unexpected outcome: " << first_other);
+    CHECK(closed == kReaders);
+    CHECK(other == 0);
+    weft::test::require_fs_error([&] { (void)f.read_at(nullptr, 0, 0); }, std::errc::bad_file_descriptor, path,
+                                 "the file is closed");
+  });
+}
+
+TEST_CASE("a fiber cancelled while its read waits gets FiberCancelled and the file stays open") {
+  weft::test::TempDir dir;
+  const std::string path = dir.fifo("cancel");
+  const weft::Engine engine = WEFT_FS_ENGINE();
+  INFO("engine: " << weft::test::engine_name(engine));
+  bool run = true;
+  const weft::Config cfg = weft::test::fs_config(engine, &run);
+  if (!run) return;
+  weft::Runtime rt(cfg);
+  rt.block_on([&] {
+    fs::File f = fs::open(path, O_RDWR);
+    auto h = weft::spawn(
+        [&] {
+          char c;
+          (void)f.read_at(&c, 1, 0);
+        },
+        {.name = "reader", .launch = weft::Launch::dispatch});
+    h.cancel();
+    CHECK_THROWS_AS(h.join(), weft::FiberCancelled);
+    CHECK(f.is_open());
+    f.close();
+  });
+}
+
+TEST_CASE("close from another worker's fiber while reads are pending is handed to the owner and ends them") {
+  weft::test::TempDir dir;
+  const std::string path = dir.fifo("elsewhere");
+  const weft::Engine engine = WEFT_FS_ENGINE();
+  INFO("engine: " << weft::test::engine_name(engine));
+  bool run = true;
+  weft::Config cfg = weft::test::fs_config(engine, &run, 2);
+  if (!run) return;
+  cfg.placement = weft::Placement::local;  // the readers start on the opener's worker
+  weft::Runtime rt(cfg);
+  std::optional<fs::File> f;
+  int fd = -1;
+  int closed = 0;
+  std::vector<weft::JoinHandle<void>> readers;
+  rt.spawn_on(0, [&] {
+      f.emplace(fs::open(path, O_RDWR));
+      fd = f->fd();
+      for (int i = 0; i < 3; ++i) {
+        readers.push_back(weft::spawn(
+            [&] {
+              char c;
+              try {
+                (void)f->read_at(&c, 1, 0);  // the first one claims the File for worker 0
+              } catch (const std::system_error& e) {
+                if (e.code() == std::errc::operation_canceled) ++closed;
+              }
+            },
+            {.name = "reader", .launch = weft::Launch::dispatch}));
+      }
+    }).join();
+  rt.spawn_on(1, [&] { f->close(); }).join();
+  CHECK_FALSE(f->is_open());
+  errno = 0;
+  CHECK(::fcntl(fd, F_GETFD) == -1);
+  CHECK(errno == EBADF);
+  rt.spawn_on(0, [&] {
+      for (auto& h : readers) h.join();
+    }).join();
+  CHECK(closed == 3);
+}
