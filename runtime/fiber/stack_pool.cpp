@@ -30,6 +30,7 @@
 #include "weft_build_config.hpp"
 
 #if WEFT_VALGRIND
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #endif
 
@@ -146,6 +147,12 @@ Stack StackPool::acquire() {
 #if WEFT_ASAN
     // The previous fiber's frames may have left poison on this stack.
     ASAN_UNPOISON_MEMORY_REGION(s.lo, s.size);
+#endif
+#if WEFT_VALGRIND
+    // Memcheck took the frames the previous fiber returned from as gone (no
+    // access); the next context is made there, from another stack. (The ids are
+    // kept only under valgrind: a cheaper test than RUNNING_ON_VALGRIND here.)
+    if (!valgrind_ids_.empty()) VALGRIND_MAKE_MEM_UNDEFINED(s.lo, s.size);
 #endif
   } else if (mode_ == GuardMode::madvise) {
     s = carve_madvise();

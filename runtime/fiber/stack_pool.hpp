@@ -16,8 +16,8 @@
 //    MADV_DONTNEED'ed (RSS returned, guard kept: guards survive MADV_DONTNEED).
 //    Stacks are never unmapped before the pool dies, so the pool's mappings stay at
 //    their peak (in mprotect mode: 2 x the most stacks ever live, <= 2 x budget).
-//  - Every stack handed out is registered with valgrind (when built with it) and is
-//    ASan-unpoisoned.
+//  - Every stack handed out is registered with valgrind (when built with it),
+//    addressable to memcheck, and ASan-unpoisoned.
 #pragma once
 
 #include <cstddef>
