@@ -27,14 +27,18 @@ struct CountUnwind {
 TEST_CASE("a runtime created used and destroyed inside a fiber of another runtime") {
   weft::Runtime outer(weft::Config{.name = "outer"});
   std::atomic<int> unwound{0};
+  std::atomic<bool> started{false};
   const std::string got = outer.block_on([&] {
     weft::Runtime inner(weft::Config{.name = "inner"});
-    auto h = inner.spawn([] {
-      weft::sleep_for(1ms);
+    auto h = inner.spawn([&] {
+      // Until the detached fiber runs: one the shutdown finds not yet started is
+      // ended without running, and nothing of it unwinds.
+      while (!started) weft::sleep_for(1ms);
       return weft::current_domain().name();
     });
     inner.spawn_detached([&] {  // still parked when `inner` is destroyed: cancelled
       CountUnwind g{unwound};
+      started = true;
       weft::sleep_for(1h);
     });
     return h.join();  // parks this fiber of `outer`; inner's worker wakes it
