@@ -5,6 +5,8 @@
 // with operation_canceled ("being closed"), never slip in, take a fresh slot and
 // keep the file open after close(2) (the peer then saw no end of stream, a closed
 // listener kept its port, and the runtime's exit wrote through a freed slot holder).
+// On epoll, which has no file table, a close with nothing pending does not park:
+// the racing op runs after the close and is refused as an op on a closed socket.
 // Each variant closes the socket another way: close(), a move-assignment, and
 // close() of a moved (released) socket. (Not the destructor: destroying an object
 // while another fiber calls into it is the caller's bug.)
@@ -107,12 +109,23 @@ std::error_code op_during_close(Holder<T>& h, How how, Op op) {
   return ec;
 }
 
+// What the racing op throws. On io_uring close() parks (the slot removal) with
+// the op's fiber queued, which then runs while the close is under way: refused
+// with operation_canceled. On epoll a close with no op pending never parks (no
+// file table, nothing to drain): it closes at once, and the op, which runs after
+// it, meets a closed socket: bad_file_descriptor. Either way it never slips in.
+std::errc refusal(weft::Runtime& rt) {
+  return rt.stats().engine == weft::Engine::epoll ? std::errc::bad_file_descriptor : std::errc::operation_canceled;
+}
+
 std::uint64_t registered(weft::Runtime& rt) {
   return rt.stats().files_registered;
 }
 }  // namespace
 
-TEST_CASE("a read started while another fiber's close() is parked fails at once with operation_canceled") {
+TEST_CASE(
+    "a read another fiber starts during a close() fails at once: operation_canceled while the close parks "
+    "(io_uring), bad_file_descriptor after it (epoll)") {
   const How how = GENERATE(How::close, How::move_assign, How::close_moved);
   INFO("closed by " << name_of(how));
   weft::Runtime rt;
@@ -128,7 +141,7 @@ TEST_CASE("a read started while another fiber's close() is parked fails at once 
       (void)t.read_some(&b, 1, 3s);
     });
     INFO(ec.message());
-    REQUIRE(ec == std::errc::operation_canceled);
+    REQUIRE(ec == refusal(rt));
   });
 }
 
@@ -163,7 +176,7 @@ TEST_CASE("a listener closed while another fiber started an accept no longer acc
     }
     const std::error_code ec = op_during_close(l, how, [](TcpListener& t) { (void)t.accept(3s); });
     INFO(ec.message());
-    REQUIRE(ec == std::errc::operation_canceled);
+    REQUIRE(ec == refusal(rt));
     try {
       (void)TcpStream::connect(addr, 3s);
       FAIL("connected to a listener that was closed");
