@@ -41,6 +41,7 @@
 #include <memory>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include <weft/net/socket.hpp>
 #include <weft/net/socket_core.hpp>
@@ -159,6 +160,63 @@ namespace {
 
 // Past this many unread chunks the armed receive is cancelled (see the invariants).
 constexpr std::uint32_t kMaxQueued = 16;
+
+// The heap buffers of plain receives, kept per thread for the next one (of the
+// same size): a 16 KiB new/delete per read cost the echo server 3.5% of its CPU
+// at 512 connections on the epoll engine (perf: _int_free), where every buffered
+// read is a plain one. A lease dropped on another thread feeds that thread's cache.
+struct HeapCache {
+  static constexpr std::size_t kMax = 64;
+  std::size_t size = 0;
+  std::vector<char*> free;
+  HeapCache(const HeapCache&) = delete;
+  HeapCache& operator=(const HeapCache&) = delete;
+  HeapCache() = default;
+  ~HeapCache() {
+    for (char* p : free) delete[] p;
+  }
+};
+thread_local HeapCache t_heap_cache;
+
+char* take_heap(std::size_t size) {
+  HeapCache& c = t_heap_cache;
+  if (c.size == size && !c.free.empty()) {
+    char* p = c.free.back();
+    c.free.pop_back();
+    return p;
+  }
+  return new char[size];
+}
+
+void give_heap(char* p, std::size_t size) noexcept {
+  HeapCache& c = t_heap_cache;
+  if (c.size != size) {  // another runtime's size: keep the newest
+    for (char* q : c.free) delete[] q;
+    c.free.clear();
+    c.size = size;
+  }
+  if (c.free.size() < HeapCache::kMax) {
+    try {
+      if (c.free.capacity() == 0) c.free.reserve(HeapCache::kMax);
+      c.free.push_back(p);
+      return;
+    } catch (...) {  // no memory for the cache: free it instead
+    }
+  }
+  delete[] p;
+}
+
+// The buffer of one plain receive until a ReadBuffer takes it (a throw gives it back).
+struct HeapLease {
+  explicit HeapLease(std::size_t n) : p(take_heap(n)), size(n) {}
+  ~HeapLease() {
+    if (p) give_heap(p, size);
+  }
+  HeapLease(const HeapLease&) = delete;
+  HeapLease& operator=(const HeapLease&) = delete;
+  char* p;
+  std::size_t size;
+};
 
 // Every CQE of the armed receive, in scheduler context.
 void on_cqe(void* ctx, int res, std::uint32_t flags) {
@@ -300,12 +358,11 @@ ReadBuffer Socket::read_buffer(const char* op, Deadline deadline) {
   detail::recv_counters(w).plain.add();
   const unsigned cfg_size = weft::detail::worker_config(w).recv_buffer_size;
   const std::size_t size = cfg_size ? cfg_size : 16384;
-  std::unique_ptr<char[]> heap(new char[size]);
-  char* p = heap.get();
-  const IoOp io = IoOp::transfer(IoKind::recv, c->fd, p, static_cast<std::uint32_t>(size), 0, deadline);
+  HeapLease heap(size);
+  const IoOp io = IoOp::transfer(IoKind::recv, c->fd, heap.p, static_cast<std::uint32_t>(size), 0, deadline);
   const int res = run(op, io, POLLIN);
   if (res == 0) return {};
-  return ReadBuffer(std::move(heap), static_cast<std::size_t>(res));
+  return ReadBuffer(std::exchange(heap.p, nullptr), size, static_cast<std::size_t>(res));
 }
 
 bool Socket::read_queued(const char* op, void* buf, std::size_t len, Deadline deadline, std::size_t* got) {
@@ -353,7 +410,7 @@ void ReadBuffer::reset() noexcept {
     ring_->release();
     ring_ = nullptr;
   }
-  heap_.reset();
+  if (heap_) give_heap(std::exchange(heap_, nullptr), heap_size_);
   data_ = nullptr;
   size_ = 0;
 }

@@ -4,7 +4,8 @@
 // Invariants (states, owners, which thread touches what):
 //  - Empty (no bytes: end of stream, or moved from) or holding one chunk: a buffer
 //    of the worker's provided-buffer ring (runtime/uring/buf_ring.hpp) that the
-//    kernel filled, or a heap buffer when no ring buffer was free.
+//    kernel filled, or a heap buffer when no ring buffer was free (the epoll
+//    engine has no ring: always); heap buffers are kept per thread for reuse.
 //  - Move-only. The bytes stay valid and unchanged until reset() or destruction,
 //    which give a ring buffer back for the kernel's next receive (on the worker's
 //    thread at once, from any other thread at the worker's next tick). Holding
@@ -17,7 +18,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string_view>
 #include <utility>
 
@@ -32,7 +32,8 @@ class ReadBuffer {
   ReadBuffer() noexcept = default;
   ReadBuffer(ReadBuffer&& o) noexcept
       : ring_(std::exchange(o.ring_, nullptr)),
-        heap_(std::move(o.heap_)),
+        heap_(std::exchange(o.heap_, nullptr)),
+        heap_size_(o.heap_size_),
         data_(std::exchange(o.data_, nullptr)),
         size_(std::exchange(o.size_, 0)),
         bid_(o.bid_) {}
@@ -40,7 +41,8 @@ class ReadBuffer {
     if (this != &o) {
       reset();
       ring_ = std::exchange(o.ring_, nullptr);
-      heap_ = std::move(o.heap_);
+      heap_ = std::exchange(o.heap_, nullptr);
+      heap_size_ = o.heap_size_;
       data_ = std::exchange(o.data_, nullptr);
       size_ = std::exchange(o.size_, 0);
       bid_ = o.bid_;
@@ -71,11 +73,12 @@ class ReadBuffer {
   friend class Socket;
   ReadBuffer(weft::detail::BufRing* ring, std::uint16_t bid, const char* data, std::size_t size) noexcept
       : ring_(ring), data_(data), size_(size), bid_(bid) {}
-  ReadBuffer(std::unique_ptr<char[]> heap, std::size_t size) noexcept
-      : heap_(std::move(heap)), data_(heap_.get()), size_(size) {}
+  ReadBuffer(char* heap, std::size_t heap_size, std::size_t size) noexcept
+      : heap_(heap), heap_size_(heap_size), data_(heap), size_(size) {}
 
   weft::detail::BufRing* ring_ = nullptr;  // holds a reference while set
-  std::unique_ptr<char[]> heap_;
+  char* heap_ = nullptr;                   // owned while set: back to the thread's cache at reset()
+  std::size_t heap_size_ = 0;
   const char* data_ = nullptr;
   std::size_t size_ = 0;
   std::uint16_t bid_ = 0;
