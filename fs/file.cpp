@@ -69,7 +69,7 @@ void close_fd(FileCore* c) noexcept {
   try {
     if (c->epoll) {
       weft::detail::forget_fd(c->owner, c->fd, c->id);
-      r = weft::offload([op] { return detail::run_sync(op); });
+      r = weft::offload([op] { return weft::detail::io_syscall(op, false); });
     } else {
       r = weft::detail::await_io(c->owner, op).res;
     }

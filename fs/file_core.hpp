@@ -70,8 +70,6 @@ int run_op(FileCore* c, weft::detail::IoOp op, const char* name);
 /// its raw result (a -errno included); throws timed_out / FiberCancelled.
 /// `name` and `path` are for the error.
 int run_unowned(weft::detail::IoOp op, const char* name, const std::string& path);
-/// The syscall an IoOp names, run on the calling thread: its result or -errno.
-int run_sync(const weft::detail::IoOp& op) noexcept;
 /// The close protocol (file.hpp), from a fiber of the owner: returns once the fd
 /// is closed, by this call or the close() under way that it waited for.
 void close_owned(FileCore* c) noexcept;

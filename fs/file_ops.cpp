@@ -53,7 +53,7 @@ OpEnd pool_op(const IoOp& op) {
   int r;
   {
     const weft::this_fiber::DeferCancellation defer;  // the syscall owns the buffers until it returns
-    r = weft::offload([op] { return run_sync(op); });
+    r = weft::offload([op] { return weft::detail::io_syscall(op, false); });
   }
   const bool expired = op.deadline.expired();
   if (op.kind == IoKind::openat && r >= 0 && (expired || weft::this_fiber::cancelled())) {
@@ -65,43 +65,6 @@ OpEnd pool_op(const IoOp& op) {
 }
 
 }  // namespace
-
-int run_sync(const IoOp& op) noexcept {
-  const bool at = op.offset != IoOp::kCurrentPosition;
-  const auto off = static_cast<off_t>(op.offset);
-  long r = -1;
-  switch (op.kind) {
-    case IoKind::read:
-      r = at ? ::pread(op.fd, op.buf, op.len, off) : ::read(op.fd, op.buf, op.len);
-      break;
-    case IoKind::write:
-      r = at ? ::pwrite(op.fd, op.buf, op.len, off) : ::write(op.fd, op.buf, op.len);
-      break;
-    case IoKind::readv:
-      r = at ? ::preadv(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len), off)
-             : ::readv(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len));
-      break;
-    case IoKind::writev:
-      r = at ? ::pwritev(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len), off)
-             : ::writev(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len));
-      break;
-    case IoKind::fsync:
-      r = (op.flags & IoOp::kDataSync) ? ::fdatasync(op.fd) : ::fsync(op.fd);
-      break;
-    case IoKind::openat:
-      r = ::openat(op.fd, op.path, op.flags, static_cast<mode_t>(op.len));
-      break;
-    case IoKind::statx:
-      r = ::statx(op.fd, op.path, op.flags, op.len, static_cast<struct statx*>(op.buf));
-      break;
-    case IoKind::close:
-      r = ::close(op.fd);
-      break;
-    default:
-      return -EINVAL;
-  }
-  return r < 0 ? -errno : static_cast<int>(r);
-}
 
 int run_op(FileCore* c, IoOp op, const char* name) {
   weft::detail::Worker* w = c->owner;

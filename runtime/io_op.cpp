@@ -1,4 +1,12 @@
-// runtime/io_op.cpp — IoOp names for messages (see io_op.hpp).
+// runtime/io_op.cpp — IoOp names for messages, and the syscall each kind stands
+// for (see io_op.hpp).
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <weft/runtime/io_op.hpp>
 
 namespace weft::detail {
@@ -43,6 +51,75 @@ const char* io_kind_name(IoKind k) noexcept {
       return "cancel_fd";
   }
   return "?";
+}
+
+int io_syscall(const IoOp& op, bool nonblocking) noexcept {
+  const int dontwait = nonblocking ? MSG_DONTWAIT : 0;
+  const bool at = op.offset != IoOp::kCurrentPosition;
+  const auto off = static_cast<off_t>(op.offset);
+  ssize_t r = -1;
+  switch (op.kind) {
+    case IoKind::recv:
+      r = ::recv(op.fd, op.buf, op.len, op.flags | dontwait);
+      break;
+    case IoKind::send:
+      r = ::send(op.fd, op.buf, op.len, op.flags | dontwait);
+      break;
+    case IoKind::recvmsg:
+      r = ::recvmsg(op.fd, static_cast<msghdr*>(op.buf), op.flags | dontwait);
+      break;
+    case IoKind::sendmsg:
+      r = ::sendmsg(op.fd, static_cast<const msghdr*>(op.buf), op.flags | dontwait);
+      break;
+    case IoKind::accept:
+      r = ::accept4(op.fd, static_cast<sockaddr*>(op.buf), op.addr_len, op.flags | (nonblocking ? SOCK_NONBLOCK : 0));
+      break;
+    case IoKind::connect:
+      r = ::connect(op.fd, static_cast<const sockaddr*>(op.buf), op.len);
+      break;
+    case IoKind::bind:
+      r = ::bind(op.fd, static_cast<const sockaddr*>(op.buf), op.len);
+      break;
+    case IoKind::listen:
+      r = ::listen(op.fd, static_cast<int>(op.len));
+      break;
+    case IoKind::read:
+      r = at ? ::pread(op.fd, op.buf, op.len, off) : ::read(op.fd, op.buf, op.len);
+      break;
+    case IoKind::write:
+      r = at ? ::pwrite(op.fd, op.buf, op.len, off) : ::write(op.fd, op.buf, op.len);
+      break;
+    case IoKind::readv:
+      r = at ? ::preadv(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len), off)
+             : ::readv(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len));
+      break;
+    case IoKind::writev:
+      r = at ? ::pwritev(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len), off)
+             : ::writev(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len));
+      break;
+    case IoKind::fsync:
+      r = (op.flags & IoOp::kDataSync) ? ::fdatasync(op.fd) : ::fsync(op.fd);
+      break;
+    case IoKind::openat:
+      r = ::openat(op.fd, op.path, op.flags, static_cast<mode_t>(op.len));
+      break;
+    case IoKind::statx:
+      r = ::statx(op.fd, op.path, op.flags, op.len, static_cast<struct statx*>(op.buf));
+      break;
+    case IoKind::close:
+      r = ::close(op.fd);
+      break;
+    case IoKind::poll: {
+      pollfd p{op.fd, static_cast<short>(op.flags), 0};
+      r = ::poll(&p, 1, nonblocking ? 0 : -1);
+      if (r > 0) r = p.revents;
+      if (r == 0) return -EAGAIN;
+      break;
+    }
+    case IoKind::cancel_fd:
+      return -EINVAL;  // an engine's business: no syscall stands for it
+  }
+  return r < 0 ? -errno : static_cast<int>(r);
 }
 
 }  // namespace weft::detail

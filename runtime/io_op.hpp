@@ -77,6 +77,13 @@ enum class IoKind : std::uint8_t {
 /// IoKind names for messages ("recv", "openat").
 const char* io_kind_name(IoKind k) noexcept;
 
+struct IoOp;
+/// The syscall `op` stands for, run on the calling thread: its result, or a raw
+/// -errno. `nonblocking`: sends and receives get MSG_DONTWAIT, an accepted socket
+/// SOCK_NONBLOCK, a poll does not wait (the epoll engine's attempt); otherwise the
+/// call may block (the Threaded pool's). cancel_fd has none (-EINVAL).
+int io_syscall(const IoOp& op, bool nonblocking) noexcept;
+
 /// True for the kinds that move bytes on a socket (the epoll engine waits for
 /// readiness on these, the explorer may shorten or fail them).
 constexpr bool is_socket_transfer(IoKind k) noexcept {

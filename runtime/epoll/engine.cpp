@@ -209,74 +209,6 @@ int EpollEngine::cancel_fd(int fd) noexcept {
 
 // ---------------------------------------------------------------------- ops ----
 
-int EpollEngine::attempt(const IoOp& op) noexcept {
-  const bool at = op.offset != IoOp::kCurrentPosition;
-  const auto off = static_cast<off_t>(op.offset);
-  ssize_t r = -1;
-  switch (op.kind) {
-    case IoKind::recv:
-      r = ::recv(op.fd, op.buf, op.len, op.flags | MSG_DONTWAIT);
-      break;
-    case IoKind::send:
-      r = ::send(op.fd, op.buf, op.len, op.flags | MSG_DONTWAIT);
-      break;
-    case IoKind::recvmsg:
-      r = ::recvmsg(op.fd, static_cast<msghdr*>(op.buf), op.flags | MSG_DONTWAIT);
-      break;
-    case IoKind::sendmsg:
-      r = ::sendmsg(op.fd, static_cast<const msghdr*>(op.buf), op.flags | MSG_DONTWAIT);
-      break;
-    case IoKind::accept:
-      r = ::accept4(op.fd, static_cast<sockaddr*>(op.buf), op.addr_len, op.flags | SOCK_NONBLOCK);
-      break;
-    case IoKind::connect:
-      r = ::connect(op.fd, static_cast<const sockaddr*>(op.buf), op.len);
-      break;
-    case IoKind::bind:
-      r = ::bind(op.fd, static_cast<const sockaddr*>(op.buf), op.len);
-      break;
-    case IoKind::listen:
-      r = ::listen(op.fd, static_cast<int>(op.len));
-      break;
-    case IoKind::read:
-      r = at ? ::pread(op.fd, op.buf, op.len, off) : ::read(op.fd, op.buf, op.len);
-      break;
-    case IoKind::write:
-      r = at ? ::pwrite(op.fd, op.buf, op.len, off) : ::write(op.fd, op.buf, op.len);
-      break;
-    case IoKind::readv:
-      r = at ? ::preadv(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len), off)
-             : ::readv(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len));
-      break;
-    case IoKind::writev:
-      r = at ? ::pwritev(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len), off)
-             : ::writev(op.fd, static_cast<const iovec*>(op.buf), static_cast<int>(op.len));
-      break;
-    case IoKind::fsync:
-      r = (op.flags & IoOp::kDataSync) ? ::fdatasync(op.fd) : ::fsync(op.fd);
-      break;
-    case IoKind::openat:
-      r = ::openat(op.fd, op.path, op.flags, static_cast<mode_t>(op.len));
-      break;
-    case IoKind::statx:
-      r = ::statx(op.fd, op.path, op.flags, op.len, static_cast<struct statx*>(op.buf));
-      break;
-    case IoKind::close:
-      r = ::close(op.fd);
-      break;
-    case IoKind::poll: {
-      pollfd p{op.fd, static_cast<short>(op.flags), 0};
-      r = ::poll(&p, 1, 0);
-      if (r > 0) r = p.revents;
-      if (r == 0) return -EAGAIN;
-      break;
-    }
-    case IoKind::cancel_fd:
-      return -EINVAL;  // run() handles it
-  }
-  return r < 0 ? -errno : static_cast<int>(r);
-}
-
 OpEnd EpollEngine::run(const IoOp& op_in, OpKind hint) {
   const IoOp* opp = &op_in;
   IoOp shortened;
@@ -304,7 +236,7 @@ OpEnd EpollEngine::run(const IoOp& op_in, OpKind hint) {
     case IoKind::openat:
     case IoKind::statx:
     case IoKind::close:
-      return {attempt(op), OpEnd::Cause::completed};  // never wait for readiness
+      return {io_syscall(op, true), OpEnd::Cause::completed};  // never wait for readiness
     default:
       break;
   }
@@ -312,7 +244,7 @@ OpEnd EpollEngine::run(const IoOp& op_in, OpKind hint) {
   if (!attach(op.fd, op.owner, &err)) {
     // EPERM: a file epoll cannot watch is always ready (fs/ sends regular files to
     // the Threaded pool instead); anything else is the op's error.
-    return {err == EPERM ? attempt(op) : -err, OpEnd::Cause::completed};
+    return {err == EPERM ? io_syscall(op, true) : -err, OpEnd::Cause::completed};
   }
   const bool write = writes(op.kind) || (op.kind == IoKind::poll && (op.flags & POLLOUT) != 0);
   bool connecting = false;
@@ -327,7 +259,7 @@ OpEnd EpollEngine::run(const IoOp& op_in, OpKind hint) {
         socklen_t len = sizeof so;
         r = ::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &so, &len) != 0 ? -errno : -so;
       } else {
-        r = attempt(op);
+        r = io_syscall(op, true);
       }
       if (op.kind == IoKind::connect && r == -EINPROGRESS) {
         connecting = true;  // wait for the edge the handshake's end makes

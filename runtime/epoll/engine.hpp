@@ -80,8 +80,6 @@ class EpollEngine {
   void wake_list(Waiter*& head, End why) noexcept;
   static void unlink(Waiter* n) noexcept;
   void finish(Waiter* n, End why) noexcept;
-  /// One attempt of the syscall (non-blocking); raw -errno on failure.
-  static int attempt(const IoOp& op) noexcept;
   int cancel_fd(int fd) noexcept;
   void drain_wake() noexcept;
 
