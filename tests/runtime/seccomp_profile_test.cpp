@@ -16,6 +16,7 @@
 
 #include <weft/weft.hpp>
 
+#include "../helpers/echo_once.hpp"
 #include "../helpers/test_support.hpp"
 
 #if WEFT_HAVE_LIBSECCOMP
@@ -78,21 +79,7 @@ weft::test::ChildResult echo_under_profile(bool io_uring, weft::Engine engine) {
       weft::Config cfg;
       cfg.engine = engine;
       weft::Runtime rt(cfg);
-      const std::string got = rt.spawn([] {
-                                  auto listener = weft::net::TcpListener::bind(weft::net::Address::ipv4_loopback(0));
-                                  auto server = weft::spawn([&] {
-                                    weft::net::TcpStream s = listener.accept();
-                                    char buf[4];
-                                    s.read_exact(buf, sizeof buf);
-                                    s.write_all(buf, sizeof buf);
-                                  });
-                                  auto client = weft::net::TcpStream::connect(listener.local_address());
-                                  client.write_all("ping");
-                                  char echo[4];
-                                  client.read_exact(echo, sizeof echo);
-                                  server.join();
-                                  return std::string(echo, sizeof echo);
-                                }).join();
+      const std::string got = rt.spawn(&weft::test::echo_once).join();
       std::printf("ENGINE %s ECHO %s\n", rt.stats().engine == weft::Engine::epoll ? "epoll" : "io_uring", got.c_str());
       return 0;
     } catch (const std::exception& e) {

@@ -22,6 +22,7 @@
 
 #include <weft/weft.hpp>
 
+#include "../helpers/echo_once.hpp"
 #include "../helpers/test_support.hpp"
 
 using Catch::Matchers::Contains;
@@ -81,21 +82,7 @@ weft::test::ChildResult echo_in_child(const std::function<bool()>& setup) {
     const weft::Stats st = rt.stats();
     std::printf("ENGINE %s\nREASON %s\n", st.engine == weft::Engine::epoll ? "epoll" : "io_uring",
                 st.engine_reason.c_str());
-    const std::string echoed = rt.spawn([] {
-                                   auto listener = weft::net::TcpListener::bind(weft::net::Address::ipv4_loopback(0));
-                                   auto server = weft::spawn([&] {
-                                     weft::net::TcpStream s = listener.accept();
-                                     char buf[4];
-                                     s.read_exact(buf, sizeof buf);
-                                     s.write_all(buf, sizeof buf);
-                                   });
-                                   auto client = weft::net::TcpStream::connect(listener.local_address());
-                                   client.write_all("ping");
-                                   char got[4];
-                                   client.read_exact(got, sizeof got);
-                                   server.join();
-                                   return std::string(got, sizeof got);
-                                 }).join();
+    const std::string echoed = rt.spawn(&weft::test::echo_once).join();
     std::printf("ECHO %s\n", echoed.c_str());
     return 0;
   });
