@@ -14,8 +14,9 @@ std::int64_t monotonic_ns() noexcept {
 }
 
 std::int64_t deadline_after(std::chrono::nanoseconds d) {
-  const std::int64_t now = monotonic_ns();
   const std::int64_t n = d.count();
+  if (n == INT64_MAX) return INT64_MAX;  // no timeout (kNoTimeout): no clock to read
+  const std::int64_t now = monotonic_ns();
   if (n <= 0) return now;
   return n > INT64_MAX - now ? INT64_MAX : now + n;
 }
