@@ -4,12 +4,53 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <weft/runtime/io_op.hpp>
 
+#include "weft_build_config.hpp"
+
 namespace weft::detail {
+
+namespace {
+// The transfers a server makes per request go to syscall(2) directly: libc's
+// wrappers are cancellation points, which in a process of more than one thread
+// cost two calls around every syscall, and weft never cancels a thread. Sanitizer
+// builds keep the wrappers, where ASan checks the buffers and TSan sees the fd.
+ssize_t sys_recv(int fd, void* buf, std::size_t len, int flags) noexcept {
+#if WEFT_SANITIZED
+  return ::recv(fd, buf, len, flags);
+#else
+  return ::syscall(SYS_recvfrom, fd, buf, len, flags, nullptr, nullptr);
+#endif
+}
+
+ssize_t sys_send(int fd, const void* buf, std::size_t len, int flags) noexcept {
+#if WEFT_SANITIZED
+  return ::send(fd, buf, len, flags);
+#else
+  return ::syscall(SYS_sendto, fd, buf, len, flags, nullptr, 0);
+#endif
+}
+
+ssize_t sys_recvmsg(int fd, msghdr* msg, int flags) noexcept {
+#if WEFT_SANITIZED
+  return ::recvmsg(fd, msg, flags);
+#else
+  return ::syscall(SYS_recvmsg, fd, msg, flags);
+#endif
+}
+
+ssize_t sys_sendmsg(int fd, const msghdr* msg, int flags) noexcept {
+#if WEFT_SANITIZED
+  return ::sendmsg(fd, msg, flags);
+#else
+  return ::syscall(SYS_sendmsg, fd, msg, flags);
+#endif
+}
+}  // namespace
 
 const char* io_kind_name(IoKind k) noexcept {
   switch (k) {
@@ -60,16 +101,16 @@ int io_syscall(const IoOp& op, bool nonblocking) noexcept {
   ssize_t r = -1;
   switch (op.kind) {
     case IoKind::recv:
-      r = ::recv(op.fd, op.buf, op.len, op.flags | dontwait);
+      r = sys_recv(op.fd, op.buf, op.len, op.flags | dontwait);
       break;
     case IoKind::send:
-      r = ::send(op.fd, op.buf, op.len, op.flags | dontwait);
+      r = sys_send(op.fd, op.buf, op.len, op.flags | dontwait);
       break;
     case IoKind::recvmsg:
-      r = ::recvmsg(op.fd, static_cast<msghdr*>(op.buf), op.flags | dontwait);
+      r = sys_recvmsg(op.fd, static_cast<msghdr*>(op.buf), op.flags | dontwait);
       break;
     case IoKind::sendmsg:
-      r = ::sendmsg(op.fd, static_cast<const msghdr*>(op.buf), op.flags | dontwait);
+      r = sys_sendmsg(op.fd, static_cast<const msghdr*>(op.buf), op.flags | dontwait);
       break;
     case IoKind::accept:
       r = ::accept4(op.fd, static_cast<sockaddr*>(op.buf), op.addr_len, op.flags | (nonblocking ? SOCK_NONBLOCK : 0));
