@@ -338,21 +338,26 @@ void take_end(SocketCore* c, const char* op) {
 ReadBuffer Socket::read_buffer(const char* op, Deadline deadline) {
   SocketCore* c = enter_ring_op(core_, op);
   Worker* w = c->owner;
-  if (!c->read_buffer_state) c->read_buffer_state = new ReadBufferState;
-  switch (wait_next(c, w, op, deadline, true)) {
-    case Next::chunk: {
-      ReadBufferState* rb = c->read_buffer_state;
-      BufRing* ring = rb->ring;
-      const std::uint32_t off = rb->off;
-      const std::uint16_t bid = rb->pop();
-      ring->retain();
-      return ReadBuffer(ring, bid, ring->data(bid) + off, ring->len(bid) - off);
+  // A worker with no buffer ring (the epoll engine's, or one configured without)
+  // reads plainly at once, unless this socket has a queue from one: the state is
+  // made, and touched per read, only where a receive can be armed.
+  if (c->read_buffer_state || weft::detail::buf_ring(w)) {
+    if (!c->read_buffer_state) c->read_buffer_state = new ReadBufferState;
+    switch (wait_next(c, w, op, deadline, true)) {
+      case Next::chunk: {
+        ReadBufferState* rb = c->read_buffer_state;
+        BufRing* ring = rb->ring;
+        const std::uint32_t off = rb->off;
+        const std::uint16_t bid = rb->pop();
+        ring->retain();
+        return ReadBuffer(ring, bid, ring->data(bid) + off, ring->len(bid) - off);
+      }
+      case Next::end:
+        take_end(c, op);
+        return {};
+      case Next::plain:
+        break;
     }
-    case Next::end:
-      take_end(c, op);
-      return {};
-    case Next::plain:
-      break;
   }
   // No ring buffer to be had: one plain receive into a heap buffer of that size.
   detail::recv_counters(w).plain.add();
