@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <exception>
 #include <new>
@@ -23,6 +22,7 @@
 #include <weft/runtime/domain.hpp>
 #include <weft/runtime/error.hpp>
 #include <weft/runtime/fiber/park.hpp>
+#include <weft/runtime/io_op.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/threaded/offload.hpp>
@@ -37,12 +37,6 @@ using weft::detail::t_state;
 using weft::detail::Worker;
 
 namespace {
-
-// Names each core for the epoll engine's registration (IoOp::owner). relaxed: only
-// uniqueness matters, no other memory is published through it.
-std::atomic<std::uint64_t> g_next_id{1};
-// Set in every fs id: keeps them apart from the ids net/ gives its sockets.
-constexpr std::uint64_t kFsIdBit = std::uint64_t{1} << 63;
 
 [[noreturn]] void throw_wrong_worker(const FileCore* c, const char* op) {
   throw CrossRuntimeError(weft::detail::cross_domain_message(
@@ -206,7 +200,7 @@ File File::open(std::string_view path, int flags, mode_t mode, Timeout timeout) 
   }
   c->fd = fd;
   c->path = std::move(p);
-  c->id = kFsIdBit | g_next_id.fetch_add(1, std::memory_order_relaxed);
+  c->id = weft::detail::new_io_owner();
   c->stream = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode);
   bind_to(c, t_state.worker);
   // The epoll engine waits for readiness: a FIFO's or tty's reads must not block.

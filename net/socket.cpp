@@ -169,10 +169,6 @@ bool close_slot(SocketCore* c) noexcept {
   }
 }
 
-// Socket ids (SocketCore::id), process-wide and never reused. relaxed: uniqueness
-// only; the id publishes nothing (the core reaches other threads with the Socket).
-std::atomic<std::uint64_t> g_socket_ids{1};
-
 // Which faults the explorer (tests only) may inject into this socket's ops; the
 // engine refines it by the op (an accept, a connect, a transfer).
 weft::detail::OpKind op_kind(const SocketCore* c) noexcept {
@@ -236,7 +232,7 @@ SocketCore* new_core(int fd) {
     throw;
   }
   c->fd = fd;
-  c->id = g_socket_ids.fetch_add(1, std::memory_order_relaxed);
+  c->id = weft::detail::new_io_owner();
   c->owner = t_state.worker;
   return c;
 }

@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include <weft/runtime/io_op.hpp>
 
 #include "weft_build_config.hpp"
@@ -92,6 +94,13 @@ const char* io_kind_name(IoKind k) noexcept {
       return "cancel_fd";
   }
   return "?";
+}
+
+std::uint64_t new_io_owner() noexcept {
+  // relaxed: only uniqueness matters; the id publishes nothing (the holder reaches
+  // other threads by its own hand-over). 2^64 ids do not wrap in practice.
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 int io_syscall(const IoOp& op, bool nonblocking) noexcept {

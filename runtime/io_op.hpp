@@ -77,6 +77,10 @@ enum class IoKind : std::uint8_t {
 /// IoKind names for messages ("recv", "openat").
 const char* io_kind_name(IoKind k) noexcept;
 
+/// A new IoOp::owner for a holder of an fd (a socket, a file): process-wide,
+/// never 0 and never reused, so no two holders of one fd number share one.
+std::uint64_t new_io_owner() noexcept;
+
 struct IoOp;
 /// The syscall `op` stands for, run on the calling thread: its result, or a raw
 /// -errno. `nonblocking`: sends and receives get MSG_DONTWAIT, an accepted socket
@@ -110,7 +114,7 @@ struct IoOp {
   /// io_uring: ask for a readiness poll before the first attempt (the socket was
   /// just drained). A hint; ignored where the kernel lacks it.
   bool poll_first = false;
-  /// The fd's holder (a socket's id, never reused): see the invariants.
+  /// The fd's holder (new_io_owner(): a socket's or a file's id): see the invariants.
   std::uint64_t owner = 0;
 
   /// fsync: flush the data only (fdatasync).
