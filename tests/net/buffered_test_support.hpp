@@ -78,10 +78,6 @@ inline void require_buffered_recv() {
   }
 }
 
-inline bool has_code(const std::system_error& e, std::errc c) {
-  return e.code() == std::make_error_code(c);
-}
-
 /// True when the `n` bytes at `p` are bytes [off, off + n) of pattern `seed`.
 inline bool matches(std::uint64_t seed, std::uint64_t off, const void* p, std::size_t n) {
   const auto* b = static_cast<const unsigned char*>(p);

@@ -63,6 +63,11 @@ inline long raise_nofile_limit() {
   return static_cast<long>(r.rlim_cur);
 }
 
+/// The error carries exactly the code `c` (std::errc, the generic category).
+inline bool has_code(const std::system_error& e, std::errc c) {
+  return e.code() == std::make_error_code(c);
+}
+
 /// Byte `i` of stream `seed`: a pattern that catches reordering, loss and duplication.
 inline unsigned char pattern_byte(std::uint64_t seed, std::uint64_t i) {
   std::uint64_t x = (seed * 0x9E3779B97F4A7C15ULL) ^ (i * 0xBF58476D1CE4E5B9ULL);

@@ -28,13 +28,10 @@ using namespace std::chrono_literals;
 using weft::net::Address;
 using weft::net::TcpListener;
 using weft::net::TcpStream;
+using weft::test::has_code;
 
 namespace {
 const bool kUring = (weft::test::require_io_uring(), true);
-
-bool has_code(const std::system_error& e, std::errc c) {
-  return e.code() == std::make_error_code(c);
-}
 }  // namespace
 
 TEST_CASE("a listener on port 0 reports the real port; both ends see each other's addresses") {
