@@ -282,6 +282,11 @@ bool arm(SocketCore* c, Worker* w, BufRing* ring) {
   return true;
 }
 
+[[noreturn]] void throw_second_reader(const SocketCore* c, const char* op) {
+  throw std::logic_error(std::string(op) + detail::subject_of(c) +
+                         ": another fiber is already waiting in a buffered read of this socket");
+}
+
 enum class Next { chunk, end, plain };
 
 // Waits until the queue has a chunk or the stream's end, arming the receive when
@@ -301,9 +306,7 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, Deadline deadline, bool
       }
       if (!arm(c, w, ring)) return Next::plain;
     }
-    if (rb->reader)
-      throw std::logic_error(std::string(op) + detail::subject_of(c) +
-                             ": another fiber is already waiting in a buffered read of this socket");
+    if (rb->reader) throw_second_reader(c, op);
     weft::detail::Waiter waiter;
     rb->reader = &waiter;
     weft::detail::Waiter::Result r;
@@ -338,6 +341,18 @@ void take_end(SocketCore* c, const char* op) {
 ReadBuffer Socket::read_buffer(const char* op, Deadline deadline) {
   SocketCore* c = enter_ring_op(core_, op);
   Worker* w = c->owner;
+  // One caller at a time, whichever way it reads: the rule must not hang on the
+  // engine, the config or a dry ring.
+  if (c->in_read_buffer) throw_second_reader(c, op);
+  // Reset as the call returns or throws: nothing switches between the op's end and
+  // then, so `c` is still live (a closer frees it only after it resumes).
+  struct Inside {
+    SocketCore* c;
+    explicit Inside(SocketCore* core) noexcept : c(core) { c->in_read_buffer = true; }
+    ~Inside() { c->in_read_buffer = false; }
+    Inside(const Inside&) = delete;
+    Inside& operator=(const Inside&) = delete;
+  } inside(c);
   // A worker with no buffer ring (the epoll engine's, or one configured without)
   // reads plainly at once, unless this socket has a queue from one: the state is
   // made, and touched per read, only where a receive can be armed.

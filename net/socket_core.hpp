@@ -52,8 +52,9 @@ struct SocketCore {
   /// under the table's mutex; then `slot_owner` is never looked at again.
   std::atomic<int> slot{-1};
   weft::detail::Worker* slot_owner = nullptr;
-  bool fixed_refused = false;  ///< an op named the slot and got -EBADF: use the fd from now on
-  bool stream = true;          ///< SOCK_STREAM (TCP, Unix stream); false for datagrams
+  bool fixed_refused = false;   ///< an op named the slot and got -EBADF: use the fd from now on
+  bool stream = true;           ///< SOCK_STREAM (TCP, Unix stream); false for datagrams
+  bool in_read_buffer = false;  ///< a fiber is inside read_buffer(), on either path (one at a time)
   /// The multishot receive and its queue (read_buffer.cpp); null until the first
   /// buffered read.
   ReadBufferState* read_buffer_state = nullptr;
