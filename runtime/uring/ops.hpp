@@ -77,7 +77,8 @@ const Config& worker_config(const Worker* w) noexcept;
 /// The provided-buffer ring, made at the first call; null when Config::recv_buffers
 /// is 0 or the kernel refused it.
 BufRing* buf_ring(Worker* w);
-/// FixedFiles::install / remove / forget on the worker's registered-file table.
+/// FixedFiles::install / remove / forget on the worker's registered-file table;
+/// install gives -1 (use the fd) on the epoll engine, which has none.
 int install_file(Worker* w, int fd, std::atomic<int>* holder);
 void remove_file(Worker* w, int slot);
 void forget_file(Worker* w, int slot);

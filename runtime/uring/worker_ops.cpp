@@ -374,6 +374,7 @@ BufRing* buf_ring(Worker* w) {
 }
 
 int install_file(Worker* w, int fd, std::atomic<int>* holder) {
+  if (w->epoll()) return -1;  // no registered files there: ops name the fd
   return w->files().install(w->ring(), fd, holder);
 }
 
