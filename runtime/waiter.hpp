@@ -53,6 +53,14 @@ class Waiter {
       return wait_thread(deadline_ns);
     return wait_fiber(deadline_ns);
   }
+  /// wait(), where the notifier has committed to notifying (an accepted pool task
+  /// always does): the fiber is owed a wake whatever claims the wait, so a
+  /// stopping worker waits for it rather than abandoning a fiber that waits here
+  /// with its cancellation deferred (fs/ on the pool, for the buffer's sake).
+  Result wait_committed(std::int64_t deadline_ns = -1) {
+    if (fiber_) fiber_->wake_owed_ = true;  // reset when it resumes
+    return wait(deadline_ns);
+  }
   /// Any thread: claim_notify() then wake(). True when this call won the claim.
   bool notify() noexcept {
     if (!claim_notify()) return false;

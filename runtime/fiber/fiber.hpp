@@ -122,8 +122,9 @@ class FiberBase {
   bool cancel_requested_ = false;
   /// this_fiber::DeferCancellation scopes alive in this fiber.
   std::uint16_t cancel_defer_ = 0;
-  /// Parked, and its cancel hook found the wait claimed by someone else, whose
-  /// unpark is on its way (shutdown must wait for it). Reset when it resumes.
+  /// Parked with an unpark on its way (shutdown must wait for it): its cancel hook
+  /// found the wait claimed by someone else, or a notifier committed to it before
+  /// it parked (Waiter::wait_committed). Reset when it resumes.
   bool wake_owed_ = false;
   Stack stack_;
   FiberBase* inbox_next_ = nullptr;  ///< inbox link: written before the publishing CAS

@@ -130,7 +130,7 @@ OffloadResult<F> offload_impl(ThreadPool& pool, F&& fn, std::int64_t deadline_ns
     throw std::system_error(std::make_error_code(std::errc::timed_out),
                             "weft::offload: timed out waiting for space in pool '" + pool.name() + "'");
   }
-  const Waiter::Result r = st->waiter_.wait(deadline_ns);
+  const Waiter::Result r = st->waiter_.wait_committed(deadline_ns);  // run() or refuse() notifies
   struct Drop {
     OffloadState<std::decay_t<F>, R>* s;
     ~Drop() { s->release(); }

@@ -108,7 +108,7 @@ bool ThreadPool::submit_task(PoolTask* task, std::int64_t deadline_ns) {
     mu_.unlock();
     detail::Waiter::Result r;
     try {
-      r = w.wait(deadline_ns);
+      r = w.wait_committed(deadline_ns);  // the pool's threads free a slot and wake the first
     } catch (...) {
       mu_.lock();
       if (w.payload) unlink(&w);

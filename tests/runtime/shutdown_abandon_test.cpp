@@ -97,3 +97,49 @@ TEST_CASE("shutdown waits for the unpark a thread owes a fiber whose wait it cla
   REQUIRE(notified);
   REQUIRE(log.text().find("abandoned") == std::string::npos);
 }
+
+TEST_CASE("shutdown waits for a fiber that waits on an offloaded task with cancellation deferred") {
+  // fs/ on the pool waits this way: the task owns the fiber's buffer until it returns.
+  CapturedLog log;
+  std::atomic<bool> started{false}, done{false};
+  {
+    weft::Runtime rt(weft::Config{.pool_threads = 1});
+    rt.spawn([&] {
+        weft::this_fiber::DeferCancellation defer;
+        started = true;
+        done = weft::offload([] {
+          std::this_thread::sleep_for(100ms);  // still running when the worker has nothing left
+          return true;
+        });
+      }).detach();
+    while (!started) std::this_thread::yield();
+  }
+  INFO(log.text());
+  REQUIRE(done);
+  REQUIRE(log.text().find("abandoned") == std::string::npos);
+}
+
+TEST_CASE("shutdown waits for a fiber that waits for room in a full pool queue with cancellation deferred") {
+  CapturedLog log;
+  std::atomic<int> queued{0};
+  std::atomic<bool> done{false};
+  {
+    weft::Runtime rt(weft::Config{.pool_threads = 1, .pool_queue = 1});
+    // One task runs, one waits in the queue: the queue is full.
+    for (int i = 0; i < 2; ++i)
+      rt.spawn([&] {
+          ++queued;
+          weft::offload([] { std::this_thread::sleep_for(100ms); });
+        }).detach();
+    while (queued < 2) std::this_thread::yield();
+    std::this_thread::sleep_for(20ms);  // both submitted (a late one only waits too)
+    rt.spawn([&] {
+        weft::this_fiber::DeferCancellation defer;
+        done = weft::offload([] { return true; });
+      }).detach();
+    std::this_thread::sleep_for(20ms);
+  }
+  INFO(log.text());
+  REQUIRE(done);
+  REQUIRE(log.text().find("abandoned") == std::string::npos);
+}
