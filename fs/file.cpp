@@ -107,6 +107,7 @@ namespace detail {
 
 FileCore* enter_op(FileCore* c, const char* op) {
   if (!t_state.fiber) weft::detail::throw_not_in_fiber(op);
+  weft::detail::explore_yield();  // tests only: nothing of the file is touched yet
   if (!c) throw_for(c, Failure::use_after_close, 0, op);
   if (c->owner != t_state.worker) {
     if (c->owner) throw_wrong_worker(c, op);

@@ -76,7 +76,9 @@ int run_op(FileCore* c, IoOp op, const char* name) {
     {
       const OpCount counted(c);
       op.fd = c->fd;
-      end = (c->on_pool || (c->epoll && !is_transfer(op.kind))) ? pool_op(op) : weft::detail::await_io(w, op);
+      end = (c->on_pool || (c->epoll && !is_transfer(op.kind)))
+                ? pool_op(op)
+                : weft::detail::await_io(w, op, nullptr, weft::detail::OpKind::file_io);
       closing = c->closing;
     }
     const Failure why = failure_of(end, closing);

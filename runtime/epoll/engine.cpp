@@ -56,7 +56,7 @@ bool writes(IoKind k) noexcept {
   }
 }
 
-// The fault class of an op the caller hinted as a socket op (explorer.hpp).
+// The fault class of an op the caller hinted as a socket or file op (explorer.hpp).
 OpKind refine(OpKind hint, IoKind k) noexcept {
   if (hint == OpKind::other) return hint;
   if (k == IoKind::accept) return OpKind::accept;

@@ -23,7 +23,8 @@ std::uint64_t Explorer::next() noexcept {
 }
 
 std::uint32_t Explorer::shorten(OpKind kind, std::uint32_t len) noexcept {
-  if (kind != OpKind::stream_io || len < 2 || !fault(Explore::short_transfer, cfg_.faults)) return len;
+  if ((kind != OpKind::stream_io && kind != OpKind::file_io) || len < 2 || !fault(Explore::short_transfer, cfg_.faults))
+    return len;
   return 1 + static_cast<std::uint32_t>(next() % (len - 1));
 }
 
@@ -48,6 +49,11 @@ int Explorer::fail_op(OpKind kind, bool has_deadline) noexcept {
     case OpKind::connect: {
       static constexpr int kErrs[] = {-ECONNREFUSED, -EINTR, -ECANCELED};
       return kErrs[r % (has_deadline ? 3 : 2)];
+    }
+    case OpKind::file_io: {
+      // An interrupted read or write (retried by fs/), or (with a deadline) the deadline.
+      static constexpr int kErrs[] = {-EINTR, -ECANCELED};
+      return kErrs[r % (has_deadline ? 2 : 1)];
     }
     case OpKind::other:
       break;

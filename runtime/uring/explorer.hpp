@@ -2,10 +2,10 @@
 // one worker (Config::explore; driven by tools/explore and the explorer tests).
 //
 // From a seed, the worker picks among its ready fibers at random, yields a fiber
-// where it leaves a park (an op, a sleep, a wait, a join) or enters a socket op or
-// a close, and injects faults at the completion layer: short transfers, an errno
-// instead of an op, CQEs held back for a few ticks, a full SQ, a refused submit,
-// ENOMEM where memory is taken in fiber context.
+// where it leaves a park (an op, a sleep, a wait, a join) or enters a socket or
+// file op or a close, and injects faults at the completion layer: short
+// transfers, an errno instead of an op, CQEs held back for a few ticks, a full
+// SQ, a refused submit, ENOMEM where memory is taken in fiber context.
 // Invariants:
 //  - Off (seed 0), nothing is drawn: each hook is one predictable branch on on().
 //  - Every fault is one the kernel or the allocator could produce at that point,
@@ -34,6 +34,7 @@ enum class OpKind : std::uint8_t {
   other,      ///< no fault but ENOMEM and being queued (cancels, file-table updates, bind...)
   stream_io,  ///< read/write/recv/send on a stream socket: may be short, or fail
   dgram_io,   ///< a datagram send/receive: may fail, never short
+  file_io,    ///< a file's read/write (fs/): may be short, or be interrupted (EINTR)
   accept,
   connect,
 };

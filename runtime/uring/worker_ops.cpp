@@ -78,7 +78,7 @@ void Worker::wait_for_sq_room(unsigned n) {
 }
 
 namespace {
-// The fault class of an op the caller hinted as a socket op (explorer.hpp).
+// The fault class of an op the caller hinted as a socket or file op (explorer.hpp).
 OpKind refine(OpKind hint, std::uint8_t opcode) noexcept {
   if (hint == OpKind::other) return hint;
   switch (opcode) {
