@@ -76,7 +76,7 @@ namespace {
 
 using namespace weft::explore;
 
-const Scenario* const kAll[] = {&kSockets, &kSync, &kTimers, &kOffload, &kShutdown};
+const Scenario* const kAll[] = {&kSockets, &kSync, &kTimers, &kOffload, &kFiles, &kShutdown};
 
 const char* build_name() {
 #if defined(EXPLORE_ASAN)

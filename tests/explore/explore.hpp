@@ -70,7 +70,7 @@ struct Scenario {
   const char* summary;
   void (*body)(Run& run);
 };
-extern const Scenario kSockets, kSync, kTimers, kOffload, kShutdown;
+extern const Scenario kSockets, kSync, kTimers, kOffload, kFiles, kShutdown;
 
 /// A scenario's work on a runtime, also run by the shutdown scenario, which
 /// ends the runtime at a random moment (`interrupted`: only the per-op rules
@@ -86,6 +86,7 @@ std::unique_ptr<Load> make_sockets_load(weft::Runtime& rt, const Run& run, bool 
 std::unique_ptr<Load> make_sync_load(weft::Runtime& rt, const Run& run, bool interrupted);
 std::unique_ptr<Load> make_timers_load(weft::Runtime& rt, const Run& run, bool interrupted);
 std::unique_ptr<Load> make_offload_load(weft::Runtime& rt, const Run& run, bool interrupted);
+std::unique_ptr<Load> make_files_load(weft::Runtime& rt, const Run& run, bool interrupted);
 
 [[noreturn]] void fail(const char* file, int line, const std::string& what);
 #define EXPECT(cond, msg)                                                                        \

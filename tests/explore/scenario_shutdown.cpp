@@ -1,5 +1,5 @@
 // tests/explore/scenario_shutdown.cpp — the shutdown scenario: the loads of the
-// other scenarios (a random subset: sockets, sync, timers, offload) run on one
+// other scenarios (a random subset: sockets, sync, timers, offload, files) run on one
 // runtime, which ends at a random moment: its destructor on the main thread, or
 // shutdown() from one or two other threads first.
 // Invariants:
@@ -33,7 +33,8 @@ void body(Run& run) {
   const std::pair<const char*, Make> kinds[] = {{"sockets", &make_sockets_load},
                                                 {"sync", &make_sync_load},
                                                 {"timers", &make_timers_load},
-                                                {"offload", &make_offload_load}};
+                                                {"offload", &make_offload_load},
+                                                {"files", &make_files_load}};
   for (const auto& [name, make] : kinds) {
     if (r.next() % 4 == 0) continue;
     loads.push_back(make(*rt, run, true));
