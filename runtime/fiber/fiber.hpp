@@ -91,6 +91,9 @@ class FiberBase {
 
   /// Runs the body; stores the result or the exception. Never throws.
   virtual void run() noexcept = 0;
+  /// Destroys the body without running it (a fiber completed without running),
+  /// so what it captured goes on its worker's thread, as a run body's does.
+  virtual void drop() noexcept = 0;
 
   /// Fiber blocks come from a per-thread size-class cache: spawn/join in batches
   /// would otherwise make the heap shrink and regrow (page faults per batch).
@@ -164,7 +167,9 @@ class FiberResult<void> : public FiberBase {
 // The callable, and so everything it captured, is destroyed at the end of run(),
 // in the fiber itself, before its result is published: a captured socket closes
 // there (where close() may wait for the kernel), not in whatever context later
-// frees the fiber object. A fiber that never runs drops it with the object.
+// frees the fiber object. A fiber its worker completes without running (cancelled
+// before it started) drops it there, by drop(), before that is published; one
+// whose spawn is refused drops it with the object, in the spawning thread.
 template <class F, class R>
 class FiberImpl final : public FiberResult<R> {
  public:
@@ -182,6 +187,7 @@ class FiberImpl final : public FiberResult<R> {
     }
     fn_.reset();
   }
+  void drop() noexcept override { fn_.reset(); }
 
  private:
   std::optional<F> fn_;

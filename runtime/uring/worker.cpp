@@ -676,6 +676,7 @@ void Worker::publish_done(FiberBase* f) {
 }
 
 void Worker::complete_without_running(FiberBase* f, std::exception_ptr why) {
+  f->drop();  // its captures go here, before a joiner can see it done
   f->error_ = std::move(why);
   publish_done(f);
   reclaim(f);
