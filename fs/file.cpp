@@ -4,7 +4,9 @@
 // Invariants:
 //  - A core is created by open() only, with the opening fiber's worker as owner;
 //    it is freed by the File that holds it, or by the fiber a close from elsewhere
-//    was handed to (the File forgets it first).
+//    was handed to (the File forgets it first). A handed fiber the stopping runtime
+//    cancels before it runs leaves the core to the owner thread's exit, when no op
+//    can be in flight: the fd is closed and the core freed there.
 //  - close(2) of the fd happens once, after `pending` reached 0 with the file
 //    closing, so no op names a closed (and maybe reused) fd number.
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <new>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include <weft/fs/file.hpp>
 #include <weft/fs/file_core.hpp>
@@ -91,11 +94,57 @@ void cancel_pending(FileCore* c) noexcept {
   }
 }
 
-// The fiber a close from elsewhere is handed to owns the core and frees it.
-void close_handed(FileCore* c) noexcept {
-  detail::close_owned(c);
-  delete c;
-}
+// Cores whose handed close never ran, closed and freed at the owner thread's exit.
+struct Orphans {
+  std::vector<FileCore*> cores;
+  Orphans() = default;
+  Orphans(const Orphans&) = delete;
+  Orphans& operator=(const Orphans&) = delete;
+  ~Orphans() {
+    for (FileCore* c : cores) {
+      ::close(c->fd);
+      delete c;
+    }
+  }
+};
+thread_local Orphans t_orphans;
+
+// The core a close() on this thread is handing over: a HandedClose destroyed inside
+// that spawn (the runtime refused it) leaves the fd to close(), which closes it.
+thread_local FileCore* t_handing = nullptr;
+
+// The fiber body a close from elsewhere is handed to: owns the core until it has
+// closed and freed it.
+class HandedClose {
+ public:
+  explicit HandedClose(FileCore* c) noexcept : c_(c) {}
+  HandedClose(HandedClose&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+  HandedClose& operator=(HandedClose&&) = delete;
+  HandedClose(const HandedClose&) = delete;
+  HandedClose& operator=(const HandedClose&) = delete;
+  ~HandedClose() {
+    if (!c_ || c_ == t_handing) return;
+    // Never ran: the stopping runtime cancelled it, and its worker drops it (the
+    // runtime's complete-without-running). Other fibers of the worker may still be
+    // in ops on the fd: the thread's exit closes it. Should it be dropped anywhere
+    // else, the fd is closed at once and the core left to the process.
+    if (t_state.worker == c_->owner) {
+      try {
+        t_orphans.cores.push_back(c_);
+        return;
+      } catch (...) {  // no memory for the list: as below
+      }
+    }
+    ::close(c_->fd);
+  }
+  void operator()() noexcept {
+    detail::close_owned(c_);
+    delete std::exchange(c_, nullptr);
+  }
+
+ private:
+  FileCore* c_;
+};
 
 }  // namespace
 
@@ -235,9 +284,12 @@ void File::close() noexcept {
   // worker runs the protocol in a fiber that then frees the core.
   core_ = nullptr;
   std::optional<JoinHandle<void>> h;
+  t_handing = c;
   try {
-    h.emplace(weft::detail::spawn_on_worker(c->owner, [c] { close_handed(c); }));
+    h.emplace(weft::detail::spawn_on_worker(c->owner, HandedClose(c)));
+    t_handing = nullptr;
   } catch (...) {
+    t_handing = nullptr;
     // The owner's runtime takes no fiber (it is stopping, its ops are being
     // cancelled): close the fd here and leave the small core to the process.
     try {
@@ -258,7 +310,8 @@ void File::close() noexcept {
     }
   } catch (...) {
     // The handed fiber was cancelled before it ran (its runtime stops): the
-    // runtime's shutdown ends the ops; the fd stays open until the process exits.
+    // runtime's shutdown ends the ops, and the worker thread's exit closes the fd
+    // (HandedClose).
   }
 }
 

@@ -227,10 +227,7 @@ class FilesLoad final : public Load {
     const weft::fs::Stat st = f.stat();
     EXPECT(st.size >= t.written_end(),
            t.path + " is " + std::to_string(st.size) + " bytes, written to " + std::to_string(t.written_end()));
-    // Not under the shutdown scenario: a close handed over from a thread to a
-    // runtime that then cancels the handed fiber before it runs leaves the fd open
-    // (fs/file.cpp), a known gap still to close.
-    if (interrupted_ || r.next() % 2) {
+    if (r.next() % 2) {
       // Moved while idle: the File is released, and the first call elsewhere claims it.
       const unsigned to = static_cast<unsigned>(r.next() % rt_.workers());
       rt_.spawn_on(to,

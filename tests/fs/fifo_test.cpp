@@ -5,11 +5,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -152,4 +155,54 @@ TEST_CASE("close from another worker's fiber while reads are pending is handed t
       for (auto& h : readers) h.join();
     }).join();
   CHECK(closed == 3);
+}
+
+TEST_CASE("a close handed from a thread to a stopping runtime still closes the fd, at its worker's exit") {
+  weft::test::TempDir dir;
+  const std::string path = dir.fifo("stopping");
+  const weft::Engine engine = WEFT_FS_ENGINE();
+  INFO("engine: " << weft::test::engine_name(engine));
+  bool run = true;
+  const weft::Config cfg = weft::test::fs_config(engine, &run);
+  if (!run) return;
+  int fd = -1;
+  {
+    auto rt = std::make_unique<weft::Runtime>(cfg);
+    std::optional<fs::File> f;
+    rt->spawn_on(0, [&] {
+        f.emplace(fs::open(path, O_RDWR));
+        fd = f->fd();
+        weft::spawn(
+            [&] {
+              char c;
+              try {
+                (void)f->read_at(&c, 1, 0);
+              } catch (const std::system_error&) {
+              }
+            },
+            {.name = "reader", .launch = weft::Launch::dispatch})  // parked in its read on return
+            .detach();
+      }).join();
+    // The worker is held by a fiber that never yields while a thread's close() is
+    // handed to it and the runtime is told to stop: once the fiber ends, the stop
+    // cancels everything first, so the handed fiber is cancelled before it runs,
+    // with the reader's op still pending. (The sleeps only make that order likely.)
+    std::atomic<bool> go{false};
+    auto holder = rt->spawn_on(0, [&] {
+      while (!go.load()) std::this_thread::yield();
+    });
+    std::this_thread::sleep_for(50ms);
+    std::thread closer([&] { f->close(); });
+    std::this_thread::sleep_for(100ms);
+    std::thread stopper([&] { rt->shutdown(); });
+    std::this_thread::sleep_for(100ms);
+    go = true;
+    stopper.join();
+    closer.join();
+    holder.join();
+    CHECK_FALSE(f->is_open());
+  }
+  errno = 0;
+  CHECK(::fcntl(fd, F_GETFD) == -1);
+  CHECK(errno == EBADF);
 }
