@@ -403,6 +403,14 @@ int Socket::run(const char* op, const IoOp& io, short poll_events) {
       poll.deadline = io.deadline;
       const int pr = counted_op(c, w, poll, op);
       if (pr < 0 && pr != -EINTR) throw_for(c, detail::Failure::errno_result, pr, op);
+      if (c->closing) {
+        // A close began while the poll was pending and the poll still reported
+        // readiness (the close's fallback shutdown(2) makes the fd ready): the
+        // retry would be a new op on a closing socket, one its cancel never saw,
+        // and would end as an ordinary result (0, EINVAL) once the fd is closed.
+        weft::detail::check_cancel();
+        throw_for(c, detail::Failure::closed, 0, op);
+      }
       continue;
     }
     throw_for(c, detail::Failure::errno_result, res, op);

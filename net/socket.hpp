@@ -25,15 +25,17 @@
 //    (incident 002), with or without ops pending: its first step marks the socket
 //    closing, so from then on every new op (and a claim by a move's next user)
 //    fails at once with operation_canceled ("being closed"), and none can slip in
-//    while close() parks below. With ops pending it runs one cancel by fd (io_uring:
-//    ASYNC_CANCEL with CANCEL_FD | CANCEL_ALL) and waits for it, so the cancel is
-//    issued before the fd number can be closed and reused, then parks until
-//    `pending` is 0. Then it removes the registered-file slot (waiting for the
-//    removal), has the engine forget the fd (forget_fd), and only then close(2)s
-//    the fd. So no op ever names a closed fd, every buffer handed to the kernel
-//    stays valid until the op has ended, and no file table keeps the file open.
-//    The cancelled fibers see std::errc::operation_canceled. Another fiber calling
-//    close() meanwhile parks until the fd is closed.
+//    while close() parks below: nor the retry of an op whose readiness poll
+//    (-EAGAIN) was pending, which throws the close's error instead. With ops
+//    pending it runs one cancel by fd (io_uring: ASYNC_CANCEL with CANCEL_FD |
+//    CANCEL_ALL) and waits for it, so the cancel is issued before the fd number
+//    can be closed and reused, then parks until `pending` is 0. Then it removes
+//    the registered-file slot (waiting for the removal), has the engine forget
+//    the fd (forget_fd), and only then close(2)s the fd. So no op ever names a
+//    closed fd, every buffer handed to the kernel stays valid until the op has
+//    ended, and no file table keeps the file open. The cancelled fibers see
+//    std::errc::operation_canceled. Another fiber calling close() meanwhile parks
+//    until the fd is closed.
 //  - When the cancel cannot be had (no fd cancel before 5.19, the kernel refused it,
 //    or no op slot or SQE could be had: bad_alloc, a ring error), close() does not
 //    throw: shutdown(2) ends the pending ops instead (they see operation_canceled
