@@ -14,11 +14,17 @@
 //  - The handed fiber owns the core (HandedClose): it runs close_owned() and frees
 //    the core. A fiber the runtime refuses (it is shutting down) or cancels before it
 //    starts leaves the core in `orphans`, closed and freed at the worker thread's
-//    exit (at once if the thread is gone); a refusal also shuts the fd down first,
-//    so the pending ops end and the peer sees the end of stream at once.
-//  - `worker` and `orphans` are touched under `mu` only.
+//    exit (at once if the thread is gone). Orphaned while the thread runs, the core
+//    is first marked closing and its fd shut down (shut_down_now), from whatever
+//    thread orphans it: the pending ops end at once and report the socket closed
+//    (operation_canceled) as with any close, not the shutdown's 0 or EINVAL, and
+//    the peer sees the end of stream at once. The fd is shut down under `mu`, so
+//    the thread's exit cannot close it (and its number be reused) before.
+//  - `worker` and `orphans` are touched under `mu` only; `closing` is the one field
+//    of an owned core written here from another thread (socket_core.hpp says how).
 #include <sys/socket.h>
 
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <utility>
@@ -68,12 +74,22 @@ thread_local LinkHolder t_link;
 // (the runtime refused it) leaves the core to close_elsewhere(), which holds `mu`.
 thread_local SocketCore* t_handing = nullptr;
 
+// Ends the ops pending on `c` (a core its worker has not closed and will not
+// before its exit: the caller holds the link's `mu` and saw the thread running):
+// they and any op begun later report the socket closed; the fd stays open, so its
+// number cannot be reused under them, until the worker's exit closes it.
+void shut_down_now([[maybe_unused]] WorkerLink& link, SocketCore* c) noexcept WEFT_REQUIRES(link.mu) {
+  c->closing.store(true, std::memory_order_release);  // before the shutdown: see SocketCore::closing
+  ::shutdown(c->fd, SHUT_RDWR);
+}
+
 // Leaves `c` to its worker thread's exit, or closes it here if that has passed.
 void orphan(SocketCore* c) noexcept {
   const std::shared_ptr<WorkerLink> link = c->link;
   {
     LockGuard g(link->mu);
     if (link->worker) {
+      shut_down_now(*link, c);
       c->next_orphan = link->orphans;
       link->orphans = c;
       return;
@@ -145,7 +161,7 @@ void close_elsewhere(SocketCore* c, bool wait) noexcept {
       if (!handed.valid()) {
         // Refused (the runtime is shutting down) or out of memory: end the pending
         // ops and the connection now; the worker's exit closes the fd.
-        ::shutdown(c->fd, SHUT_RDWR);
+        shut_down_now(*link, c);
         c->next_orphan = link->orphans;
         link->orphans = c;
         return;

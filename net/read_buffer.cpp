@@ -225,7 +225,7 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
   BufRing* ring = rb->ring;
   const weft::detail::RecvCqe cqe = weft::detail::recv_cqe(flags);
   if (cqe.has_buffer) {
-    if (res > 0 && !c->closing)
+    if (res > 0 && !c->closing.load(std::memory_order_acquire))
       rb->push(cqe.buffer, static_cast<std::uint32_t>(res));
     else
       ring->give_back(cqe.buffer);
@@ -239,7 +239,7 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
       static_cast<detail::RecvCounters*>(weft::detail::net_slot(c->owner))->starved.add();  // made by arm()
     } else if (res == -EINVAL && !rb->delivered) {
       ring->multishot_ok = false;  // no multishot receive here (kernel < 6.0)
-    } else if (res == -EBADF && rb->fixed && !c->closing) {
+    } else if (res == -EBADF && rb->fixed && !c->closing.load(std::memory_order_acquire)) {
       rb->refused_fixed = true;
     } else if (res < 0 && res != -ECANCELED) {
       rb->end = res;
@@ -247,7 +247,8 @@ void on_cqe(void* ctx, int res, std::uint32_t flags) {
     // Idle before the closer is woken: it checks read_buffer_in_flight() when it resumes.
     rb->state.store(kIdle, std::memory_order_release);  // see the invariants
     // A closer (a fiber of the owner) waits for the ops and this receive to end.
-    if (c->closing && c->pending == 0 && c->drainer) weft::detail::unpark_local(std::exchange(c->drainer, nullptr));
+    if (c->closing.load(std::memory_order_acquire) && c->pending == 0 && c->drainer)
+      weft::detail::unpark_local(std::exchange(c->drainer, nullptr));
     if (rb->reader) std::exchange(rb->reader, nullptr)->notify();
     return;
   }
@@ -316,7 +317,7 @@ Next wait_next(SocketCore* c, Worker* w, const char* op, Deadline deadline, bool
       // The Waiter keeps a deadline in its int64 form, -1 for none.
       r = waiter.wait(deadline.is_none() ? -1 : deadline.ns());
       if (rb->reader == &waiter) rb->reader = nullptr;
-      closing = c->closing;
+      closing = c->closing.load(std::memory_order_acquire);
     }
     if (closing) {
       weft::detail::check_cancel();

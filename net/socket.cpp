@@ -94,7 +94,7 @@ SocketCore* enter_op(SocketCore* c, const char* op) {
     c->owner = t_state.worker;
   }
   weft::detail::check_cancel();
-  if (c->closing) throw_for(c, Failure::closing, 0, op);
+  if (c->closing.load(std::memory_order_acquire)) throw_for(c, Failure::closing, 0, op);
   if (c->fd < 0) throw_for(c, Failure::use_after_close, 0, op);
   return c;
 }
@@ -195,7 +195,7 @@ weft::detail::OpEnd await_socket_op(SocketCore* c, Worker* w, const IoOp& op) {
   io.fixed = c->slot.load(std::memory_order_relaxed);
   io.owner = c->id;
   const weft::detail::OpEnd end = weft::detail::await_io(w, io, nullptr, op_kind(c));
-  if (end.res == -EBADF && io.fixed >= 0 && !c->closing) [[unlikely]]
+  if (end.res == -EBADF && io.fixed >= 0 && !c->closing.load(std::memory_order_acquire)) [[unlikely]]
     return retry_on_fd(c, w, io);
   return end;
 }
@@ -210,7 +210,7 @@ int counted_op(SocketCore* c, Worker* w, const IoOp& io, const char* op) {
   {
     const OpCount counted(c);
     end = await_socket_op(c, w, io);
-    closing = c->closing;
+    closing = c->closing.load(std::memory_order_acquire);
   }
   const detail::Failure why = detail::failure_of(end, closing);
   if (why != detail::Failure::errno_result) {
@@ -280,7 +280,9 @@ Socket& Socket::operator=(Socket&& o) noexcept {
 void Socket::release_if_idle() noexcept {
   // Only an idle socket may change hands: ops in flight tie it to their worker.
   // Its registered-file slot stays until another worker claims it.
-  if (core_ && core_->pending == 0 && !core_->closing && !detail::read_buffer_busy(core_)) core_->owner = nullptr;
+  if (core_ && core_->pending == 0 && !core_->closing.load(std::memory_order_acquire) &&
+      !detail::read_buffer_busy(core_))
+    core_->owner = nullptr;
 }
 
 Socket Socket::open(const char* op, int domain, int type, int protocol) {
@@ -301,7 +303,7 @@ Socket Socket::adopt(const char* op, int fd) {
 }
 
 bool Socket::is_open() const noexcept {
-  return core_ && core_->fd >= 0 && !core_->closing;
+  return core_ && core_->fd >= 0 && !core_->closing.load(std::memory_order_acquire);
 }
 int Socket::fd() const noexcept {
   return core_ ? core_->fd : -1;
@@ -334,7 +336,7 @@ namespace detail {
 
 void close_owned(SocketCore* c, Worker* w) noexcept {
   if (c->fd < 0) return;
-  if (c->closing) {
+  if (c->closing.load(std::memory_order_acquire)) {
     // Another fiber is closing it: wait until the fd is closed (the core may be
     // gone once we are woken, so nothing is touched after the park).
     CloserNode node{t_state.fiber, c->closers};
@@ -344,7 +346,7 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
   }
   // First of all: no op is admitted from here on, so none can start while this
   // fiber parks below and re-install the socket in a file table or outlive the fd.
-  c->closing = true;
+  c->closing.store(true, std::memory_order_relaxed);  // see SocketCore::closing
   if (c->pending > 0 || read_buffer_in_flight(c)) {
     cancel_pending(c, w);
     if (c->pending > 0 || read_buffer_in_flight(c)) {
@@ -362,7 +364,7 @@ void close_owned(SocketCore* c, Worker* w) noexcept {
   weft::detail::forget_fd(w, c->fd, c->id);
   ::close(c->fd);
   c->fd = -1;
-  c->closing = false;
+  c->closing.store(false, std::memory_order_relaxed);
   // Fibers that called close() meanwhile; they touch nothing once woken.
   for (CloserNode* n = std::exchange(c->closers, nullptr); n;) {
     CloserNode* next = n->next;
@@ -403,7 +405,7 @@ int Socket::run(const char* op, const IoOp& io, short poll_events) {
       poll.deadline = io.deadline;
       const int pr = counted_op(c, w, poll, op);
       if (pr < 0 && pr != -EINTR) throw_for(c, detail::Failure::errno_result, pr, op);
-      if (c->closing) {
+      if (c->closing.load(std::memory_order_acquire)) {
         // A close began while the poll was pending and the poll still reported
         // readiness (the close's fallback shutdown(2) makes the fd ready): the
         // retry would be a new op on a closing socket, one its cancel never saw,
@@ -424,7 +426,7 @@ void Socket::backoff(const char* op, Timeout d, Deadline deadline) {
   {
     const OpCount counted(c);
     weft::detail::sleep_until_ns(until.ns());
-    closing = c->closing;
+    closing = c->closing.load(std::memory_order_acquire);
   }
   if (closing) throw_for(c, detail::Failure::closed, 0, op);
   // The sleep ran to its end (a cancellation throws): if that end was the

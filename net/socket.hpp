@@ -46,10 +46,11 @@
 //    owner's worker (net/close_handoff.cpp): a fiber there runs the protocol above
 //    and frees the state. A plain thread blocks and a fiber parks until it is done;
 //    the scheduler context lets it run on. While the owner's runtime shuts down
-//    (it takes no new fiber) the socket is shut down at once and its fd closed as
-//    the worker exits (a warning is logged); once the owner's thread has exited,
-//    nothing can be pending and the caller closes it itself. A released socket
-//    (moved while idle) closes where it is.
+//    (it takes no new fiber) the socket is marked closing and shut down at once,
+//    so its pending ops end with operation_canceled as with any close, and its fd
+//    is closed as the worker exits (a warning is logged); once the owner's thread
+//    has exited, nothing can be pending and the caller closes it itself. A
+//    released socket (moved while idle) closes where it is.
 //  - A buffered receive (read_buffer(); net/read_buffer.cpp) in flight is not in
 //    `pending` but is waited for like an op: the close protocol cancels it with the
 //    ops and waits for its last CQE; while it is armed the socket stays with its

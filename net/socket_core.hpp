@@ -30,7 +30,8 @@ struct CloserNode {
   CloserNode* next;
 };
 
-// Touched only by the owner worker's thread (see socket.hpp), hence no atomics.
+// Touched only by the owner worker's thread (see socket.hpp), hence no atomics but
+// for `closing` and `slot` (each says why).
 struct SocketCore {
   int fd = -1;
   /// Unique in the process and never reused (new_core): the IoOp::owner of every
@@ -38,8 +39,17 @@ struct SocketCore {
   /// (epoll's registration) tells this socket from a later one given the same fd.
   std::uint64_t id = 0;
   weft::detail::Worker* owner = nullptr;
-  std::uint32_t pending = 0;                   ///< fibers inside an op (or a back-off) on this socket
-  bool closing = false;                        ///< no new op admitted; the fd closes when pending hits 0
+  std::uint32_t pending = 0;  ///< fibers inside an op (or a back-off) on this socket
+  /// No new op admitted, and an op that ends reports the socket closed. Set by
+  /// close_owned() (cleared once the fd is closed: the fd closes when pending hits
+  /// 0) and, for good, where a hand-over's fiber was refused or cancelled before it
+  /// ran (close_handoff.cpp), which then shuts the fd down from its own thread.
+  /// Atomic for that one write from a thread that may not be the owner's: a
+  /// release store made before its shutdown(2), and every load is acquire, so an
+  /// op that the shutdown ended (its completion comes after the shutdown) sees it.
+  /// The owner's own stores are relaxed: the loads that must see them are on its
+  /// thread.
+  std::atomic<bool> closing{false};
   weft::detail::FiberBase* drainer = nullptr;  ///< the closer, parked until pending hits 0
   CloserNode* closers = nullptr;               ///< other fibers' close() calls, woken at close(2)
   const char* role = nullptr;                  ///< "peer" / "local": what `known_address` is, for messages

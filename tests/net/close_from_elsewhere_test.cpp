@@ -5,7 +5,9 @@
 // operation_canceled, the fd is closed (the peer sees the end of stream), the
 // socket's state is freed (no leak under LeakSanitizer, no fd left open), and
 // nothing terminates. Also: a socket whose runtime has shut down still closes
-// from a plain thread, and a close racing the runtime's shutdown leaks nothing.
+// from a plain thread, a close racing the runtime's shutdown leaks nothing, and a
+// close the shutting-down runtime refuses to take (it is shut down from the
+// closing thread) ends the ops pending on it with operation_canceled too.
 #include <fcntl.h>
 
 #include <atomic>
@@ -224,4 +226,65 @@ TEST_CASE("a stream closed on a plain thread while its runtime shuts down leaks 
     conn.reset();
   }
   REQUIRE(weft::test::stable_open_fds() == fds_before);
+}
+
+// While the runtime shuts down it takes no new fiber, so a close from a plain thread
+// cannot be handed to the worker: the thread shuts the socket down itself, and the
+// worker closes the fd as it exits. An op pending then ends by that shutdown(2) (a
+// receive with 0, an accept with EINVAL), yet it was ended by a close, so it must
+// say so, as any op a close ends does. The op's fiber defers its cancellation, so
+// the runtime's shutdown does not end the op first and the worker waits for it.
+TEST_CASE("an op pending when a refused hand-over shuts the socket down reports it closed") {
+  const char* const op_names[] = {"read_some", "read_buffer", "accept"};
+  const int which = GENERATE(0, 1, 2);
+  INFO(op_names[which] << " pending on the worker");
+  std::optional<LoopbackConnection> conn;
+  ReadResult op;
+  int fd = -1;
+  {
+    weft::Runtime rt;
+    rt.block_on([&] {
+      conn.emplace(weft::test::loopback_connection());
+      weft::spawn(
+          [&conn, &op, which] {
+            const weft::this_fiber::DeferCancellation defer;  // the shutdown leaves the op be
+            try {
+              char b;
+              if (which == 0)
+                (void)conn->server.read_some(&b, 1, 10s);
+              else if (which == 1)
+                (void)conn->server.read_buffer(10s);
+              else
+                (void)conn->listener.accept(10s);
+              op.returned = true;
+            } catch (const std::system_error& e) {
+              op.ec = e.code();
+            }
+          },
+          {.name = "op", .launch = weft::Launch::dispatch})
+          .detach();
+    });
+    fd = which == 2 ? conn->listener.native_handle() : conn->server.native_handle();
+    // The worker waits for the op (its cancellation is deferred) once the shutdown
+    // began, and the runtime refuses new fibers from then on.
+    std::thread stopper([&rt] { rt.shutdown(); });
+    for (;;) {
+      try {
+        rt.spawn([] {}).detach();
+      } catch (const weft::ShutDown&) {
+        break;
+      }
+      std::this_thread::yield();
+    }
+    if (which == 2)
+      conn->listener.close();
+    else
+      conn->server.close();
+    stopper.join();  // the worker's thread has exited: the op's fiber has ended
+    INFO(op.ec.message());
+    REQUIRE_FALSE(op.returned);
+    REQUIRE(op.ec == std::errc::operation_canceled);
+    REQUIRE(fd_closed(fd));
+  }
+  conn.reset();
 }
