@@ -13,7 +13,8 @@
 //    declared with weft's other exception types in runtime/error.hpp, included here).
 //  - A timeout that expires: std::errc::timed_out.
 //  - The calling fiber was cancelled (e.g. Runtime shutdown): weft::FiberCancelled,
-//    thrown only after the op's completion arrived.
+//    thrown only after the op's completion arrived, and in place of any error the
+//    op ended with (only a result the call returns stands against it).
 //  - The socket was closed (by another fiber, or handed over by a thread) while this
 //    op was pending, or is being closed when the call starts:
 //    std::errc::operation_canceled, what() says which. Any call once the socket is

@@ -203,7 +203,10 @@ weft::detail::OpEnd await_socket_op(SocketCore* c, Worker* w, const IoOp& op) {
 // One op counted in c->pending. Returns its raw result, or throws when it ended
 // because the fiber was cancelled, the socket closed or its linked timeout fired:
 // the op's own CQEs say which (failure_of(), net/error.cpp); no clock is read.
-// -EINTR not explained by those is returned for the caller to retry.
+// -EINTR not explained by those is returned for the caller to retry. A fiber
+// cancelled while the op was in flight gets FiberCancelled whenever the op failed,
+// also with an errno of its own (a connect refused as the cancel came): only a
+// result the call returns (bytes moved, a new fd) stands against a cancellation.
 int counted_op(SocketCore* c, Worker* w, const IoOp& io, const char* op) {
   weft::detail::OpEnd end;
   bool closing;
@@ -217,7 +220,7 @@ int counted_op(SocketCore* c, Worker* w, const IoOp& io, const char* op) {
     weft::detail::check_cancel();  // FiberCancelled first, now that the completion has arrived
     throw_for(c, why, end.res, op);
   }
-  if (end.cause == weft::detail::OpEnd::Cause::cancelled || end.res == -EINTR) weft::detail::check_cancel();
+  if (end.res < 0) weft::detail::check_cancel();
   return end.res;
 }
 

@@ -328,6 +328,41 @@ TEST_CASE("a fiber cancelled in a pending read resumes with FiberCancelled after
   REQUIRE(weft::test::stable_open_fds() == before);
 }
 
+// A cancellation that arrives while an op is in flight waits for the op's end;
+// when the op then ends with an error of its own (here a connect refused at once:
+// nobody listens on the port) the call throws FiberCancelled, not that error: a
+// call is cut short by the cancellation unless its op's result is returned.
+TEST_CASE("a fiber cancelled while its op fails with an errno throws FiberCancelled") {
+  weft::Runtime rt;
+  rt.block_on([] {
+    Address closed_port;
+    {
+      TcpListener l = weft::test::loopback_listener();
+      closed_port = l.local_address();
+    }
+    int connect_errors = 0;
+    std::string first;
+    for (int i = 0; i < 50; ++i) {
+      auto h = weft::spawn(
+          [&] {
+            try {
+              (void)TcpStream::connect(closed_port, 10s);
+            } catch (const std::system_error& e) {
+              if (connect_errors++ == 0) first = e.what();
+            }
+          },
+          {.name = "connect", .launch = weft::Launch::dispatch});
+      h.cancel();  // parked in its connect, which the kernel refuses at once
+      try {
+        h.join();
+      } catch (const weft::FiberCancelled&) {
+      }
+    }
+    INFO(first);
+    REQUIRE(connect_errors == 0);
+  });
+}
+
 TEST_CASE("bad input gives clear errors: empty address, port in use, unix stream sockets work") {
   weft::Runtime rt;
   rt.block_on([] {
