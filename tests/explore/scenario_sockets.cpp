@@ -218,7 +218,8 @@ void run_end(weft::Runtime& rt, unsigned k, unsigned workers, const Run& run, Rn
   if (auto f = hs.join()) throw Tagged(weft::this_fiber::id(), f->outcome, f->text);
 }
 
-// Connects and accepts one connection, retrying what the explorer failed.
+}  // namespace
+
 std::pair<TcpStream, TcpStream> make_pair(const Run& run, TcpListener& lst) {
   for (int tries = 0;; ++tries) {
     EXPECT(tries < 1000, "no connection in 1000 tries");
@@ -245,8 +246,6 @@ std::pair<TcpStream, TcpStream> make_pair(const Run& run, TcpListener& lst) {
     }
   }
 }
-
-}  // namespace
 
 void sockets_main(weft::Runtime& rt, const Run& run, unsigned workers, bool interrupted) {
   Rng r = run.rng(1);

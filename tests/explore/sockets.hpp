@@ -81,6 +81,10 @@ void read_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r, 
 void write_stream(const Run& run, weft::net::TcpStream& s, Direction& d, Rng& r, std::uint64_t limit, bool finish,
                   const CloseMark* close = nullptr);
 
+/// A connection to `lst` (connected and accepted in the calling fiber), retrying
+/// what the explorer failed: {client end, server end}.
+std::pair<weft::net::TcpStream, weft::net::TcpStream> make_pair(const Run& run, weft::net::TcpListener& lst);
+
 /// Throws Tagged(this fiber, classify(current exception)) — call in a handler.
 [[noreturn]] void rethrow_tagged(const Run& run, const char* op);
 
