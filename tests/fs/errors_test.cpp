@@ -21,11 +21,7 @@ using weft::test::require_fs_error;
 TEST_CASE("opening a missing path fails with ENOENT naming the call and the path") {
   weft::test::TempDir dir;
   const std::string missing = dir.file("no/such/file");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     require_fs_error([&] { (void)fs::open(missing, O_RDONLY); }, std::errc::no_such_file_or_directory, missing,
@@ -38,11 +34,7 @@ TEST_CASE("opening a missing path fails with ENOENT naming the call and the path
 
 TEST_CASE("a directory opened for writing, or read, fails with EISDIR naming the path") {
   weft::test::TempDir dir;
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     require_fs_error([&] { (void)fs::open(dir.path(), O_RDWR); }, std::errc::is_a_directory, dir.path());
@@ -57,11 +49,7 @@ TEST_CASE("a directory opened for writing, or read, fails with EISDIR naming the
 TEST_CASE("reading a write-only File fails with EBADF, and any call on a closed File too") {
   weft::test::TempDir dir;
   const std::string path = dir.file("w");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     fs::File f = fs::open(path, O_WRONLY | O_CREAT, 0600);
@@ -83,11 +71,7 @@ TEST_CASE("fs calls from a plain thread are refused as not in a fiber") {
   const std::string path = dir.file("t");
   CHECK_THROWS_AS(fs::open(path, O_RDWR | O_CREAT, 0600), weft::CrossRuntimeError);
   CHECK_THROWS_AS(fs::read_file(path), weft::CrossRuntimeError);
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   std::optional<fs::File> f;
   rt.block_on([&] {
@@ -108,11 +92,7 @@ TEST_CASE("fs calls from a plain thread are refused as not in a fiber") {
 TEST_CASE("a File used by a fiber of another worker is refused naming the owner") {
   weft::test::TempDir dir;
   const std::string path = dir.file("w2");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  weft::Config cfg = weft::test::fs_config(engine, &run, 2);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 2);
   weft::Runtime rt(cfg);
   std::optional<fs::File> f;
   rt.spawn_on(0, [&] {
@@ -137,11 +117,7 @@ TEST_CASE("a File used by a fiber of another worker is refused naming the owner"
 TEST_CASE("an idle File moved into a fiber of another worker is claimed there and closes there") {
   weft::test::TempDir dir;
   const std::string path = dir.file("moved");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  weft::Config cfg = weft::test::fs_config(engine, &run, 2);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 2);
   weft::Runtime rt(cfg);
   std::string got;
   rt.spawn_on(0, [&] {

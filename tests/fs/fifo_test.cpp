@@ -27,11 +27,7 @@ namespace fs = weft::fs;
 TEST_CASE("a read past its deadline fails with timed_out and leaves the file usable") {
   weft::test::TempDir dir;
   const std::string path = dir.fifo("quiet");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     fs::File f = fs::open(path, O_RDWR);
@@ -49,11 +45,7 @@ TEST_CASE("a read past its deadline fails with timed_out and leaves the file usa
 TEST_CASE("close while reads are pending ends each of them with the closed error, then closes the fd") {
   weft::test::TempDir dir;
   const std::string path = dir.fifo("pending");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     fs::File f = fs::open(path, O_RDWR);
@@ -95,11 +87,7 @@ TEST_CASE("close while reads are pending ends each of them with the closed error
 TEST_CASE("a fiber cancelled while its read waits gets FiberCancelled and the file stays open") {
   weft::test::TempDir dir;
   const std::string path = dir.fifo("cancel");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     fs::File f = fs::open(path, O_RDWR);
@@ -119,11 +107,7 @@ TEST_CASE("a fiber cancelled while its read waits gets FiberCancelled and the fi
 TEST_CASE("close from another worker's fiber while reads are pending is handed to the owner and ends them") {
   weft::test::TempDir dir;
   const std::string path = dir.fifo("elsewhere");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  weft::Config cfg = weft::test::fs_config(engine, &run, 2);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 2);
   cfg.placement = weft::Placement::local;  // the readers start on the opener's worker
   weft::Runtime rt(cfg);
   std::optional<fs::File> f;
@@ -160,11 +144,7 @@ TEST_CASE("close from another worker's fiber while reads are pending is handed t
 TEST_CASE("a close handed from a thread to a stopping runtime still closes the fd, at its worker's exit") {
   weft::test::TempDir dir;
   const std::string path = dir.fifo("stopping");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   int fd = -1;
   {
     auto rt = std::make_unique<weft::Runtime>(cfg);

@@ -84,11 +84,7 @@ TEST_CASE("the same 64 fibers on the Threaded pool path get the same bytes") {
 
 TEST_CASE("fsync and fdatasync succeed on a written file, on both paths") {
   weft::test::TempDir dir;
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     for (bool on_pool : {false, true}) {
@@ -106,11 +102,7 @@ TEST_CASE("fsync and fdatasync succeed on a written file, on both paths") {
 
 TEST_CASE("readv_at and writev_at move bytes across several buffers at an offset") {
   weft::test::TempDir dir;
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     fs::File f = fs::open(dir.file("v"), O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -130,11 +122,7 @@ TEST_CASE("readv_at and writev_at move bytes across several buffers at an offset
 
 TEST_CASE("write_file then read_file returns the same bytes, large and empty alike") {
   weft::test::TempDir dir;
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     std::string big(3 * 1024 * 1024 + 17, '\0');
@@ -151,11 +139,7 @@ TEST_CASE("write_file then read_file returns the same bytes, large and empty ali
 TEST_CASE("on the pool path a call whose deadline has passed fails with timed_out before it runs") {
   weft::test::TempDir dir;
   const std::string path = dir.file("late");
-  const weft::Engine engine = WEFT_FS_ENGINE();
-  INFO("engine: " << weft::test::engine_name(engine));
-  bool run = true;
-  const weft::Config cfg = weft::test::fs_config(engine, &run);
-  if (!run) return;
+  WEFT_FS_CASE(cfg, 1);
   weft::Runtime rt(cfg);
   rt.block_on([&] {
     fs::File f = fs::open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);

@@ -26,6 +26,16 @@
 /// generator, so it is used in a TEST_CASE's body).
 #define WEFT_FS_ENGINE() GENERATE(weft::Engine::io_uring, weft::Engine::epoll)
 
+/// The opening of a test case run once per engine: declares `engine` (this run's,
+/// named in the case's messages) and `cfg`, a Config on it with `workers`
+/// workers; ends the run where that engine cannot run here.
+#define WEFT_FS_CASE(cfg, workers)                                            \
+  const weft::Engine engine = WEFT_FS_ENGINE();                               \
+  INFO("engine: " << weft::test::engine_name(engine));                        \
+  bool fs_case_runs = true;                                                   \
+  weft::Config cfg = weft::test::fs_config(engine, &fs_case_runs, (workers)); \
+  if (!fs_case_runs) return
+
 namespace weft::test {
 
 /// True when an io_uring can be set up here.
