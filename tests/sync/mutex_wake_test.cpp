@@ -23,8 +23,8 @@ const bool kUring = (weft::test::require_io_uring(), true);
 
 TEST_CASE("a waiter thread that gets the mutex may destroy it at once") {
   // The unlocker runs at SCHED_IDLE on the waiter's CPU, so the waiter's wake
-  // preempts it at once: the waiter frees the Mutex before the unlocker's next
-  // instruction (ASan reports any later touch of it).
+  // usually preempts it at once: the waiter frees the Mutex before the unlocker's
+  // next instruction (ASan reports any later touch of it).
   weft::test::PinToOneCpu pin;  // the waiter thread inherits the mask
   const long rounds = weft::test::scaled(1000);
   std::atomic<weft::Mutex*> next{nullptr};

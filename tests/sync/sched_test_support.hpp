@@ -1,7 +1,8 @@
-// tests/sync/sched_test_support.hpp — scheduler settings that make a race between
-// two threads go one way on purpose: pin the calling thread (and so the threads it
-// starts) to one CPU, and put a thread in SCHED_IDLE, which any wake of a normal
-// thread on that CPU preempts and which itself never preempts a normal thread.
+// tests/sync/sched_test_support.hpp — scheduler settings that tilt a race between
+// two threads one way: pin the calling thread (and so the threads it starts) to
+// one CPU, and put a thread in SCHED_IDLE, which a wake of a normal thread on that
+// CPU usually preempts. Only usually: under load the idle thread may run first, so
+// a test using these must hold whichever way the race goes.
 #pragma once
 
 #include <pthread.h>
