@@ -4,24 +4,20 @@
 // (socket.hpp) in a fiber there.
 //
 // Invariants:
-//  - Each worker thread that owned a socket has one WorkerLink, held by a
-//    thread_local of that thread and by every socket it owns. `worker` is set while
-//    the thread runs; the thread_local's destructor resets it at the thread's exit,
-//    after the worker's loop ended: from then on no op of that worker is in flight,
-//    so a core it owned may be closed by whoever drops it (close_idle).
-//  - A hand-over holds `mu` from reading `worker` to the end of the spawn: the thread
-//    cannot finish exiting meanwhile, so its Worker and Runtime are alive.
+//  - The owner's thread is reached through the core's WorkerLink
+//    (runtime/worker_link.hpp): a hand-over holds its `mu` from reading `worker` to
+//    the end of the spawn, so the Worker and Runtime are alive meanwhile.
 //  - The handed fiber owns the core (HandedClose): it runs close_owned() and frees
 //    the core. A fiber the runtime refuses (it is shutting down) or cancels before it
-//    starts leaves the core in `orphans`, closed and freed at the worker thread's
+//    starts leaves the core to the link, closed and freed at the worker thread's
 //    exit (at once if the thread is gone). Orphaned while the thread runs, the core
 //    is first marked closing and its fd shut down (shut_down_now), from whatever
 //    thread orphans it: the pending ops end at once and report the socket closed
 //    (operation_canceled) as with any close, not the shutdown's 0 or EINVAL, and
 //    the peer sees the end of stream at once. The fd is shut down under `mu`, so
 //    the thread's exit cannot close it (and its number be reused) before.
-//  - `worker` and `orphans` are touched under `mu` only; `closing` is the one field
-//    of an owned core written here from another thread (socket_core.hpp says how).
+//  - `closing` is the one field of an owned core written here from another thread
+//    (socket_core.hpp says how).
 #include <sys/socket.h>
 
 #include <atomic>
@@ -40,35 +36,9 @@ namespace weft::net::detail {
 using weft::detail::LockGuard;
 using weft::detail::t_state;
 using weft::detail::Worker;
-
-struct WorkerLink {
-  explicit WorkerLink(Worker* w) : worker(w) {}
-  weft::detail::AnnotatedMutex mu;
-  Worker* worker WEFT_GUARDED_BY(mu);                 // null once the thread has exited
-  SocketCore* orphans WEFT_GUARDED_BY(mu) = nullptr;  // linked through next_orphan
-};
+using weft::detail::WorkerLink;
 
 namespace {
-
-// At the worker thread's exit: no op can be in flight any more; close what was
-// left to this moment.
-struct LinkHolder {
-  std::shared_ptr<WorkerLink> link;
-  LinkHolder() = default;
-  LinkHolder(const LinkHolder&) = delete;
-  LinkHolder& operator=(const LinkHolder&) = delete;
-  ~LinkHolder() {
-    if (!link) return;
-    SocketCore* left;
-    {
-      LockGuard g(link->mu);
-      link->worker = nullptr;
-      left = std::exchange(link->orphans, nullptr);
-    }
-    while (left) close_idle(std::exchange(left, left->next_orphan));
-  }
-};
-thread_local LinkHolder t_link;
 
 // The core this thread is handing over: a HandedClose destroyed inside that spawn
 // (the runtime refused it) leaves the core to close_elsewhere(), which holds `mu`.
@@ -90,9 +60,7 @@ void orphan(SocketCore* c) noexcept {
     LockGuard g(link->mu);
     if (link->worker) {
       shut_down_now(*link, c);
-      c->next_orphan = link->orphans;
-      link->orphans = c;
-      return;
+      return link->adopt(c);
     }
   }
   close_idle(c);
@@ -129,16 +97,8 @@ void log_refused(const SocketCore* c, const std::exception* e) noexcept {
 
 }  // namespace
 
-std::shared_ptr<WorkerLink> this_worker_link() {
-  if (!t_link.link) t_link.link = std::make_shared<WorkerLink>(t_state.worker);
-  return t_link.link;
-}
-
-bool on_link_thread(const SocketCore* c) noexcept {
-  // A worker's thread makes at most one link, and its t_state.worker is reset when
-  // its loop ends, before the thread_local goes: the link alone would still match
-  // while LinkHolder closes the orphans.
-  return t_state.worker && c->link && c->link == t_link.link;
+void SocketCore::finish_orphan() noexcept {
+  close_idle(this);
 }
 
 void close_elsewhere(SocketCore* c, bool wait) noexcept {
@@ -162,9 +122,7 @@ void close_elsewhere(SocketCore* c, bool wait) noexcept {
         // Refused (the runtime is shutting down) or out of memory: end the pending
         // ops and the connection now; the worker's exit closes the fd.
         shut_down_now(*link, c);
-        c->next_orphan = link->orphans;
-        link->orphans = c;
-        return;
+        return link->adopt(c);
       }
     }
   }

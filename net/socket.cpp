@@ -90,7 +90,7 @@ SocketCore* enter_op(SocketCore* c, const char* op) {
   if (!c) throw_for(c, Failure::use_after_close, 0, op);
   if (c->owner != t_state.worker) {
     if (c->owner) throw_wrong_worker(c, op);
-    c->link = this_worker_link();  // released by a move: the first op claims it
+    c->link = weft::detail::this_worker_link();  // released by a move: the first op claims it
     c->owner = t_state.worker;
   }
   weft::detail::check_cancel();
@@ -228,7 +228,7 @@ SocketCore* new_core(int fd) {
   SocketCore* c = nullptr;
   try {
     c = new SocketCore;
-    c->link = detail::this_worker_link();
+    c->link = weft::detail::this_worker_link();
   } catch (...) {
     delete c;
     ::close(fd);
@@ -320,7 +320,7 @@ void Socket::close() noexcept {
   if (t_state.fiber && !c->owner) {
     // Released by a move (so idle): this fiber's worker takes it, as an op would.
     try {
-      c->link = detail::this_worker_link();
+      c->link = weft::detail::this_worker_link();
     } catch (...) {
       // Out of memory: the old link only serves a close from another thread, and
       // none can come while this close runs.
@@ -382,7 +382,7 @@ void close_idle(SocketCore* c) noexcept {
   if (c->fd >= 0) {
     // On the thread whose engine ran its ops, that engine forgets the fd. Anywhere
     // else it cannot be asked; it sees a later holder of the fd number by its id.
-    if (on_link_thread(c)) weft::detail::forget_fd(t_state.worker, c->fd, c->id);
+    if (weft::detail::is_link_thread(c->link.get())) weft::detail::forget_fd(t_state.worker, c->fd, c->id);
     ::close(c->fd);
   }
   delete c;

@@ -1,8 +1,8 @@
 // weft/net/socket_core.hpp — the state block behind a Socket (internal to net/):
 // shared by socket.cpp (ops, the close protocol), read_buffer.cpp (multishot
 // receive) and close_handoff.cpp (a close from elsewhere, handed to the worker).
-// The invariants are in socket.hpp; the receive queue's in read_buffer.cpp, the
-// worker link's in close_handoff.cpp.
+// The invariants are in socket.hpp; the receive queue's in read_buffer.cpp, a
+// close from elsewhere's in close_handoff.cpp.
 #pragma once
 
 #include <atomic>
@@ -12,6 +12,7 @@
 
 #include <weft/net/address.hpp>
 #include <weft/net/error.hpp>
+#include <weft/runtime/worker_link.hpp>
 
 namespace weft::detail {
 class FiberBase;
@@ -21,7 +22,6 @@ class Worker;
 namespace weft::net::detail {
 
 struct ReadBufferState;
-struct WorkerLink;
 
 /// A fiber parked in close() while another fiber closes the socket; the node lives
 /// on that fiber's stack while it is parked.
@@ -31,8 +31,9 @@ struct CloserNode {
 };
 
 // Touched only by the owner worker's thread (see socket.hpp), hence no atomics but
-// for `closing` and `slot` (each says why).
-struct SocketCore {
+// for `closing` and `slot` (each says why). An Orphan: a close handed to a worker
+// that cannot take it leaves the core to the worker's exit (close_handoff.cpp).
+struct SocketCore final : weft::detail::Orphan {
   int fd = -1;
   /// Unique in the process and never reused (new_core): the IoOp::owner of every
   /// op on the socket, by which an engine that keeps state per fd across ops
@@ -71,8 +72,10 @@ struct SocketCore {
   /// The owner worker's thread, as other threads may ask after it (close_handoff.cpp):
   /// set with `owner` (creation, claim), kept when a move releases the socket. The
   /// one way a thread that is not the owner learns whether the owner still runs.
-  std::shared_ptr<WorkerLink> link;
-  SocketCore* next_orphan = nullptr;  ///< in the link's list of cores left to the worker's exit
+  std::shared_ptr<weft::detail::WorkerLink> link;
+
+  /// close_idle(this): at the worker's exit no op of it is in flight.
+  void finish_orphan() noexcept override;
 };
 
 /// Counts the calling fiber in `c->pending` for its lifetime: every exit from an op
@@ -109,17 +112,12 @@ void close_owned(SocketCore* c, weft::detail::Worker* w) noexcept;
 /// Closes the fd of a core no op can be inside (released by a move, or its owner's
 /// thread has exited) and frees the core. Any thread.
 void close_idle(SocketCore* c) noexcept;
-/// True on the thread of the worker that last owned `c` (its link's thread: the
-/// one whose engine ran its ops) while that thread lives (close_handoff.cpp).
-bool on_link_thread(const SocketCore* c) noexcept;
 /// close() from where it cannot wait for the owner's ops (a plain thread, another
 /// worker, the scheduler context): hands the close to the owner's worker, which
 /// runs close_owned() in a fiber and frees the core; `wait`: block (a plain thread)
 /// or park (a fiber) until it has. Where the owner's thread has exited, closes
 /// here. The caller forgets `c` (close_handoff.cpp).
 void close_elsewhere(SocketCore* c, bool wait) noexcept;
-/// The calling worker thread's link, made at its first call (close_handoff.cpp).
-std::shared_ptr<WorkerLink> this_worker_link();
 /// True while the receive queue ties the socket to its worker: a multishot receive
 /// armed or bytes queued (read_buffer.cpp).
 bool read_buffer_busy(const SocketCore* c) noexcept;
