@@ -4,21 +4,25 @@
 // Invariants:
 //  - A core is created by open() only, with the opening fiber's worker as owner;
 //    it is freed by the File that holds it, or by the fiber a close from elsewhere
-//    was handed to (the File forgets it first). A handed fiber the stopping runtime
-//    cancels before it runs leaves the core to the owner thread's exit, when no op
-//    can be in flight: the fd is closed and the core freed there.
+//    was handed to (the File forgets it first).
+//  - A close from elsewhere reaches the owner through the core's WorkerLink
+//    (runtime/worker_link.hpp), holding its `mu` from reading `worker` to the end
+//    of the spawn. A handed fiber the stopping runtime refuses, or cancels before
+//    it runs, leaves the core to the owner thread's exit, when no op can be in
+//    flight: the fd is closed and the core freed there (at once where the thread
+//    has gone, as for a File that outlived its runtime).
 //  - close(2) of the fd happens once, after `pending` reached 0 with the file
-//    closing, so no op names a closed (and maybe reused) fd number.
+//    closing, or at the owner thread's exit, so no op names a closed (and maybe
+//    reused) fd number.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <exception>
+#include <memory>
 #include <new>
-#include <optional>
 #include <utility>
-#include <vector>
 
 #include <weft/fs/file.hpp>
 #include <weft/fs/file_core.hpp>
@@ -29,6 +33,7 @@
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/this_fiber.hpp>
 #include <weft/runtime/threaded/offload.hpp>
+#include <weft/runtime/tsa.hpp>
 #include <weft/runtime/uring/ops.hpp>
 
 namespace weft::fs {
@@ -36,8 +41,10 @@ namespace weft::fs {
 using detail::FileCore;
 using weft::detail::IoKind;
 using weft::detail::IoOp;
+using weft::detail::LockGuard;
 using weft::detail::t_state;
 using weft::detail::Worker;
+using weft::detail::WorkerLink;
 
 namespace {
 
@@ -50,11 +57,19 @@ namespace {
       "changes hands when moved), or run the work on its worker (Runtime::spawn_on)."));
 }
 
-// The worker's engine decides where the File's ops run (file.hpp).
-void bind_to(FileCore* c, Worker* w) noexcept {
+// `w` owns the core from now on; its engine decides where the File's ops run
+// (file.hpp).
+void set_owner(FileCore* c, Worker* w) noexcept {
   c->owner = w;
   c->epoll = weft::detail::worker_engine(w) == weft::Engine::epoll;
   if (c->epoll && !c->stream) c->on_pool = true;
+}
+
+// The calling fiber's worker owns the core, and its link serves a close from
+// elsewhere. Throws bad_alloc (the worker's first link) before any change.
+void bind_here(FileCore* c) {
+  c->link = weft::detail::this_worker_link();
+  set_owner(c, t_state.worker);
 }
 
 // close(2) of the fd where the engine closes files: IORING_OP_CLOSE on the ring,
@@ -94,23 +109,9 @@ void cancel_pending(FileCore* c) noexcept {
   }
 }
 
-// Cores whose handed close never ran, closed and freed at the owner thread's exit.
-struct Orphans {
-  std::vector<FileCore*> cores;
-  Orphans() = default;
-  Orphans(const Orphans&) = delete;
-  Orphans& operator=(const Orphans&) = delete;
-  ~Orphans() {
-    for (FileCore* c : cores) {
-      ::close(c->fd);
-      delete c;
-    }
-  }
-};
-thread_local Orphans t_orphans;
-
 // The core a close() on this thread is handing over: a HandedClose destroyed inside
-// that spawn (the runtime refused it) leaves the fd to close(), which closes it.
+// that spawn (the runtime refused it) leaves the core to close_elsewhere(), which
+// holds the link's `mu`.
 thread_local FileCore* t_handing = nullptr;
 
 // The fiber body a close from elsewhere is handed to: owns the core until it has
@@ -123,19 +124,10 @@ class HandedClose {
   HandedClose(const HandedClose&) = delete;
   HandedClose& operator=(const HandedClose&) = delete;
   ~HandedClose() {
-    if (!c_ || c_ == t_handing) return;
     // Never ran: the stopping runtime cancelled it, and its worker drops it (the
     // runtime's complete-without-running). Other fibers of the worker may still be
-    // in ops on the fd: the thread's exit closes it. Should it be dropped anywhere
-    // else, the fd is closed at once and the core left to the process.
-    if (t_state.worker == c_->owner) {
-      try {
-        t_orphans.cores.push_back(c_);
-        return;
-      } catch (...) {  // no memory for the list: as below
-      }
-    }
-    ::close(c_->fd);
+    // in ops on the fd: the thread's exit closes it.
+    if (c_ && c_ != t_handing) weft::detail::orphan_to(*c_->link, c_);
   }
   void operator()() noexcept {
     detail::close_owned(c_);
@@ -145,6 +137,55 @@ class HandedClose {
  private:
   FileCore* c_;
 };
+
+void log_refused(const FileCore* c) noexcept {
+  try {
+    log::logger().warn(
+        "weft::fs: {} closed from {} while its runtime was stopping; its fd is closed when the worker exits", c->path,
+        describe_caller());
+  } catch (...) {
+  }
+}
+
+// A close from where the owner's ops cannot be waited for (a plain thread, a fiber
+// of another worker, the scheduler context): handed to the owner's worker, which
+// runs close_owned() in a fiber and frees the core. A plain thread blocks and a
+// fiber parks until it has; the scheduler context lets it run on. Where the owner's
+// thread has exited, closes here; where its runtime refuses the fiber (it is
+// stopping, and its shutdown ends the pending ops), leaves it to that thread's exit.
+void close_elsewhere(FileCore* c) noexcept {
+  const std::shared_ptr<WorkerLink> link = c->link;
+  JoinHandle<void> handed;
+  {
+    LockGuard g(link->mu);
+    if (Worker* owner = link->worker) {
+      t_handing = c;
+      try {
+        handed = weft::detail::spawn_on_worker(owner, HandedClose(c), {.name = "fs close"});
+      } catch (...) {
+      }
+      t_handing = nullptr;
+      if (!handed.valid()) {
+        log_refused(c);
+        return link->adopt(c);
+      }
+    }
+  }
+  if (!handed.valid()) return c->finish_orphan();  // the owner's thread has exited: nothing is in flight
+  try {
+    if (t_state.fiber) {
+      const weft::this_fiber::DeferCancellation defer;  // the close is under way: see it through
+      handed.join();                                    // parks until the fd is closed
+    } else if (!t_state.worker) {
+      handed.join();  // a plain thread blocks until the fd is closed
+    } else {
+      // The scheduler context, which must not block: dropping the handle lets it run on.
+    }
+  } catch (...) {
+    // The handed fiber was cancelled before it ran (its runtime stops): the core
+    // is orphaned (HandedClose).
+  }
+}
 
 }  // namespace
 
@@ -160,7 +201,7 @@ FileCore* enter_op(FileCore* c, const char* op) {
   if (!c) throw_for(c, Failure::use_after_close, 0, op);
   if (c->owner != t_state.worker) {
     if (c->owner) throw_wrong_worker(c, op);
-    bind_to(c, t_state.worker);  // released by a move: the first call claims it
+    bind_here(c);  // released by a move: the first call claims it
   }
   weft::detail::check_cancel();
   if (c->closing) throw_for(c, Failure::closing, 0, op);
@@ -242,8 +283,20 @@ File File::open(std::string_view path, int flags, mode_t mode, Timeout timeout) 
   if (fd < 0) detail::throw_fs_error(detail::Failure::errno_result, fd, kOp, p);
   auto* c = new (std::nothrow) FileCore;
   struct stat st {};
-  if (!c || ::fstat(fd, &st) != 0) {
-    const int err = c ? -errno : -ENOMEM;
+  int err = 0;
+  if (!c) {
+    err = -ENOMEM;
+  } else if (::fstat(fd, &st) != 0) {
+    err = -errno;
+  } else {
+    c->stream = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode);
+    try {
+      bind_here(c);
+    } catch (...) {
+      err = -ENOMEM;
+    }
+  }
+  if (err < 0) {
     ::close(fd);
     delete c;
     detail::throw_fs_error(detail::Failure::errno_result, err, kOp, p);
@@ -251,8 +304,6 @@ File File::open(std::string_view path, int flags, mode_t mode, Timeout timeout) 
   c->fd = fd;
   c->path = std::move(p);
   c->id = weft::detail::new_io_owner();
-  c->stream = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode);
-  bind_to(c, t_state.worker);
   // The epoll engine waits for readiness: a FIFO's or tty's reads must not block.
   if (c->epoll && c->stream) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   return File(c);
@@ -273,46 +324,29 @@ void File::close() noexcept {
   FileCore* c = core_;
   if (!c || c->fd < 0) return;
   Worker* w = t_state.worker;
-  if (t_state.fiber && !c->owner) bind_to(c, w);  // released by a move (idle): this worker takes it
+  if (t_state.fiber && !c->owner) {
+    // Released by a move (so idle): this fiber's worker takes it, as a call would.
+    try {
+      bind_here(c);
+    } catch (...) {
+      // No memory for the worker's first link: the old one only serves a close
+      // from another thread, and none can come while this close runs.
+      set_owner(c, w);
+    }
+  }
   if (t_state.fiber && c->owner == w) return detail::close_owned(c);
   if (!c->owner) {  // released, and no fiber here: nothing can be pending
     ::close(c->fd);
     c->fd = -1;
     return;
   }
-  // Elsewhere (a plain thread, another worker, a Timer callback): the owner's
-  // worker runs the protocol in a fiber that then frees the core.
   core_ = nullptr;
-  std::optional<JoinHandle<void>> h;
-  t_handing = c;
-  try {
-    h.emplace(weft::detail::spawn_on_worker(c->owner, HandedClose(c)));
-    t_handing = nullptr;
-  } catch (...) {
-    t_handing = nullptr;
-    // The owner's runtime takes no fiber (it is stopping, its ops are being
-    // cancelled): close the fd here and leave the small core to the process.
-    try {
-      log::logger().warn("weft::fs: {} closed from outside its stopping runtime; its state is leaked", c->path);
-    } catch (...) {
-    }
-    ::close(c->fd);
-    return;
-  }
-  try {
-    if (t_state.fiber) {
-      const weft::this_fiber::DeferCancellation defer;  // the close is under way: see it through
-      h->join();                                        // parks until the fd is closed
-    } else if (!w) {
-      h->join();  // a plain thread blocks until the fd is closed
-    } else {
-      h->detach();  // the scheduler context must not block
-    }
-  } catch (...) {
-    // The handed fiber was cancelled before it ran (its runtime stops): the
-    // runtime's shutdown ends the ops, and the worker thread's exit closes the fd
-    // (HandedClose).
-  }
+  close_elsewhere(c);
+}
+
+void detail::FileCore::finish_orphan() noexcept {
+  if (fd >= 0) ::close(fd);
+  delete this;
 }
 
 }  // namespace weft::fs

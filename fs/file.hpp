@@ -6,11 +6,12 @@
 //  - States: empty -> open -> closing (no new op admitted) -> closed. Never back.
 //  - The worker whose fiber opened it owns it; any other caller gets
 //    CrossRuntimeError. A move with no op pending releases it; the next call claims
-//    it. Simpler than net's Socket: no registered file, and an owned File must be
-//    closed (or moved while idle) before its Runtime is destroyed.
+//    it. Simpler than net's Socket: no registered file.
 //  - close() cancels pending ops, waits until all have ended (their buffers stay
 //    valid), then closes the fd; they see operation_canceled. From elsewhere it is
-//    handed to the owner's worker. Idempotent, never throws.
+//    handed to the owner's worker; a stopping runtime that refuses it closes the fd
+//    at the worker thread's exit, and a File that outlived its worker's thread is
+//    closed at once. Idempotent, never throws.
 //  - On the pool a started syscall is not interrupted: a deadline or cancellation
 //    is reported once it returns. FIFO/tty offsets are ignored.
 #pragma once

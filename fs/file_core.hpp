@@ -11,10 +11,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <weft/fs/error.hpp>
 #include <weft/runtime/io_op.hpp>
+#include <weft/runtime/worker_link.hpp>
 
 namespace weft::detail {
 class FiberBase;
@@ -30,9 +32,14 @@ struct CloserNode {
   CloserNode* next;
 };
 
-struct FileCore {
+/// An Orphan: a close handed to a worker that cannot take it leaves the core to
+/// the worker's exit (file.cpp).
+struct FileCore final : weft::detail::Orphan {
   int fd = -1;
   weft::detail::Worker* owner = nullptr;
+  /// The owner's thread, as a close from another thread asks after it: set with
+  /// `owner`, kept when a move releases the File.
+  std::shared_ptr<weft::detail::WorkerLink> link;
   std::uint32_t pending = 0;                   ///< fibers inside an op on this file
   bool closing = false;                        ///< no new op admitted; the fd closes when pending hits 0
   bool on_pool = false;                        ///< data ops run on the Threaded pool (file.hpp)
@@ -42,6 +49,9 @@ struct FileCore {
   CloserNode* closers = nullptr;               ///< other fibers' close() calls, woken at close(2)
   std::uint64_t id = 0;                        ///< IoOp::owner: never reused in the process
   std::string path;
+
+  /// Closes the fd and frees the core: at the worker's exit no op of it is in flight.
+  void finish_orphan() noexcept override;
 };
 
 /// Counts the calling fiber in `c->pending` for its lifetime: every exit from an op

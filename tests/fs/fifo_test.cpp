@@ -186,3 +186,72 @@ TEST_CASE("a close handed from a thread to a stopping runtime still closes the f
   CHECK(::fcntl(fd, F_GETFD) == -1);
   CHECK(errno == EBADF);
 }
+
+TEST_CASE("a file its runtime outlived is closed by the thread that drops it") {
+  weft::test::TempDir dir;
+  const std::string path = dir.fifo("outlived");
+  WEFT_FS_CASE(cfg, 1);
+  std::optional<fs::File> f;
+  int fd = -1;
+  {
+    weft::Runtime rt(cfg);
+    rt.spawn_on(0, [&] {
+        f.emplace(fs::open(path, O_RDWR));  // the move into f releases it
+        fd = f->fd();
+        const char c = 'x';
+        f->write_at(&c, 1, 0);  // a call claims it again: owned by worker 0 from here on
+      }).join();
+  }
+  f.reset();  // its worker's thread is gone: nothing can be pending, closed here
+  errno = 0;
+  CHECK(::fcntl(fd, F_GETFD) == -1);
+  CHECK(errno == EBADF);
+}
+
+TEST_CASE("a close from a thread that the stopping runtime refuses leaves the fd to its worker's exit") {
+  weft::test::TempDir dir;
+  const std::string path = dir.fifo("refused");
+  WEFT_FS_CASE(cfg, 1);
+  auto rt = std::make_unique<weft::Runtime>(cfg);
+  std::optional<fs::File> f;
+  int fd = -1;
+  rt->spawn_on(0, [&] {
+      f.emplace(fs::open(path, O_RDWR));
+      fd = f->fd();
+      weft::spawn(
+          [&] {
+            char c;
+            try {
+              (void)f->read_at(&c, 1, 0);
+            } catch (const std::system_error&) {
+            }
+          },
+          {.name = "reader", .launch = weft::Launch::dispatch})  // parked in its read on return
+          .detach();
+    }).join();
+  // A fiber that never yields holds the worker while the runtime is told to stop,
+  // until a spawn is refused: the close's hand-over is then refused too.
+  std::atomic<bool> go{false};
+  auto holder = rt->spawn_on(0, [&] {
+    while (!go.load()) std::this_thread::yield();
+  });
+  std::thread stopper([&] { rt->shutdown(); });
+  for (;;) {
+    try {
+      rt->spawn_on(0, [] {}).detach();
+    } catch (const std::exception&) {
+      break;
+    }
+    std::this_thread::yield();
+  }
+  f->close();
+  CHECK_FALSE(f->is_open());
+  CHECK(::fcntl(fd, F_GETFD) != -1);  // the reader's op may still name it: not closed yet
+  go = true;
+  stopper.join();
+  holder.join();
+  rt.reset();  // the worker's thread exits: no op is in flight, the fd is closed
+  errno = 0;
+  CHECK(::fcntl(fd, F_GETFD) == -1);
+  CHECK(errno == EBADF);
+}
