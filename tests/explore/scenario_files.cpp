@@ -227,10 +227,7 @@ class FilesLoad final : public Load {
     const weft::fs::Stat st = f.stat();
     EXPECT(st.size >= t.written_end(),
            t.path + " is " + std::to_string(st.size) + " bytes, written to " + std::to_string(t.written_end()));
-    // Not under the shutdown scenario: a close from a thread that the stopping
-    // runtime refuses closes the fd but leaves the File's small state to the
-    // process (fs/file.cpp says so in its log), which LeakSanitizer reports.
-    if (interrupted_ || r.next() % 2) {
+    if (r.next() % 2) {
       // Moved while idle: the File is released, and the first call elsewhere claims it.
       const unsigned to = static_cast<unsigned>(r.next() % rt_.workers());
       auto verifier = rt_.spawn_on(to, [this, &t, g = std::move(f)]() mutable {
