@@ -56,6 +56,14 @@ bool writes(IoKind k) noexcept {
   }
 }
 
+// Whether the socket's receive side is shut down (by shutdown(2), here or by a
+// close from another thread): a blocking receive would return 0 there, where a
+// datagram socket's non-blocking one keeps saying EAGAIN and no edge comes again.
+bool receive_shut_down(int fd) noexcept {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP) != 0;
+}
+
 // The fault class of an op the caller hinted as a socket or file op (explorer.hpp).
 OpKind refine(OpKind hint, IoKind k) noexcept {
   if (hint == OpKind::other) return hint;
@@ -260,6 +268,11 @@ OpEnd EpollEngine::run(const IoOp& op_in, OpKind hint) {
         r = ::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &so, &len) != 0 ? -errno : -so;
       } else {
         r = io_syscall(op, true);
+        // After a hang-up event, a receive that would block is asked once whether
+        // it never can end: then it ends with 0, as a blocking one does.
+        if (r == -EAGAIN && s.hung_up && (op.kind == IoKind::recv || op.kind == IoKind::recvmsg) &&
+            receive_shut_down(op.fd))
+          r = 0;
       }
       if (op.kind == IoKind::connect && r == -EINPROGRESS) {
         connecting = true;  // wait for the edge the handshake's end makes

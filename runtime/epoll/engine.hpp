@@ -15,7 +15,9 @@
 //    stream read before any hang-up was seen (new data makes a new edge; a peer's
 //    FIN harvested with the data does not, and the next read must still see it).
 //    Events are harvested only in the scheduler's tick, never between a fiber's
-//    syscall and its park, so an edge is never lost.
+//    syscall and its park, so an edge is never lost. A receive on a socket whose
+//    reading side is shut down ends with 0, as a blocking one would, though a
+//    datagram socket's non-blocking receive says EAGAIN there.
 //  - A parked waiter is woken exactly once, by whoever unlinks it first: an event
 //    of its fd, its deadline timer, its fiber's cancel hook, or a cancel_fd.
 #pragma once

@@ -23,6 +23,7 @@
 
 #include <weft/net/tcp_listener.hpp>
 #include <weft/net/tcp_stream.hpp>
+#include <weft/net/udp.hpp>
 #include <weft/runtime/uring/worker.hpp>
 #include <weft/weft.hpp>
 
@@ -235,18 +236,20 @@ TEST_CASE("a stream closed on a plain thread while its runtime shuts down leaks 
 // say so, as any op a close ends does. The op's fiber defers its cancellation, so
 // the runtime's shutdown does not end the op first and the worker waits for it.
 TEST_CASE("an op pending when a refused hand-over shuts the socket down reports it closed") {
-  const char* const op_names[] = {"read_some", "read_buffer", "accept"};
-  const int which = GENERATE(0, 1, 2);
+  const char* const op_names[] = {"read_some", "read_buffer", "accept", "a UDP recv_from"};
+  const int which = GENERATE(0, 1, 2, 3);
   INFO(op_names[which] << " pending on the worker");
   std::optional<LoopbackConnection> conn;
+  std::optional<weft::net::UdpSocket> udp;
   ReadResult op;
   int fd = -1;
   {
     weft::Runtime rt;
     rt.block_on([&] {
       conn.emplace(weft::test::loopback_connection());
+      udp.emplace(weft::net::UdpSocket::bind(weft::net::Address::ipv4_loopback(0)));
       weft::spawn(
-          [&conn, &op, which] {
+          [&conn, &udp, &op, which] {
             const weft::this_fiber::DeferCancellation defer;  // the shutdown leaves the op be
             try {
               char b;
@@ -254,8 +257,10 @@ TEST_CASE("an op pending when a refused hand-over shuts the socket down reports 
                 (void)conn->server.read_some(&b, 1, 10s);
               else if (which == 1)
                 (void)conn->server.read_buffer(10s);
-              else
+              else if (which == 2)
                 (void)conn->listener.accept(10s);
+              else  // no timeout: shutdown(2) alone must end it (on epoll too)
+                (void)udp->recv_from(&b, 1, nullptr);
               op.returned = true;
             } catch (const std::system_error& e) {
               op.ec = e.code();
@@ -264,7 +269,7 @@ TEST_CASE("an op pending when a refused hand-over shuts the socket down reports 
           {.name = "op", .launch = weft::Launch::dispatch})
           .detach();
     });
-    fd = which == 2 ? conn->listener.native_handle() : conn->server.native_handle();
+    fd = which == 3 ? udp->native_handle() : which == 2 ? conn->listener.native_handle() : conn->server.native_handle();
     // The worker waits for the op (its cancellation is deferred) once the shutdown
     // began, and the runtime refuses new fibers from then on.
     std::thread stopper([&rt] { rt.shutdown(); });
@@ -276,7 +281,9 @@ TEST_CASE("an op pending when a refused hand-over shuts the socket down reports 
       }
       std::this_thread::yield();
     }
-    if (which == 2)
+    if (which == 3)
+      udp->close();
+    else if (which == 2)
       conn->listener.close();
     else
       conn->server.close();
@@ -286,5 +293,6 @@ TEST_CASE("an op pending when a refused hand-over shuts the socket down reports 
     REQUIRE(op.ec == std::errc::operation_canceled);
     REQUIRE(fd_closed(fd));
   }
+  udp.reset();
   conn.reset();
 }
