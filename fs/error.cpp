@@ -1,8 +1,8 @@
 // fs/error.cpp — the one place where fs/ turns raw -errno results into
 // exceptions (error.hpp has the model).
 //
-// Invariants: stateless; the words for each Failure are net's, with "file" for
-// "socket", so a server's logs read alike for both.
+// Invariants: stateless; the words for each Failure are net's (runtime's
+// throw_io_failure), with "file" for "socket", so a server's logs read alike.
 #include <cerrno>
 #include <system_error>
 
@@ -13,22 +13,7 @@
 namespace weft::fs::detail {
 
 void throw_fs_error(Failure why, int res, const char* op, const std::string& path) {
-  std::string what = std::string(op) + ": " + path;
-  switch (why) {
-    case Failure::closed:
-      throw std::system_error(std::make_error_code(std::errc::operation_canceled),
-                              what + ": the file was closed while the operation was pending");
-    case Failure::closing:
-      throw std::system_error(std::make_error_code(std::errc::operation_canceled),
-                              what + ": the file is being closed (a close() is under way)");
-    case Failure::use_after_close:
-      throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor), what + ": the file is closed");
-    case Failure::timed_out:
-      throw std::system_error(std::make_error_code(std::errc::timed_out), what + ": timeout expired");
-    case Failure::errno_result:
-      break;
-  }
-  throw std::system_error(weft::errno_code(res), what);
+  weft::detail::throw_io_failure(why, res, std::string(op) + ": " + path, "file");
 }
 
 Failure failure_of(const weft::detail::OpEnd& end, bool closing) noexcept {

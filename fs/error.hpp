@@ -33,15 +33,10 @@ inline constexpr Timeout kNoTimeout = weft::net::kNoTimeout;
 namespace detail {
 
 /// Why an op ended without its own result standing, decided by the File layer.
-enum class Failure : std::uint8_t {
-  errno_result,     ///< the kernel's -errno stands (ENOENT, EISDIR, EBADF, ...)
-  closed,           ///< the op was pending when the file was closed
-  closing,          ///< the call started while a close() of the file was under way
-  use_after_close,  ///< the file was already closed when the call started
-  timed_out,        ///< the call's timeout expired
-};
+using Failure = weft::detail::IoFailure;
 
-/// The single conversion point: throws std::system_error for `res` (a raw -errno;
+/// fs's conversion point (through runtime's throw_io_failure): throws
+/// std::system_error for `res` (a raw -errno;
 /// ignored unless `why` is errno_result). `op` names the call
 /// ("weft::fs::File::read_at"), `path` the file; what() is
 /// op + ": " + path + [": " + the failure's words] + ": " + the code's message.

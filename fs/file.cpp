@@ -49,12 +49,10 @@ using weft::detail::WorkerLink;
 namespace {
 
 [[noreturn]] void throw_wrong_worker(const FileCore* c, const char* op) {
-  throw CrossRuntimeError(weft::detail::cross_domain_message(
-      std::string(op) + ": the file " + c->path + " belongs to worker " +
-          std::to_string(weft::detail::worker_index(c->owner)) + " of runtime '" +
-          weft::detail::runtime_name(weft::detail::worker_runtime(c->owner)) + "'",
+  weft::detail::throw_owned_elsewhere(
+      std::string(op) + ": the file " + c->path, c->owner,
       "A File is used by fibers of one worker at a time: move it into a fiber of the other worker (an idle File "
-      "changes hands when moved), or run the work on its worker (Runtime::spawn_on)."));
+      "changes hands when moved), or run the work on its worker (Runtime::spawn_on).");
 }
 
 // `w` owns the core from now on; its engine decides where the File's ops run

@@ -71,18 +71,13 @@ inline constexpr Timeout kNoTimeout = Timeout(std::chrono::nanoseconds::max());
 namespace detail {
 
 /// Why an op ended without its own result, decided by the socket layer.
-enum class Failure : std::uint8_t {
-  errno_result,     ///< the kernel's -errno stands (ECONNREFUSED, ECONNRESET, ...)
-  closed,           ///< the op was pending when the socket was closed
-  closing,          ///< the call started while a close() of the socket was under way
-  use_after_close,  ///< the socket was already closed when the call started
-  timed_out,        ///< the call's timeout expired
-};
+using Failure = weft::detail::IoFailure;
 
-/// The single conversion point: throws std::system_error for `res` (a raw -errno;
-/// ignored unless `why` is errno_result). `op` names the operation
-/// ("weft::net::TcpStream::read_some"), `subject` the socket (" (fd 7, peer ...)"
-/// or " to 1.2.3.4:80"); what() is op + subject + ": " + the code's message.
+/// net's conversion point (through runtime's throw_io_failure): throws
+/// std::system_error for `res` (a raw -errno; ignored unless `why` is
+/// errno_result). `op` names the operation ("weft::net::TcpStream::read_some"),
+/// `subject` the socket (" (fd 7, peer ...)" or " to 1.2.3.4:80"); what() is
+/// op + subject + [": " + the failure's words] + ": " + the code's message.
 [[noreturn]] void throw_net_error(Failure why, int res, const char* op, const std::string& subject);
 
 /// How the model reports an op that ended as `end` says (its result and the cause

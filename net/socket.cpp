@@ -30,13 +30,11 @@ using weft::detail::Worker;
 namespace {
 
 [[noreturn]] void throw_wrong_worker(const SocketCore* c, const char* op) {
-  throw CrossRuntimeError(weft::detail::cross_domain_message(
-      std::string(op) + ": the socket" + subject_of(c) + " belongs to worker " +
-          std::to_string(weft::detail::worker_index(c->owner)) + " of runtime '" +
-          weft::detail::runtime_name(weft::detail::worker_runtime(c->owner)) + "'",
+  weft::detail::throw_owned_elsewhere(
+      std::string(op) + ": the socket" + subject_of(c), c->owner,
       "A socket is used by fibers of one worker at a time: move it into a fiber of the other worker (an idle socket "
       "changes hands when moved), run the work on its worker (Runtime::spawn_on), or pass data through a "
-      "weft::Channel."));
+      "weft::Channel.");
 }
 
 // Registered files. The slot is installed by the first op on a worker and removed

@@ -8,6 +8,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include <weft/runtime/error.hpp>
 
@@ -15,6 +16,29 @@ namespace weft {
 
 void throw_errno(int res, const char* what) {
   throw std::system_error(errno_code(res), what);
+}
+
+void detail::throw_io_failure(IoFailure why, int res, const std::string& what, const char* noun) {
+  std::errc code = std::errc::operation_canceled;
+  const char* words = nullptr;  // after "the <noun>"
+  switch (why) {
+    case IoFailure::closed:
+      words = " was closed while the operation was pending";
+      break;
+    case IoFailure::closing:
+      words = " is being closed (a close() is under way)";
+      break;
+    case IoFailure::use_after_close:
+      code = std::errc::bad_file_descriptor;
+      words = " is closed";
+      break;
+    case IoFailure::timed_out:
+      throw std::system_error(std::make_error_code(std::errc::timed_out), what + ": timeout expired");
+    case IoFailure::errno_result:
+      break;
+  }
+  if (!words) throw std::system_error(errno_code(res), what);
+  throw std::system_error(std::make_error_code(code), what + ": the " + noun + words);
 }
 
 namespace net {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -95,6 +96,21 @@ class UnexpectedEof : public std::system_error {
 }  // namespace net
 
 namespace detail {
+
+/// Why an op on an fd's holder (a socket, a file) ended without its own result
+/// standing, as its layer decides (net/error.hpp, fs/error.hpp).
+enum class IoFailure : std::uint8_t {
+  errno_result,     ///< the kernel's -errno stands (ECONNREFUSED, ENOENT, ...)
+  closed,           ///< the op was pending when its holder was closed
+  closing,          ///< the call started while a close() of it was under way
+  use_after_close,  ///< it was already closed when the call started
+  timed_out,        ///< the call's timeout expired
+};
+
+/// net's and fs's one conversion: throws std::system_error for `why` (for
+/// errno_result, errno_code(res)); what() is `what`, then for any other failure
+/// its words naming the holder as `noun` ("socket", "file"), then the code's message.
+[[noreturn]] void throw_io_failure(IoFailure why, int res, const std::string& what, const char* noun);
 
 /// What every fatal message of weft starts with.
 inline constexpr char kFatalPrefix[] = "weft: FATAL: ";

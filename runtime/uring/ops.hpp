@@ -1,7 +1,8 @@
 // weft/runtime/uring/ops.hpp — what net/ asks of the worker a socket lives on,
 // without the Worker: io_uring ops for the running fiber, multishot receives on
 // the provided-buffer ring, the registered-file table, the ring's probe, starting
-// a fiber on a given worker, and a slot for net/'s own per-worker state.
+// a fiber on a given worker (or refusing a caller of another), and a slot for
+// net/'s own per-worker state.
 //
 // Invariants:
 //  - `w` is a live worker. Every call is made on its own thread (those that may
@@ -18,6 +19,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include <weft/runtime/config.hpp>
@@ -98,6 +101,11 @@ JoinHandle<SpawnResult<F>> spawn_on_worker(Worker* w, F&& fn, SpawnOptions opts 
   place_on(w, f, opts);
   return make_join_handle<R>(f);
 }
+
+/// Throws CrossRuntimeError for a call on an fd's holder (a socket, a file) that
+/// `owner`, not the caller's worker, owns: "<subject> belongs to worker N of
+/// runtime 'R'", with `advice` as the bridge to use.
+[[noreturn]] void throw_owned_elsewhere(const std::string& subject, const Worker* owner, std::string_view advice);
 
 // ---- net/'s per-worker state ----
 /// What net/ keeps on each worker (its receive counters): the worker owns it and

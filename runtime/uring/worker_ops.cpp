@@ -23,8 +23,10 @@
 #include <new>
 #include <utility>
 
+#include <weft/runtime/domain.hpp>
 #include <weft/runtime/epoll/engine.hpp>
 #include <weft/runtime/error.hpp>
+#include <weft/runtime/fiber/park.hpp>
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/uring/io_prep.hpp>
 #include <weft/runtime/uring/worker.hpp>
@@ -392,6 +394,12 @@ void remove_file_remote(Worker* w, std::atomic<int>* holder) {
 
 void place_on(Worker* w, FiberBase* f, const SpawnOptions& opts) {
   w->place_here(f, opts);
+}
+
+void throw_owned_elsewhere(const std::string& subject, const Worker* owner, std::string_view advice) {
+  throw CrossRuntimeError(cross_domain_message(subject + " belongs to worker " + std::to_string(worker_index(owner)) +
+                                                   " of runtime '" + runtime_name(worker_runtime(owner)) + "'",
+                                               advice));
 }
 
 WorkerSlot* net_slot(Worker* w) noexcept {
