@@ -24,6 +24,31 @@
 using namespace std::chrono_literals;
 namespace fs = weft::fs;
 
+namespace {
+
+// On worker 0 of `rt`: opens the FIFO at `path` into `f` and leaves a detached
+// fiber parked in a read of it (whatever that read ends with). Returns the fd.
+int open_with_parked_reader(weft::Runtime& rt, const std::string& path, std::optional<fs::File>& f) {
+  int fd = -1;
+  rt.spawn_on(0, [&] {
+      f.emplace(fs::open(path, O_RDWR));
+      fd = f->fd();
+      weft::spawn(
+          [&f] {
+            char c;
+            try {
+              (void)f->read_at(&c, 1, 0);
+            } catch (const std::system_error&) {
+            }
+          },
+          {.name = "reader", .launch = weft::Launch::dispatch})  // parked in its read on return
+          .detach();
+    }).join();
+  return fd;
+}
+
+}  // namespace
+
 TEST_CASE("a read past its deadline fails with timed_out and leaves the file usable") {
   weft::test::TempDir dir;
   const std::string path = dir.fifo("quiet");
@@ -72,9 +97,7 @@ TEST_CASE("close while reads are pending ends each of them with the closed error
     }
     f.close();
     CHECK_FALSE(f.is_open());
-    errno = 0;
-    CHECK(::fcntl(fd, F_GETFD) == -1);
-    CHECK(errno == EBADF);
+    CHECK(weft::test::fd_closed(fd));
     for (auto& h : readers) h.join();
     INFO("first unexpected outcome: " << first_other);
     CHECK(closed == kReaders);
@@ -132,9 +155,7 @@ TEST_CASE("close from another worker's fiber while reads are pending is handed t
     }).join();
   rt.spawn_on(1, [&] { f->close(); }).join();
   CHECK_FALSE(f->is_open());
-  errno = 0;
-  CHECK(::fcntl(fd, F_GETFD) == -1);
-  CHECK(errno == EBADF);
+  CHECK(weft::test::fd_closed(fd));
   rt.spawn_on(0, [&] {
       for (auto& h : readers) h.join();
     }).join();
@@ -149,20 +170,7 @@ TEST_CASE("a close handed from a thread to a stopping runtime still closes the f
   {
     auto rt = std::make_unique<weft::Runtime>(cfg);
     std::optional<fs::File> f;
-    rt->spawn_on(0, [&] {
-        f.emplace(fs::open(path, O_RDWR));
-        fd = f->fd();
-        weft::spawn(
-            [&] {
-              char c;
-              try {
-                (void)f->read_at(&c, 1, 0);
-              } catch (const std::system_error&) {
-              }
-            },
-            {.name = "reader", .launch = weft::Launch::dispatch})  // parked in its read on return
-            .detach();
-      }).join();
+    fd = open_with_parked_reader(*rt, path, f);
     // The worker is held by a fiber that never yields while a thread's close() is
     // handed to it and the runtime is told to stop: once the fiber ends, the stop
     // cancels everything first, so the handed fiber is cancelled before it runs,
@@ -182,9 +190,7 @@ TEST_CASE("a close handed from a thread to a stopping runtime still closes the f
     holder.join();
     CHECK_FALSE(f->is_open());
   }
-  errno = 0;
-  CHECK(::fcntl(fd, F_GETFD) == -1);
-  CHECK(errno == EBADF);
+  CHECK(weft::test::fd_closed(fd));
 }
 
 TEST_CASE("a file its runtime outlived is closed by the thread that drops it") {
@@ -203,9 +209,7 @@ TEST_CASE("a file its runtime outlived is closed by the thread that drops it") {
       }).join();
   }
   f.reset();  // its worker's thread is gone: nothing can be pending, closed here
-  errno = 0;
-  CHECK(::fcntl(fd, F_GETFD) == -1);
-  CHECK(errno == EBADF);
+  CHECK(weft::test::fd_closed(fd));
 }
 
 TEST_CASE("a close from a thread that the stopping runtime refuses leaves the fd to its worker's exit") {
@@ -214,21 +218,7 @@ TEST_CASE("a close from a thread that the stopping runtime refuses leaves the fd
   WEFT_FS_CASE(cfg, 1);
   auto rt = std::make_unique<weft::Runtime>(cfg);
   std::optional<fs::File> f;
-  int fd = -1;
-  rt->spawn_on(0, [&] {
-      f.emplace(fs::open(path, O_RDWR));
-      fd = f->fd();
-      weft::spawn(
-          [&] {
-            char c;
-            try {
-              (void)f->read_at(&c, 1, 0);
-            } catch (const std::system_error&) {
-            }
-          },
-          {.name = "reader", .launch = weft::Launch::dispatch})  // parked in its read on return
-          .detach();
-    }).join();
+  const int fd = open_with_parked_reader(*rt, path, f);
   // A fiber that never yields holds the worker while the runtime is told to stop,
   // until a spawn is refused: the close's hand-over is then refused too.
   std::atomic<bool> go{false};
@@ -236,14 +226,7 @@ TEST_CASE("a close from a thread that the stopping runtime refuses leaves the fd
     while (!go.load()) std::this_thread::yield();
   });
   std::thread stopper([&] { rt->shutdown(); });
-  for (;;) {
-    try {
-      rt->spawn_on(0, [] {}).detach();
-    } catch (const std::exception&) {
-      break;
-    }
-    std::this_thread::yield();
-  }
+  weft::test::wait_until_spawns_refused(*rt);
   f->close();
   CHECK_FALSE(f->is_open());
   CHECK(::fcntl(fd, F_GETFD) != -1);  // the reader's op may still name it: not closed yet
@@ -251,7 +234,5 @@ TEST_CASE("a close from a thread that the stopping runtime refuses leaves the fd
   stopper.join();
   holder.join();
   rt.reset();  // the worker's thread exits: no op is in flight, the fd is closed
-  errno = 0;
-  CHECK(::fcntl(fd, F_GETFD) == -1);
-  CHECK(errno == EBADF);
+  CHECK(weft::test::fd_closed(fd));
 }

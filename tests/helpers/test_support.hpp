@@ -1,6 +1,7 @@
 // tests/helpers/test_support.hpp — what every test binary shares: the skip
 // convention (exit 77 when a precondition is missing), sanitizer-aware scaling,
-// a seeded PRNG, and child-process helpers for tests that must observe a crash.
+// a seeded PRNG, child-process helpers for tests that must observe a crash, and
+// the checks of a shutdown at its worst moment (fd closed, spawns refused).
 //
 // Randomness: every Rng of a run derives from one run seed, WEFT_SEED when set,
 // else a fresh random one; the seed is printed at the start of every test binary
@@ -24,8 +25,11 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
+
+#include <weft/runtime/error.hpp>
 
 namespace weft::test {
 
@@ -234,6 +238,26 @@ inline ChildResult exec_self(const std::vector<std::string>& args,
   r.signaled = WIFSIGNALED(status);
   r.signal = r.signaled ? WTERMSIG(status) : 0;
   return r;
+}
+
+/// True when `fd` is closed (no longer a descriptor of this process).
+inline bool fd_closed(int fd) {
+  errno = 0;
+  return ::fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+}
+
+/// Spawns empty fibers on `rt` (a weft::Runtime, still accepting fibers or shutting
+/// down) until one is refused with ShutDown: from then on it refuses every spawn.
+template <class Runtime>
+void wait_until_spawns_refused(Runtime& rt) {
+  for (;;) {
+    try {
+      rt.spawn([] {}).detach();
+    } catch (const weft::ShutDown&) {
+      return;
+    }
+    std::this_thread::yield();
+  }
 }
 
 }  // namespace weft::test

@@ -72,10 +72,6 @@ std::string peer_view(weft::Runtime& rt, TcpStream& c) {
     }
   });
 }
-
-bool fd_closed(int fd) {
-  return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
-}
 }  // namespace
 
 TEST_CASE("a plain thread closes a stream while a fiber of its worker reads it") {
@@ -181,11 +177,11 @@ TEST_CASE("a stream dropped on a plain thread after its runtime shut down closes
     fds[2] = conn->server.native_handle();
     rt.shutdown();
     conn->server.close();  // the runtime is stopped but not destroyed yet
-    REQUIRE(fd_closed(fds[2]));
+    REQUIRE(weft::test::fd_closed(fds[2]));
   }
   conn.reset();  // and after it was destroyed
-  REQUIRE(fd_closed(fds[0]));
-  REQUIRE(fd_closed(fds[1]));
+  REQUIRE(weft::test::fd_closed(fds[0]));
+  REQUIRE(weft::test::fd_closed(fds[1]));
 }
 
 // The close lands at any point of the shutdown: before it (handed to the worker),
@@ -223,7 +219,7 @@ TEST_CASE("a stream closed on a plain thread while its runtime shuts down leaks 
       rt.shutdown();
       closer.join();
     }
-    REQUIRE(fd_closed(server_fd));
+    REQUIRE(weft::test::fd_closed(server_fd));
     conn.reset();
   }
   REQUIRE(weft::test::stable_open_fds() == fds_before);
@@ -273,14 +269,7 @@ TEST_CASE("an op pending when a refused hand-over shuts the socket down reports 
     // The worker waits for the op (its cancellation is deferred) once the shutdown
     // began, and the runtime refuses new fibers from then on.
     std::thread stopper([&rt] { rt.shutdown(); });
-    for (;;) {
-      try {
-        rt.spawn([] {}).detach();
-      } catch (const weft::ShutDown&) {
-        break;
-      }
-      std::this_thread::yield();
-    }
+    weft::test::wait_until_spawns_refused(rt);
     if (which == 3)
       udp->close();
     else if (which == 2)
@@ -291,7 +280,7 @@ TEST_CASE("an op pending when a refused hand-over shuts the socket down reports 
     INFO(op.ec.message());
     REQUIRE_FALSE(op.returned);
     REQUIRE(op.ec == std::errc::operation_canceled);
-    REQUIRE(fd_closed(fd));
+    REQUIRE(weft::test::fd_closed(fd));
   }
   udp.reset();
   conn.reset();

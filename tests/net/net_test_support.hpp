@@ -80,6 +80,11 @@ inline net::TcpListener loopback_listener(net::ListenOptions opts = {}) {
   return net::TcpListener::bind(net::Address::ipv4_loopback(0), opts);
 }
 
+/// A loopback address nobody listens on: a listener's, closed at once (fiber only).
+inline net::Address closed_loopback_port() {
+  return loopback_listener().local_address();
+}
+
 /// A connected loopback pair (fiber only): {client side, server side}.
 inline std::pair<net::TcpStream, net::TcpStream> tcp_pair(net::TcpListener& l) {
   net::TcpStream c = net::TcpStream::connect(l.local_address());

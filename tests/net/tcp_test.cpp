@@ -190,11 +190,7 @@ TEST_CASE("a read past its timeout throws timed_out, and the stream stays usable
 TEST_CASE("connect to a closed port throws ECONNREFUSED naming the address") {
   weft::Runtime rt;
   rt.block_on([] {
-    Address gone;
-    {
-      TcpListener l = weft::test::loopback_listener();
-      gone = l.local_address();
-    }
+    const Address gone = weft::test::closed_loopback_port();
     try {
       (void)TcpStream::connect(gone, 5s);
       FAIL("connected to a closed port");
@@ -335,11 +331,7 @@ TEST_CASE("a fiber cancelled in a pending read resumes with FiberCancelled after
 TEST_CASE("a fiber cancelled while its op fails with an errno throws FiberCancelled") {
   weft::Runtime rt;
   rt.block_on([] {
-    Address closed_port;
-    {
-      TcpListener l = weft::test::loopback_listener();
-      closed_port = l.local_address();
-    }
+    const Address closed_port = weft::test::closed_loopback_port();
     int connect_errors = 0;
     std::string first;
     for (int i = 0; i < 50; ++i) {
