@@ -162,6 +162,38 @@ TEST_CASE("close from another worker's fiber while reads are pending is handed t
   CHECK(closed == 3);
 }
 
+TEST_CASE("a Timer callback closes a file while a fiber of its worker reads it") {
+  weft::test::TempDir dir;
+  const std::string path = dir.fifo("timer");
+  WEFT_FS_CASE(cfg, 1);
+  int fd = -1;
+  std::error_code ec;
+  bool returned = false;
+  {
+    weft::Runtime rt(cfg);
+    rt.block_on([&] {
+      fs::File f = fs::open(path, O_RDWR);
+      fd = f.fd();
+      // The callback runs in the worker's scheduler context: it cannot wait, so the
+      // close is handed to a fiber and the callback returns at once.
+      weft::Timer t([&] { f.close(); });
+      t.arm(1ms);
+      char c;
+      try {
+        (void)f.read_at(&c, 1, 0);
+        returned = true;
+      } catch (const std::system_error& e) {
+        ec = e.code();
+      }
+      CHECK_FALSE(f.is_open());
+    });
+  }  // the handed close has run: the runtime finished its fibers
+  INFO(ec.message());
+  CHECK_FALSE(returned);
+  CHECK(ec == std::errc::operation_canceled);
+  CHECK(weft::test::fd_closed(fd));
+}
+
 TEST_CASE("a close handed from a thread to a stopping runtime still closes the fd, at its worker's exit") {
   weft::test::TempDir dir;
   const std::string path = dir.fifo("stopping");
