@@ -207,11 +207,12 @@ TEST_CASE("a close handed from a thread to a stopping runtime still closes the f
     // handed to it and the runtime is told to stop: once the fiber ends, the stop
     // cancels everything first, so the handed fiber is cancelled before it runs,
     // with the reader's op still pending. (The sleeps only make that order likely.)
-    std::atomic<bool> go{false};
+    std::atomic<bool> holding{false}, go{false};
     auto holder = rt->spawn_on(0, [&] {
+      holding = true;
       while (!go.load()) std::this_thread::yield();
     });
-    std::this_thread::sleep_for(50ms);
+    while (!holding.load()) std::this_thread::yield();  // a fiber not yet run would just be cancelled
     std::thread closer([&] { f->close(); });
     std::this_thread::sleep_for(100ms);
     std::thread stopper([&] { rt->shutdown(); });
@@ -253,10 +254,12 @@ TEST_CASE("a close from a thread that the stopping runtime refuses leaves the fd
   const int fd = open_with_parked_reader(*rt, path, f);
   // A fiber that never yields holds the worker while the runtime is told to stop,
   // until a spawn is refused: the close's hand-over is then refused too.
-  std::atomic<bool> go{false};
+  std::atomic<bool> holding{false}, go{false};
   auto holder = rt->spawn_on(0, [&] {
+    holding = true;
     while (!go.load()) std::this_thread::yield();
   });
+  while (!holding.load()) std::this_thread::yield();  // a fiber not yet run would just be cancelled
   std::thread stopper([&] { rt->shutdown(); });
   weft::test::wait_until_spawns_refused(*rt);
   f->close();
